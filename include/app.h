@@ -1,0 +1,48 @@
+/*
+ * app.h - the process-wide application (configuration and keys, read-only
+ * once workers start) and the per-thread worker (its arena, JSON writer and
+ * database connection: nothing mutable is shared between threads).
+ */
+#ifndef MAILSRV_APP_H
+#define MAILSRV_APP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "jwt.h"
+
+struct arena;
+struct db;
+struct http_request;
+struct http_response;
+struct json_out;
+struct secret_keyring;
+struct sig_key;
+
+struct app {
+	struct config cfg;
+	struct sig_key *jwt_key;
+	struct jwt_policy jwt;
+	struct secret_keyring *keyring;
+};
+
+struct worker {
+	const struct app *app;
+	struct arena *arena;
+	struct json_out *out;
+	struct db *db;
+};
+
+/* Load configuration and keys; -1 with a message in err. */
+int app_init(struct app *app, char *err, size_t errlen);
+void app_free(struct app *app);
+
+int worker_init(struct worker *w, const struct app *app);
+void worker_free(struct worker *w);
+
+/* Serve one request: route, authenticate, validate, handle, and always
+ * leave a complete response in resp (strings in the worker's arena). */
+void app_handle(struct worker *w, const struct http_request *req,
+                struct http_response *resp);
+
+#endif

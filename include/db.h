@@ -1,0 +1,65 @@
+/*
+ * db.h - one PostgreSQL connection per worker thread, its prepared
+ * statements, and the mapping of database failures to err_t.
+ *
+ * The connection is opened lazily and reopened on the next request after
+ * it broke (PostgreSQL restarted, backend terminated): a request during an
+ * outage fails fast with E_DB_UNAVAILABLE (503) instead of hanging.
+ * Only this file and the per-table data files (db_*.c) include libpq-fe.h.
+ */
+#ifndef MAILSRV_DB_H
+#define MAILSRV_DB_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct pg_result; /* libpq's PGresult */
+struct db;
+
+/* A statement of the one table (db_statements.c). */
+struct db_statement {
+	const char *name;
+	const char *sql;
+};
+extern const struct db_statement db_statements[];
+extern const size_t db_statement_count;
+
+struct db *db_new(const char *conninfo);
+void db_free(struct db *db);
+
+/* Connect and prepare every statement when not connected. */
+err_t db_ensure(struct db *db);
+
+/*
+ * Run prepared statement `stmt` (index into db_statements) with text
+ * parameters (NULL value = SQL NULL; lengths/binary per param when fmt is
+ * non-NULL: fmt[i] = 1 for binary). On E_OK *res holds the result (NULL
+ * allowed when the caller does not need it); the caller frees it with
+ * db_clear. Constraint violations give E_CONFLICT with the constraint's name
+ * in db_constraint(); lock/statement timeouts and lost connections give
+ * E_DB_UNAVAILABLE.
+ */
+err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
+              const int *lengths, const int *fmt, struct pg_result **res);
+void db_clear(struct pg_result *res);
+
+err_t db_begin(struct db *db);
+err_t db_commit(struct db *db);
+/* Never fails visibly: a broken connection is simply marked for reconnect. */
+void db_rollback(struct db *db);
+
+/* The constraint named by the last E_CONFLICT ("" if none). */
+const char *db_constraint(const struct db *db);
+/* The SQLSTATE of the last failure ("" if none). */
+const char *db_sqlstate(const struct db *db);
+
+/* Result access (rows and columns by index). */
+int db_ntuples(const struct pg_result *r);
+int db_isnull(const struct pg_result *r, int row, int col);
+const char *db_value(const struct pg_result *r, int row, int col);
+int db_length(const struct pg_result *r, int row, int col);
+/* Rows changed by an INSERT/UPDATE/DELETE. */
+long db_affected(const struct pg_result *r);
+
+#endif

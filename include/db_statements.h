@@ -1,0 +1,32 @@
+/*
+ * db_statements.h - names of the one table of SQL statements
+ * (src/db_statements.c), prepared on every connection.
+ */
+#ifndef MAILSRV_DB_STATEMENTS_H
+#define MAILSRV_DB_STATEMENTS_H
+
+/* Sort keys of the listing, in the order of the ST_MS_LIST_* statements:
+ * statement ST_MS_LIST_FIRST + 2 * key + (descending ? 1 : 0). */
+enum ms_sort {
+	SORT_NAME, SORT_SERVER, SORT_PORT, SORT_SENDER_NAME, SORT_SENDER_EMAIL,
+	SORT_IS_DEFAULT, SORT_CREATED_AT, SORT_UPDATED_AT, SORT__COUNT
+};
+
+enum db_statement_id {
+	ST_HEALTH,
+	ST_MS_GET,
+	ST_MS_GET_FOR_UPDATE,
+	ST_MS_GET_DEFAULT,
+	ST_MS_COUNT,
+	ST_MS_NEXT_ID,
+	ST_MS_INSERT,
+	ST_MS_UPDATE,
+	ST_MS_LOCK_DEFAULT,
+	ST_MS_UNSET_DEFAULT,
+	ST_MS_DELETE,
+	ST_MS_BATCH_DELETE,
+	ST_MS_LIST_FIRST,
+	ST__COUNT = ST_MS_LIST_FIRST + 2 * SORT__COUNT
+};
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * fcgi_server.h - the FastCGI side: the listening socket and a worker
+ * process's pool of threads. The only interface to libfcgi.
+ */
+#ifndef MAILSRV_FCGI_SERVER_H
+#define MAILSRV_FCGI_SERVER_H
+
+#include <stddef.h>
+
+struct app;
+
+/* Create the unix socket at path (a stale one is removed), mode 0660, group
+ * `group` (NULL: unchanged) so that only nginx can connect (PITFALLS.md:
+ * libfcgi must never see a peer other than nginx). Returns the listening
+ * descriptor or -1 with a message in err. */
+int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen);
+
+/* Run a worker process: `threads` threads accept on listen_fd and serve
+ * until SIGTERM/SIGINT, then drain in-flight requests within
+ * SHUTDOWN_DEADLINE_S. Returns the process exit status. */
+int fcgi_worker_process(const struct app *app, int listen_fd, int threads);
+
+#endif

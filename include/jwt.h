@@ -1,0 +1,58 @@
+/*
+ * jwt.h - bearer token verification (contract section 3), on our own code:
+ * Debian's libjwt 1.10.2 is unsafe as it stands (shared/PITFALLS.md).
+ *
+ * The verifier holds one pinned algorithm and key. A token whose header
+ * names any other alg (including "none" and other spellings of the same
+ * name) is refused before any signature work. exp is required and must be a
+ * JSON integer; nbf, iat are checked when present; iss and aud must match
+ * when configured (aud may be a string or an array of strings).
+ */
+#ifndef MAILSRV_JWT_H
+#define MAILSRV_JWT_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct arena;
+struct sig_key;
+
+enum jwt_result {
+	JWT_VALID = 0,
+	JWT_MALFORMED,      /* not three base64url parts / not JSON objects */
+	JWT_BAD_ALG,        /* header alg differs from the pinned one */
+	JWT_BAD_SIGNATURE,
+	JWT_EXPIRED,        /* exp missing, not an integer, or in the past */
+	JWT_NOT_YET_VALID,  /* nbf in the future */
+	JWT_BAD_ISSUER,
+	JWT_BAD_AUDIENCE,
+};
+
+struct jwt_policy {
+	const struct sig_key *key; /* its alg is the pinned alg */
+	const char *issuer;        /* NULL: iss not required */
+	const char *audience;      /* NULL: aud not required */
+	long leeway_s;             /* clock skew allowed for exp/nbf, e.g. 30 */
+};
+
+struct jwt_identity {
+	const char *sub;      /* in the arena; "" when absent */
+	int is_administrator; /* roles array contains "administrator" */
+};
+
+/* Verify a compact JWS of len bytes at time now. The identity's strings
+ * live in the arena. */
+enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
+                           const char *token, size_t len, time_t now,
+                           struct jwt_identity *id);
+/* Short English reason for logs (never the token). */
+const char *jwt_result_str(enum jwt_result r);
+
+/* Make a token (for the token tool and tests): sub, roles (comma list),
+ * lifetime ttl_s from now, optional iss/aud (NULL to omit). Signed with
+ * key's alg; the NUL-terminated token goes into the arena. */
+char *jwt_issue(const struct sig_key *key, struct arena *a, const char *sub,
+                const char *roles_csv, long ttl_s, time_t now,
+                const char *issuer, const char *audience);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * validate.h - field rules of the contract (section 1) as pure functions.
+ * Each validate_* returns NULL when the value is acceptable, otherwise a
+ * short, static, client-safe English message ("must be 1-100 characters").
+ * Inputs are (pointer, length) and may contain NUL bytes; they are already
+ * valid UTF-8 (the JSON parser checks that).
+ */
+#ifndef MAILSRV_VALIDATE_H
+#define MAILSRV_VALIDATE_H
+
+#include <stddef.h>
+
+/* Number of Unicode code points in valid UTF-8. */
+size_t utf8_count(const char *s, size_t len);
+/* 1 when s holds a control character: C0 (U+0000-U+001F, NUL included),
+ * DEL (U+007F) or C1 (U+0080-U+009F). */
+int has_control_chars(const char *s, size_t len);
+/* Trim ASCII spaces and tabs at both ends; returns the new bounds. */
+void trim_spaces(const char **s, size_t *len);
+
+/* Text of min..max characters counted after trimming, no control chars. */
+const char *validate_text(const char *s, size_t len, size_t min_chars,
+                          size_t max_chars);
+/* RFC 1123 host name (labels 1-63 of letters, digits, hyphen, not starting
+ * or ending with a hyphen, total at most 253, optional trailing dot is
+ * refused) or an IPv4 dotted quad or an IPv6 literal (without brackets). */
+const char *validate_host(const char *s, size_t len);
+/* local@domain, at most 254 bytes, no spaces or control chars, local part
+ * 1-64 bytes, domain a host name as above (or [IP literal]). */
+const char *validate_email(const char *s, size_t len);
+/* Absolute https URL with a valid host (name or literal), optional port
+ * 1-65535, no userinfo, no whitespace/control chars, at most URL_MAX_BYTES. */
+const char *validate_https_url(const char *s, size_t len);
+/* Space-separated OAuth scopes (RFC 6749 section 3.3: %x21 / %x23-5B /
+ * %x5D-7E per token), may be empty, at most SCOPE_MAX_CHARS. */
+const char *validate_scope(const char *s, size_t len);
+/* A secret or credential string: at most max bytes, no control chars. */
+const char *validate_secret(const char *s, size_t len, size_t max_bytes);
+
+/* Parse a decimal positive int64 from exactly len bytes (no sign, no
+ * leading zeros beyond "0", no spaces). 0 on success. */
+int parse_positive_id(const char *s, size_t len, long long *out);
+
+#endif

@@ -1,0 +1,470 @@
+#!/usr/bin/env bash
+# stack.sh - the local stack: a PostgreSQL 15 cluster, the worker pool
+# (build/mailsrv) and nginx in front of it, everything under one directory.
+#
+#   scripts/stack.sh keys|init|start|run|stop|status|env
+#   scripts/stack.sh pg-start | pg-stop [smart|fast|immediate] | pg-kill9
+#
+# Configuration (environment):
+#   STACK_VAR        absolute directory for all state, logs, keys and pids
+#                    (default <repo>/var); a test stack uses its own
+#   STACK_HTTP_PORT  nginx on 127.0.0.1 (default 8080)
+#   STACK_PG_PORT    PostgreSQL on 127.0.0.1 and its socket (default 55432)
+#   STACK_PROCESSES, STACK_THREADS  become MAILSRV_PROCESSES/MAILSRV_THREADS
+#   STACK_WAIT_SECONDS  how long `start` waits for /healthz (default 30)
+#   MAILSRV_*        passed to the service; a variable set here wins over the
+#                    stack's default for it (see service_env)
+# Test hooks: STACK_MAILSRV_BIN and STACK_MAILSRV_TOOL replace build/mailsrv
+# and build/mailsrv-tool (for trying the stack with a stand-in).
+#
+# Every process is started here in the background and stopped by the pid
+# recorded when it started, never by name. Nothing prints key material.
+#
+# Database access. The cluster uses peer authentication on its unix socket
+# with an ident map (pg_ident.conf, map "stack"): the OS user postgres may be
+# the database user postgres, and the OS user who runs this script (root, who
+# also runs the service) may be postgres or mailsrv_app. No password exists for
+# the socket, and no other OS user can log in at all: peer checks the kernel's
+# word for who is connecting, which is stronger than `trust` and needs no
+# secret in MAILSRV_DATABASE_URL. The socket directory is also closed
+# (0750, postgres:<root's group>). TCP on 127.0.0.1 is open for tools and
+# fault drills that need a network path: there only mailsrv_app can log in,
+# with scram-sha-256 and a generated password kept in $STACK_VAR/keys/pgpass
+# (a libpq passfile: `passfile=$STACK_VAR/keys/pgpass` in a conninfo).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_VAR=${STACK_VAR:-$repo/var}
+HTTP_PORT=${STACK_HTTP_PORT:-8080}
+PG_PORT=${STACK_PG_PORT:-55432}
+WAIT_SECONDS=${STACK_WAIT_SECONDS:-30}
+MAILSRV_BIN=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
+TOOL_BIN=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
+NGINX_USER=${STACK_NGINX_USER:-www-data}
+PG_BIN=/usr/lib/postgresql/15/bin
+
+keys_dir=$STACK_VAR/keys
+pg_dir=$STACK_VAR/pg
+pgdata=$pg_dir/data
+pg_sock=$pg_dir/run
+log_dir=$STACK_VAR/log
+run_dir=$STACK_VAR/run
+nginx_dir=$STACK_VAR/nginx
+pg_log=$log_dir/postgresql.log
+mailsrv_log=$log_dir/mailsrv.log
+mailsrv_pidfile=$run_dir/mailsrv.pid
+nginx_pidfile=$nginx_dir/nginx.pid
+nginx_conf=$nginx_dir/nginx.conf
+pg_pass_file=$keys_dir/pg-mailsrv_app.password
+pgpass=$keys_dir/pgpass
+
+die() {
+	echo "stack: $*" >&2
+	exit 1
+}
+say() { echo "stack: $*"; }
+
+[[ $STACK_VAR == /* ]] || die "STACK_VAR must be an absolute path (got '$STACK_VAR')"
+for p in "$HTTP_PORT" "$PG_PORT"; do
+	[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+done
+
+need_root() {
+	((EUID == 0)) || die "this needs root (it runs PostgreSQL as the postgres user and nginx workers as $NGINX_USER)"
+}
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# A value for a libpq conninfo string: single-quoted, \ and ' escaped.
+conninfo_quote() {
+	local v=${1//\\/\\\\}
+	v=${v//\'/\\\'}
+	printf "'%s'" "$v"
+}
+
+# A value for postgresql.conf: single-quoted, ' doubled.
+pgconf_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+
+# The service's environment: the stack's defaults for whatever MAILSRV_*
+# variable the caller has not set.
+service_env() {
+	export MAILSRV_DATABASE_URL=${MAILSRV_DATABASE_URL:-"host=$(conninfo_quote "$pg_sock") port=$PG_PORT dbname=mailsrv user=mailsrv_app application_name=mailsrv"}
+	export MAILSRV_SOCKET=${MAILSRV_SOCKET:-$run_dir/mailsrv.sock}
+	export MAILSRV_SOCKET_GROUP=${MAILSRV_SOCKET_GROUP:-$NGINX_USER}
+	export MAILSRV_PROCESSES=${MAILSRV_PROCESSES:-${STACK_PROCESSES:-2}}
+	export MAILSRV_THREADS=${MAILSRV_THREADS:-${STACK_THREADS:-8}}
+	export MAILSRV_JWT_ALG=${MAILSRV_JWT_ALG:-HS256}
+	export MAILSRV_JWT_KEY_FILE=${MAILSRV_JWT_KEY_FILE:-$keys_dir/jwt-hs256.key}
+	export MAILSRV_SECRET_KEY_FILE=${MAILSRV_SECRET_KEY_FILE:-$keys_dir/secrets.key}
+	export MAILSRV_PUBLIC_URL=${MAILSRV_PUBLIC_URL:-http://127.0.0.1:$HTTP_PORT}
+	export MAILSRV_CONSOLE_URL=${MAILSRV_CONSOLE_URL:-http://127.0.0.1:$HTTP_PORT/}
+}
+
+# ---- pids --------------------------------------------------------------
+
+# pid_of FILE MARK: the pid recorded in FILE when that process is alive and
+# its executable is MARK or its command line contains MARK (so a reused pid
+# is never taken for ours).
+pid_of() {
+	local file=$1 mark=$2 pid cmd exe
+	[[ -r $file ]] || return 1
+	read -r pid <"$file" || true
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[[ -r /proc/$pid/cmdline ]] || return 1
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || exe=
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || cmd=
+	[[ $exe == "$mark" || $cmd == *"$mark"* ]] || return 1
+	echo "$pid"
+}
+
+mailsrv_pid() { pid_of "$mailsrv_pidfile" "$MAILSRV_BIN"; }
+nginx_pid() { pid_of "$nginx_pidfile" "$nginx_conf"; }
+pg_pid() { pid_of "$pgdata/postmaster.pid" "$pgdata"; }
+
+# wait_gone PID SECONDS: 0 once PID has exited, 1 if it is still there.
+wait_gone() {
+	local pid=$1 n=$(($2 * 10))
+	while ((n-- > 0)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	! kill -0 "$pid" 2>/dev/null
+}
+
+# ---- keys and cluster ----------------------------------------------------
+
+cmd_keys() {
+	install -d -m 0755 "$STACK_VAR"
+	install -d -m 0700 "$keys_dir"
+	chmod 0700 "$keys_dir"
+	if [[ ! -e $keys_dir/secrets.key || ! -e $keys_dir/jwt-hs256.key ]]; then
+		[[ -x $TOOL_BIN ]] || die "$TOOL_BIN is missing: run 'make all' first"
+	fi
+	if [[ ! -e $keys_dir/secrets.key ]]; then
+		"$TOOL_BIN" gen-secret-key "$keys_dir/secrets.key"
+		say "created $keys_dir/secrets.key"
+	fi
+	if [[ ! -e $keys_dir/jwt-hs256.key ]]; then
+		"$TOOL_BIN" gen-hmac-key "$keys_dir/jwt-hs256.key"
+		say "created $keys_dir/jwt-hs256.key"
+	fi
+	# The TCP password of mailsrv_app (see the header) and its passfile.
+	if [[ ! -s $pg_pass_file ]]; then
+		(umask 077 && openssl rand -hex 32 >"$pg_pass_file")
+	fi
+	if [[ ! -s $pgpass ]]; then
+		(umask 077 && printf '*:*:mailsrv:mailsrv_app:%s\n' "$(cat "$pg_pass_file")" >"$pgpass")
+	fi
+}
+
+# postgres must reach $pg_dir and nginx's workers the socket in $run_dir.
+check_reachable() {
+	local user=$1 dir=$2
+	runuser -u "$user" -- test -x "$dir" ||
+		die "the $user user cannot reach $dir: make every parent directory traversable (chmod o+x) or choose another STACK_VAR"
+}
+
+cmd_init() {
+	need_root
+	cmd_keys
+	install -d -m 0755 "$log_dir" "$run_dir" "$nginx_dir"
+	install -d -m 0700 -o postgres -g postgres "$pg_dir"
+	# Only postgres and the group of the user running the stack (root's)
+	# reach the socket directory.
+	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_sock"
+	check_reachable postgres "$pg_dir"
+	if [[ ! -e $pg_log ]]; then
+		install -m 0640 -o postgres -g postgres /dev/null "$pg_log"
+	fi
+	if [[ ! -s $pgdata/PG_VERSION ]]; then
+		say "creating the PostgreSQL cluster in $pgdata"
+		as_postgres "$PG_BIN/initdb" -D "$pgdata" -U postgres --encoding=UTF8 --locale=C.UTF-8 \
+			--auth-local=peer --auth-host=scram-sha-256 --data-checksums >"$log_dir/initdb.log" 2>&1 ||
+			{ tail -n 20 "$log_dir/initdb.log" >&2; die "initdb failed (full output in $log_dir/initdb.log)"; }
+		write_pg_auth
+		printf "\n# Written by scripts/stack.sh on every start.\ninclude_if_exists = 'stack.conf'\n" |
+			as_postgres tee -a "$pgdata/postgresql.conf" >/dev/null
+	fi
+}
+
+write_pg_auth() {
+	local me
+	me=$(id -un)
+	as_postgres tee "$pgdata/pg_hba.conf" >/dev/null <<EOF
+# Written by scripts/stack.sh; see its header for why.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  peer map=stack
+host    all       all   127.0.0.1/32   scram-sha-256
+EOF
+	as_postgres tee "$pgdata/pg_ident.conf" >/dev/null <<EOF
+# Written by scripts/stack.sh.
+# MAPNAME  SYSTEM-USERNAME  PG-USERNAME
+stack      postgres         postgres
+stack      $me              postgres
+stack      $me              mailsrv_app
+EOF
+}
+
+pg_is_running() {
+	[[ -s $pgdata/PG_VERSION ]] && as_postgres "$PG_BIN/pg_ctl" status -D "$pgdata" >/dev/null 2>&1
+}
+
+cmd_pg_start() {
+	need_root
+	[[ -s $pgdata/PG_VERSION ]] || cmd_init
+	if pg_is_running; then
+		return 0
+	fi
+	as_postgres tee "$pgdata/stack.conf" >/dev/null <<EOF
+# Written by scripts/stack.sh pg-start; edits are lost.
+port = $PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = $(pgconf_quote "$pg_sock")
+# The directory (0750) is the gate; the socket itself stays 0777.
+unix_socket_permissions = 0777
+max_connections = 200
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+	if ! as_postgres "$PG_BIN/pg_ctl" start -D "$pgdata" -l "$pg_log" -w -t 60 >/dev/null; then
+		tail -n 20 "$pg_log" >&2
+		die "PostgreSQL did not start (log: $pg_log)"
+	fi
+}
+
+cmd_pg_stop() {
+	local mode=${1:-fast}
+	[[ $mode == smart || $mode == fast || $mode == immediate ]] || die "pg-stop: mode is smart, fast or immediate"
+	need_root
+	pg_is_running || return 0
+	as_postgres "$PG_BIN/pg_ctl" stop -D "$pgdata" -m "$mode" -w -t 60 >/dev/null
+}
+
+# Fault drill: the postmaster dies without any shutdown.
+cmd_pg_kill9() {
+	need_root
+	local pid
+	pid=$(pg_pid) || { say "PostgreSQL is not running"; return 0; }
+	kill -KILL "$pid"
+	wait_gone "$pid" 10 || die "postmaster $pid survived SIGKILL"
+}
+
+psql_super() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$pg_sock" -p "$PG_PORT" "$@"; }
+
+# Roles and database, idempotently. mailsrv_owner owns the schema and never
+# logs in (migrate.sh uses SET ROLE); mailsrv_app may connect and use the
+# schema, and gets table rights only from the GRANTs in sql/.
+pg_bootstrap() {
+	psql_super -d postgres <<'SQL'
+SELECT 'CREATE ROLE mailsrv_owner NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mailsrv_owner') \gexec
+SELECT 'CREATE ROLE mailsrv_app LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mailsrv_app') \gexec
+ALTER ROLE mailsrv_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+ALTER ROLE mailsrv_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT -1;
+SELECT 'CREATE DATABASE mailsrv OWNER mailsrv_owner'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mailsrv') \gexec
+REVOKE ALL ON DATABASE mailsrv FROM PUBLIC;
+GRANT CONNECT ON DATABASE mailsrv TO mailsrv_app;
+SQL
+	psql_super -d mailsrv <<'SQL'
+ALTER SCHEMA public OWNER TO mailsrv_owner;
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO mailsrv_app;
+SQL
+	# The password travels on stdin, never on a command line.
+	psql_super -d postgres <<SQL
+ALTER ROLE mailsrv_app PASSWORD '$(cat "$pg_pass_file")';
+SQL
+}
+
+# ---- the service and nginx -----------------------------------------------
+
+start_mailsrv() {
+	local pid
+	if pid=$(mailsrv_pid); then
+		say "mailsrv already running (pid $pid)"
+		return 0
+	fi
+	[[ -x $MAILSRV_BIN ]] || die "$MAILSRV_BIN is missing: run 'make all' first"
+	service_env
+	check_reachable "$NGINX_USER" "$(dirname "$MAILSRV_SOCKET")"
+	# setsid: its own session and process group, so a Ctrl-C meant for
+	# `make run` reaches it only through `stop`, and `stop` can end the
+	# whole group (master and workers) if it must.
+	echo "--- $(date -u +%FT%TZ) stack: starting $MAILSRV_BIN" >>"$mailsrv_log"
+	setsid "$MAILSRV_BIN" >>"$mailsrv_log" 2>&1 </dev/null &
+	echo "$!" >"$mailsrv_pidfile"
+}
+
+render_nginx_conf() {
+	local t
+	service_env
+	install -d -m 0755 "$nginx_dir/tmp" "$nginx_dir/static"
+	# nginx's workers read the static files from here, not from the tree,
+	# which may not be readable by $NGINX_USER.
+	cp -R "$repo/deploy/static/." "$nginx_dir/static/"
+	chmod -R a+rX "$nginx_dir/static"
+	t=$(<"$repo/deploy/nginx.conf.template")
+	t=${t//@VAR@/"$STACK_VAR"}
+	t=${t//@HTTP_PORT@/"$HTTP_PORT"}
+	t=${t//@SOCKET@/"$MAILSRV_SOCKET"}
+	t=${t//@USER@/"$NGINX_USER"}
+	t=${t//@STATIC@/"$nginx_dir/static"}
+	printf '%s\n' "$t" >"$nginx_conf.new"
+	mv "$nginx_conf.new" "$nginx_conf"
+}
+
+start_nginx() {
+	local pid
+	if pid=$(nginx_pid); then
+		say "nginx already running (pid $pid)"
+		return 0
+	fi
+	render_nginx_conf
+	# -e: the error log before the configuration is read (else the
+	# compiled-in /var/log/nginx/error.log).
+	nginx -q -c "$nginx_conf" -p "$nginx_dir/" -e "$log_dir/nginx-error.log" ||
+		die "nginx did not start (log: $log_dir/nginx-error.log)"
+}
+
+wait_healthy() {
+	local url="http://127.0.0.1:$HTTP_PORT/healthz" code deadline=$((SECONDS + WAIT_SECONDS))
+	while ((SECONDS < deadline)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+		[[ $code == 200 ]] && return 0
+		if ! mailsrv_pid >/dev/null; then
+			echo "stack: mailsrv exited during start" >&2
+			break
+		fi
+		sleep 0.2
+	done
+	echo "stack: $url did not answer 200 within ${WAIT_SECONDS}s (last: ${code:-none})" >&2
+	local f
+	for f in "$mailsrv_log" "$log_dir/nginx-error.log" "$pg_log"; do
+		[[ -e $f ]] || continue
+		echo "--- tail of $f" >&2
+		tail -n 25 "$f" >&2
+	done
+	return 1
+}
+
+cmd_start() {
+	need_root
+	cmd_init
+	cmd_pg_start
+	pg_bootstrap
+	STACK_VAR=$STACK_VAR STACK_PG_PORT=$PG_PORT PGHOST=$pg_sock PGPORT=$PG_PORT PGDATABASE=mailsrv \
+		"$repo/scripts/migrate.sh" | sed 's/^/stack: /'
+	start_mailsrv
+	start_nginx
+	wait_healthy || die "the stack did not become healthy; 'scripts/stack.sh stop' stops what runs"
+	say "up: http://127.0.0.1:$HTTP_PORT  (PostgreSQL 127.0.0.1:$PG_PORT and $pg_sock, logs in $log_dir)"
+}
+
+stop_nginx() {
+	local pid
+	pid=$(nginx_pid) || return 0
+	kill -QUIT "$pid" 2>/dev/null || true # graceful: finish in-flight requests
+	if ! wait_gone "$pid" 10; then
+		say "nginx $pid still running after 10s: SIGKILL"
+		pkill -KILL -P "$pid" || true
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" 5 || true
+	fi
+	rm -f "$nginx_pidfile"
+}
+
+stop_mailsrv() {
+	local pid
+	pid=$(mailsrv_pid) || { rm -f "$mailsrv_pidfile"; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_gone "$pid" 15; then
+		say "mailsrv $pid still running after 15s: SIGKILL to its process group"
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" 5 || true
+	fi
+	# Workers left behind by a master that died are in its process group.
+	if pgrep -g "$pid" >/dev/null 2>&1; then
+		sleep 1
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$mailsrv_pidfile"
+}
+
+cmd_stop() {
+	need_root
+	stop_nginx
+	stop_mailsrv
+	if [[ -s $pgdata/PG_VERSION ]] && ((EUID == 0)); then
+		cmd_pg_stop fast
+	fi
+}
+
+cmd_status() {
+	local pid rc=0
+	if pid=$(pg_pid); then say "postgresql running (pid $pid, port $PG_PORT)"; else say "postgresql stopped"; rc=1; fi
+	if pid=$(mailsrv_pid); then say "mailsrv    running (pid $pid)"; else say "mailsrv    stopped"; rc=1; fi
+	if pid=$(nginx_pid); then say "nginx      running (pid $pid, http://127.0.0.1:$HTTP_PORT)"; else say "nginx      stopped"; rc=1; fi
+	return "$rc"
+}
+
+# For tests: `eval "$(scripts/stack.sh env)"`.
+cmd_env() {
+	local v
+	service_env
+	for v in $(compgen -v MAILSRV_); do
+		printf 'export %s=%q\n' "$v" "${!v}"
+	done
+	printf 'export STACK_PG_SOCKET_DIR=%q\n' "$pg_sock"
+	printf 'export STACK_PG_PASSFILE=%q\n' "$pgpass"
+}
+
+cmd_run() {
+	cmd_start || { cmd_stop; exit 1; }
+	local token
+	service_env
+	token=$("$TOOL_BIN" token --sub admin --roles administrator | tail -n 1) ||
+		{ cmd_stop; die "could not make a token with $TOOL_BIN"; }
+	cat <<EOF
+
+The stack is running. Try:
+
+  curl -H "Authorization: Bearer $token" http://127.0.0.1:$HTTP_PORT/api/v1/mail-servers
+
+(the token is valid for one hour; 'make -s token' prints a new one)
+Press Ctrl-C to stop everything.
+EOF
+	trap 'trap "" INT TERM; echo; say "stopping"; cmd_stop; exit 0' INT TERM
+	while :; do
+		sleep 1 &
+		wait "$!" || true
+		if ! mailsrv_pid >/dev/null || ! nginx_pid >/dev/null || ! pg_is_running; then
+			echo "stack: a component stopped unexpectedly:" >&2
+			cmd_status >&2 || true
+			tail -n 25 "$mailsrv_log" >&2 || true
+			cmd_stop
+			exit 1
+		fi
+	done
+}
+
+usage() {
+	sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+keys) cmd_keys ;;
+init) cmd_init ;;
+start) cmd_start ;;
+run) cmd_run ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+env) cmd_env ;;
+pg-start) cmd_pg_start ;;
+pg-stop) cmd_pg_stop "$@" ;;
+pg-kill9) cmd_pg_kill9 ;;
+*) usage ;;
+esac

@@ -1,0 +1,82 @@
+/*
+ * config.c - read the MAILSRV_* settings (see config.h). Pointers point into
+ * the process environment, which nothing modifies after start.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return (v != NULL && v[0] != '\0') ? v : fallback;
+}
+
+static int env_int(const char *name, int fallback, int min, int max, int *out,
+                   char *err, size_t errlen)
+{
+	const char *v = env_or(name, NULL);
+	if (v == NULL) {
+		*out = fallback;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max) {
+		snprintf(err, errlen, "invalid value for %s: must be an integer from %d to %d",
+		         name, min, max);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+static int require(const char *name, const char *value, char *err, size_t errlen)
+{
+	if (value == NULL) {
+		snprintf(err, errlen, "%s is not set", name);
+		return -1;
+	}
+	return 0;
+}
+
+int config_load(struct config *c, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	c->database_url = env_or("MAILSRV_DATABASE_URL", "dbname=mailsrv");
+	c->socket_path = env_or("MAILSRV_SOCKET", NULL);
+	c->socket_group = env_or("MAILSRV_SOCKET_GROUP", NULL);
+	c->jwt_alg = env_or("MAILSRV_JWT_ALG", "HS256");
+	c->jwt_key_file = env_or("MAILSRV_JWT_KEY_FILE", NULL);
+	c->jwt_issuer = env_or("MAILSRV_JWT_ISSUER", NULL);
+	c->jwt_audience = env_or("MAILSRV_JWT_AUDIENCE", NULL);
+	c->secret_key_file = env_or("MAILSRV_SECRET_KEY_FILE", NULL);
+	c->public_url = env_or("MAILSRV_PUBLIC_URL", "http://127.0.0.1:8080");
+	c->console_url = env_or("MAILSRV_CONSOLE_URL", "http://127.0.0.1:8080/");
+	c->ca_file = env_or("MAILSRV_CA_FILE", NULL);
+	c->outbound_allow = env_or("MAILSRV_OUTBOUND_ALLOW", NULL);
+
+	if (require("MAILSRV_SOCKET", c->socket_path, err, errlen) != 0 ||
+	    require("MAILSRV_JWT_KEY_FILE", c->jwt_key_file, err, errlen) != 0 ||
+	    require("MAILSRV_SECRET_KEY_FILE", c->secret_key_file, err, errlen) != 0)
+		return -1;
+	if (strlen(c->socket_path) >= 100) {
+		snprintf(err, errlen, "MAILSRV_SOCKET is too long for a unix socket path");
+		return -1;
+	}
+	if (env_int("MAILSRV_PROCESSES", 2, 1, 64, &c->processes, err, errlen) != 0 ||
+	    env_int("MAILSRV_THREADS", 8, 1, 256, &c->threads, err, errlen) != 0 ||
+	    env_int("MAILSRV_OUTBOUND_DENY_PRIVATE", 0, 0, 1, &c->outbound_deny_private, err,
+	            errlen) != 0 ||
+	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0)
+		return -1;
+	if (strncmp(c->public_url, "http://", 7) != 0 && strncmp(c->public_url, "https://", 8) != 0) {
+		snprintf(err, errlen, "MAILSRV_PUBLIC_URL must be an http or https URL");
+		return -1;
+	}
+	return 0;
+}

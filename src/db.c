@@ -1,0 +1,242 @@
+/*
+ * db.c - the worker thread's PostgreSQL connection (see db.h).
+ *
+ * Timeouts come from two places on purpose: the client side bounds the
+ * connect and a half-open TCP connection (shared/PITFALLS.md), the session
+ * settings bound statements, lock waits and idle transactions, so a request
+ * never waits on the database longer than DB_STATEMENT_TIMEOUT_MS.
+ */
+#include "db.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mailsrv_limits.h"
+
+struct db {
+	const char *conninfo;
+	PGconn *conn;
+	time_t last_attempt;    /* throttles reconnects during an outage */
+	char sqlstate[6];
+	char constraint[64];
+};
+
+/* How often (seconds) a thread retries a failed connect; requests in
+ * between fail at once with 503. 0 would retry on every request. */
+#define DB_RECONNECT_INTERVAL_S 0
+
+struct db *db_new(const char *conninfo)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	if (db != NULL)
+		db->conninfo = conninfo;
+	return db;
+}
+
+static void db_disconnect(struct db *db)
+{
+	if (db->conn != NULL) {
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+}
+
+void db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	db_disconnect(db);
+	free(db);
+}
+
+static void remember_error(struct db *db, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *cons = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	snprintf(db->constraint, sizeof(db->constraint), "%s", cons ? cons : "");
+}
+
+static int prepare_all(struct db *db)
+{
+	for (size_t i = 0; i < db_statement_count; i++) {
+		PGresult *res = PQprepare(db->conn, db_statements[i].name, db_statements[i].sql, 0, NULL);
+		int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_error("could not prepare statement \"%s\": %s", db_statements[i].name,
+			          PQresultErrorMessage(res));
+		PQclear(res);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+err_t db_ensure(struct db *db)
+{
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE)
+		return E_OK;
+	db_disconnect(db);
+	time_t now = time(NULL);
+	if (DB_RECONNECT_INTERVAL_S > 0 && now - db->last_attempt < DB_RECONNECT_INTERVAL_S)
+		return E_DB_UNAVAILABLE;
+	db->last_attempt = now;
+
+	char connect_timeout[16], tcp_user_timeout[16], options[160];
+	snprintf(connect_timeout, sizeof(connect_timeout), "%d", DB_CONNECT_TIMEOUT_S);
+	snprintf(tcp_user_timeout, sizeof(tcp_user_timeout), "%d", DB_TCP_USER_TIMEOUT_MS);
+	snprintf(options, sizeof(options),
+	         "-c statement_timeout=%d -c lock_timeout=%d -c idle_in_transaction_session_timeout=%d"
+	         " -c TimeZone=UTC",
+	         DB_STATEMENT_TIMEOUT_MS, DB_LOCK_TIMEOUT_MS, DB_IDLE_IN_TX_TIMEOUT_MS);
+	/* Our defaults first: the configured conninfo (expanded from "dbname",
+	 * last) overrides any of them. */
+	const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+	                      "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	                      "options", "application_name", "dbname", NULL};
+	const char *vals[] = {connect_timeout, "1", "30", "10", "3", tcp_user_timeout,
+	                      options, "mailsrv", db->conninfo, NULL};
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		/* PQerrorMessage names host and reason, never a password. */
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		log_warning("could not connect to the database: %s", msg);
+		db_disconnect(db);
+		return E_DB_UNAVAILABLE;
+	}
+	if (prepare_all(db) != 0) {
+		db_disconnect(db);
+		return E_DB_UNAVAILABLE;
+	}
+	return E_OK;
+}
+
+/* Classify a failed result: SQLSTATE classes per PostgreSQL appendix A. */
+static err_t classify(struct db *db, PGresult *res)
+{
+	remember_error(db, res);
+	const char *s = db->sqlstate;
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		log_warning("lost the database connection: %s", PQerrorMessage(db->conn));
+		db_disconnect(db);
+		return E_DB_UNAVAILABLE;
+	}
+	if (strcmp(s, "23505") == 0 || strcmp(s, "23514") == 0)
+		return E_CONFLICT;
+	/* 55P03 lock_not_available, 57014 query_canceled (statement timeout),
+	 * 40001/40P01 serialization/deadlock, 53xxx resources, 57P0x shutdown,
+	 * 08xxx connection: all transient, the client may retry. */
+	if (strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 || strncmp(s, "40", 2) == 0 ||
+	    strncmp(s, "53", 2) == 0 || strncmp(s, "57P", 3) == 0 || strncmp(s, "08", 2) == 0) {
+		log_warning("database request failed (SQLSTATE %s): %s", s,
+		            res ? PQresultErrorMessage(res) : "");
+		return E_DB_UNAVAILABLE;
+	}
+	log_error("database request failed (SQLSTATE %s): %s", s,
+	          res ? PQresultErrorMessage(res) : "");
+	return E_INTERNAL;
+}
+
+err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
+              const int *lengths, const int *fmt, struct pg_result **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	db->sqlstate[0] = db->constraint[0] = '\0';
+	if (db->conn == NULL)
+		return E_DB_UNAVAILABLE;
+	PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
+	                               lengths, fmt, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (out != NULL)
+			*out = res;
+		else
+			PQclear(res);
+		return E_OK;
+	}
+	err_t e = classify(db, res);
+	PQclear(res);
+	return e;
+}
+
+void db_clear(struct pg_result *res)
+{
+	PQclear(res);
+}
+
+static err_t simple(struct db *db, const char *sql)
+{
+	if (db->conn == NULL)
+		return E_DB_UNAVAILABLE;
+	PGresult *res = PQexec(db->conn, sql);
+	err_t e = PQresultStatus(res) == PGRES_COMMAND_OK ? E_OK : classify(db, res);
+	PQclear(res);
+	return e;
+}
+
+err_t db_begin(struct db *db)
+{
+	return simple(db, "BEGIN");
+}
+
+err_t db_commit(struct db *db)
+{
+	err_t e = simple(db, "COMMIT");
+	/* A COMMIT whose answer was lost may or may not have committed: the
+	 * caller reports 503 and never retries it blindly. */
+	return e;
+}
+
+void db_rollback(struct db *db)
+{
+	if (db->conn == NULL)
+		return;
+	if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
+		return;
+	PGresult *res = PQexec(db->conn, "ROLLBACK");
+	PQclear(res);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		db_disconnect(db);
+}
+
+const char *db_constraint(const struct db *db)
+{
+	return db->constraint;
+}
+
+const char *db_sqlstate(const struct db *db)
+{
+	return db->sqlstate;
+}
+
+int db_ntuples(const struct pg_result *r)
+{
+	return PQntuples(r);
+}
+
+int db_isnull(const struct pg_result *r, int row, int col)
+{
+	return PQgetisnull(r, row, col);
+}
+
+const char *db_value(const struct pg_result *r, int row, int col)
+{
+	return PQgetvalue(r, row, col);
+}
+
+int db_length(const struct pg_result *r, int row, int col)
+{
+	return PQgetlength(r, row, col);
+}
+
+long db_affected(const struct pg_result *r)
+{
+	return strtol(PQcmdTuples((PGresult *)r), NULL, 10);
+}

@@ -1,0 +1,371 @@
+/*
+ * fcgi_server.c - libfcgi behind our own types. Each thread owns its
+ * FCGX_Request, its worker (arena, JSON writer, database connection) and
+ * copies what it needs out of the request environment before finishing it
+ * (PITFALLS.md: no pointer into the environment survives FCGX_Finish_r).
+ *
+ * No accept mutex: on Linux the kernel hands each connection to one
+ * accept() caller (PITFALLS.md). Shutdown: SIGTERM is taken by sigwait in
+ * the process's main thread, which sets `stopping` and wakes the threads
+ * blocked in accept with SIGUSR2 (no SA_RESTART, FCGI_FAIL_ACCEPT_ON_INTR);
+ * threads busy with a request are not signalled, they finish it first.
+ */
+#include "fcgi_server.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "arena.h"
+#include "http.h"
+#include "log.h"
+#include "mailsrv_limits.h"
+
+#define LISTEN_BACKLOG 256
+/* Threads do little recursion (the JSON parser is iterative in depth
+ * JSON_MAX_DEPTH); a small stack keeps the resident size low. */
+#define THREAD_STACK_BYTES (512 * 1024)
+
+int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path \"%s\" is too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	gid_t gid = (gid_t)-1;
+	if (group != NULL) {
+		struct group *gr = getgrnam(group);
+		if (gr == NULL) {
+			snprintf(err, errlen, "group \"%s\" does not exist", group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "could not create socket: %s", strerror(errno));
+		return -1;
+	}
+	unlink(path);
+	/* Created without any permission for others, then opened to the group:
+	 * no moment exists in which another user could connect. */
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0) {
+		snprintf(err, errlen, "could not bind socket \"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
+		snprintf(err, errlen, "could not set the group of \"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	if (chmod(path, 0660) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+		snprintf(err, errlen, "could not listen on \"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	unlink(path);
+	return -1;
+}
+
+/* ---- one request ---- */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+/* Copy a parameter into the arena (NULL when absent). */
+static const char *param(struct arena *a, FCGX_ParamArray envp, const char *name)
+{
+	const char *v = FCGX_GetParam(name, envp);
+	return v ? arena_strdup(a, v) : NULL;
+}
+
+/* nginx's $request_id is 32 hex digits; accept any short token of safe
+ * characters, nothing that could break a header or a log line. */
+static const char *checked_request_id(struct arena *a, const char *v)
+{
+	if (v == NULL)
+		return "";
+	size_t n = strlen(v);
+	if (n == 0 || n > REQUEST_ID_MAX_BYTES)
+		return "";
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      ch == '-' || ch == '_' || ch == '.'))
+			return "";
+	}
+	return arena_strdup(a, v);
+}
+
+/* Fill req from the FastCGI request. -1 only when the arena is exhausted. */
+static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *req)
+{
+	FCGX_ParamArray envp = fr->envp;
+	memset(req, 0, sizeof(*req));
+	req->method = param(a, envp, "REQUEST_METHOD");
+	req->path = param(a, envp, "DOCUMENT_URI");
+	req->query = param(a, envp, "QUERY_STRING");
+	req->content_type = param(a, envp, "CONTENT_TYPE");
+	req->authorization = param(a, envp, "HTTP_AUTHORIZATION");
+	req->if_match = param(a, envp, "HTTP_IF_MATCH");
+	req->request_id = checked_request_id(a, FCGX_GetParam("REQUEST_ID", envp));
+	if (req->method == NULL)
+		req->method = "GET";
+	if (req->path == NULL)
+		req->path = "/";
+	if (req->query == NULL)
+		req->query = "";
+	if (req->content_type != NULL && req->content_type[0] == '\0')
+		req->content_type = NULL;
+	if (req->request_id == NULL)
+		return -1;
+
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", envp);
+	unsigned long long length = 0;
+	if (cl != NULL && cl[0] != '\0') {
+		char *end;
+		errno = 0;
+		length = strtoull(cl, &end, 10);
+		if (errno != 0 || *end != '\0' || cl[0] == '-')
+			length = (unsigned long long)MAX_BODY_BYTES + 1;
+	}
+	if (length > MAX_BODY_BYTES) {
+		req->body_too_large = 1;
+		return 0;
+	}
+	if (length > 0) {
+		char *body = arena_alloc(a, (size_t)length + 1);
+		if (body == NULL)
+			return -1;
+		size_t got = 0;
+		while (got < length) {
+			int n = FCGX_GetStr(body + got, (int)(length - got), fr->in);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		body[got] = '\0';
+		req->body = body;
+		req->body_len = got;
+	}
+	return 0;
+}
+
+static void write_response(FCGX_Request *fr, const struct http_response *r)
+{
+	FCGX_FPrintF(fr->out, "Status: %d %s\r\n", r->status, reason(r->status));
+	if (r->content_type != NULL)
+		FCGX_FPrintF(fr->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type,
+		             r->body_len);
+	for (size_t i = 0; i < r->nheaders; i++)
+		FCGX_FPrintF(fr->out, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
+	FCGX_PutS("\r\n", fr->out);
+	if (r->body_len > 0)
+		FCGX_PutStr(r->body, (int)r->body_len, fr->out);
+}
+
+static void serve_one(struct worker *w, FCGX_Request *fr)
+{
+	struct http_request req;
+	struct http_response resp;
+	if (read_request(w->arena, fr, &req) != 0) {
+		static const char body[] = "{\"type\":\"/problems/payload-too-large\",\"title\":\"Payload too large\","
+		                           "\"status\":413,\"detail\":\"the request is too large to process\"}";
+		memset(&resp, 0, sizeof(resp));
+		resp.status = 413;
+		resp.content_type = "application/problem+json";
+		resp.body = body;
+		resp.body_len = sizeof(body) - 1;
+		write_response(fr, &resp);
+		return;
+	}
+	log_set_request_id(req.request_id);
+	app_handle(w, &req, &resp);
+	write_response(fr, &resp);
+	log_set_request_id(NULL);
+}
+
+/* ---- the worker process ---- */
+
+static atomic_int stopping;
+
+struct thread_slot {
+	pthread_t thread;
+	const struct app *app;
+	int listen_fd;
+	atomic_int in_accept; /* blocked (or about to block) in FCGX_Accept_r */
+	atomic_int done;
+	int started;
+};
+
+static void *serve_thread(void *arg)
+{
+	struct thread_slot *ts = arg;
+	struct worker w;
+	FCGX_Request fr;
+	if (worker_init(&w, ts->app) != 0) {
+		log_error("could not start a worker thread: out of memory");
+		atomic_store(&ts->done, 1);
+		return NULL;
+	}
+	FCGX_InitRequest(&fr, ts->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	while (!atomic_load(&stopping)) {
+		/* Set before checking `stopping`: the main thread signals every
+		 * thread whose flag is set until it leaves, so no wake-up is lost. */
+		atomic_store(&ts->in_accept, 1);
+		if (atomic_load(&stopping))
+			break;
+		int rc = FCGX_Accept_r(&fr);
+		atomic_store(&ts->in_accept, 0);
+		if (rc < 0) {
+			if (atomic_load(&stopping))
+				break;
+			if (rc != -EINTR) {
+				log_warning("could not accept a FastCGI request: %s", strerror(-rc));
+				struct timespec ts_wait = {0, 10 * 1000 * 1000};
+				nanosleep(&ts_wait, NULL);
+			}
+			continue;
+		}
+		serve_one(&w, &fr);
+		FCGX_Finish_r(&fr);
+		arena_reset(w.arena);
+	}
+	atomic_store(&ts->in_accept, 0);
+	FCGX_Free(&fr, 1);
+	worker_free(&w);
+	atomic_store(&ts->done, 1);
+	return NULL;
+}
+
+static void wake(int sig)
+{
+	(void)sig; /* only interrupts accept() */
+}
+
+int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
+{
+	sigset_t stop_set;
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGHUP);
+	pthread_sigmask(SIG_SETMASK, &stop_set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake; /* no SA_RESTART: accept() returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	/* Die with the master: an orphaned worker would hold the socket. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		return 1;
+	if (FCGX_Init() != 0) {
+		log_error("could not initialize libfcgi");
+		return 1;
+	}
+
+	struct thread_slot *slots = calloc((size_t)threads, sizeof(*slots));
+	if (slots == NULL)
+		return 1;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK_BYTES);
+	int started = 0;
+	for (int i = 0; i < threads; i++) {
+		slots[i].app = app;
+		slots[i].listen_fd = listen_fd;
+		if (pthread_create(&slots[i].thread, &attr, serve_thread, &slots[i]) == 0) {
+			slots[i].started = 1;
+			started++;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	if (started == 0) {
+		log_error("could not start any worker thread");
+		free(slots);
+		return 1;
+	}
+	log_info("worker process ready with %d threads", started);
+
+	int sig = 0;
+	while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
+		; /* SIGHUP: nothing to reload yet */
+	atomic_store(&stopping, 1);
+	FCGX_ShutdownPending();
+
+	/* Drain: wake idle threads until every thread has left. */
+	struct timespec start, now, tick = {0, 20 * 1000 * 1000};
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	int remaining;
+	do {
+		remaining = 0;
+		for (int i = 0; i < threads; i++) {
+			if (!slots[i].started || atomic_load(&slots[i].done))
+				continue;
+			remaining++;
+			if (atomic_load(&slots[i].in_accept))
+				pthread_kill(slots[i].thread, SIGUSR2);
+		}
+		if (remaining == 0)
+			break;
+		nanosleep(&tick, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec - start.tv_sec < SHUTDOWN_DEADLINE_S);
+
+	if (remaining > 0) {
+		log_warning("%d requests still running after %d s; exiting anyway", remaining,
+		            SHUTDOWN_DEADLINE_S);
+		return 1; /* the threads die with the process */
+	}
+	for (int i = 0; i < threads; i++)
+		if (slots[i].started)
+			pthread_join(slots[i].thread, NULL);
+	free(slots);
+	return 0;
+}

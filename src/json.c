@@ -1,0 +1,579 @@
+/*
+ * json.c - JSON in and out (see json.h); the only file that includes yajl.
+ *
+ * Parsing uses yajl's streaming API, never yajl_tree_parse (shared/PITFALLS.md:
+ * it accepts comments, keeps duplicate keys, cuts strings at \u0000 and
+ * recurses without a depth limit). The callbacks below build the tree in the
+ * caller's arena. Containers under construction keep their children on one
+ * malloc'd scratch stack (the arena cannot grow an allocation); when a
+ * container closes, its children are copied into one arena array and popped.
+ * The scratch stack and the yajl handle belong to one json_parse() call and
+ * are freed before it returns, whatever happened.
+ */
+#include "json.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#include "arena.h"
+#include "mailsrv_limits.h"
+
+/* One open container: its node and where its children start on the stack. */
+struct frame {
+	struct json_value *node;
+	size_t base;
+};
+
+struct parser {
+	struct arena *arena;
+	enum json_status status; /* why a callback stopped the parse */
+	struct json_value *root;
+	struct frame frames[JSON_MAX_DEPTH];
+	size_t depth;
+	/* Children of the open containers. For objects, key/key_len are set by
+	 * the key callback and value by the value that follows; for arrays only
+	 * value is used. */
+	struct json_member *stack;
+	size_t count;
+	size_t cap;
+};
+
+/* The scratch stack never holds more than every open container at its cap,
+ * so it is bounded whatever the input. */
+#define STACK_MAX                                                              \
+	((size_t)JSON_MAX_DEPTH *                                              \
+	 (JSON_MAX_ITEMS > JSON_MAX_MEMBERS ? JSON_MAX_ITEMS : JSON_MAX_MEMBERS))
+
+static int fail(struct parser *p, enum json_status st)
+{
+	p->status = st;
+	return 0; /* tells yajl to stop: yajl_status_client_canceled */
+}
+
+static int stack_push(struct parser *p, struct json_member m)
+{
+	if (p->count == p->cap) {
+		size_t ncap = p->cap == 0 ? 64 : p->cap * 2;
+		if (ncap > STACK_MAX)
+			ncap = STACK_MAX;
+		if (ncap <= p->count)
+			return -1; /* cannot happen: the caps below stop first */
+		struct json_member *n = realloc(p->stack, ncap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		p->stack = n;
+		p->cap = ncap;
+	}
+	p->stack[p->count++] = m;
+	return 0;
+}
+
+/*
+ * Hang a finished (or, for containers, just opened) value on its parent:
+ * the root, the pending key of an object, or a new item of an array.
+ */
+static int attach(struct parser *p, struct json_value *v)
+{
+	if (p->depth == 0) {
+		p->root = v;
+		return 1;
+	}
+	struct frame *f = &p->frames[p->depth - 1];
+	if (f->node->type == JSON_OBJECT) {
+		/* yajl guarantees a key came first: the top entry waits for it. */
+		p->stack[p->count - 1].value = v;
+		return 1;
+	}
+	if (p->count - f->base >= JSON_MAX_ITEMS)
+		return fail(p, JSON_ERR_TOO_MANY);
+	struct json_member m = {NULL, 0, v};
+	if (stack_push(p, m) != 0)
+		return fail(p, JSON_ERR_NOMEM);
+	return 1;
+}
+
+static struct json_value *node_new(struct parser *p, enum json_type t)
+{
+	struct json_value *v = arena_calloc(p->arena, 1, sizeof(*v));
+	if (v != NULL)
+		v->type = t;
+	return v;
+}
+
+static int cb_null(void *ctx)
+{
+	struct parser *p = ctx;
+	struct json_value *v = node_new(p, JSON_NULL);
+	if (v == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	return attach(p, v);
+}
+
+static int cb_boolean(void *ctx, int b)
+{
+	struct parser *p = ctx;
+	struct json_value *v = node_new(p, JSON_BOOL);
+	if (v == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	v->u.boolean = b ? 1 : 0;
+	return attach(p, v);
+}
+
+/*
+ * Numbers keep their text; is_int only for a literal without fraction or
+ * exponent that fits int64 (strtoll reports ERANGE for the others, which
+ * then stay text only).
+ */
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+	struct parser *p = ctx;
+	struct json_value *v = node_new(p, JSON_NUMBER);
+	char *text = arena_strndup(p->arena, s, len);
+	if (v == NULL || text == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	v->u.number.text = text;
+	v->u.number.len = len;
+	if (memchr(text, '.', len) == NULL && memchr(text, 'e', len) == NULL &&
+	    memchr(text, 'E', len) == NULL) {
+		char *end = NULL;
+		errno = 0;
+		long long i = strtoll(text, &end, 10);
+		if (errno == 0 && end == text + len && len > 0) {
+			v->u.number.is_int = 1;
+			v->u.number.i = (int64_t)i;
+		}
+	}
+	return attach(p, v);
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct parser *p = ctx;
+	struct json_value *v = node_new(p, JSON_STRING);
+	char *copy = arena_strndup(p->arena, (const char *)s, len);
+	if (v == NULL || copy == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	v->u.string.ptr = copy;
+	v->u.string.len = len;
+	return attach(p, v);
+}
+
+static int open_container(struct parser *p, enum json_type t)
+{
+	/* Checked before anything is allocated: a deep input costs nothing. */
+	if (p->depth >= JSON_MAX_DEPTH)
+		return fail(p, JSON_ERR_DEPTH);
+	struct json_value *v = node_new(p, t);
+	if (v == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	if (!attach(p, v))
+		return 0;
+	p->frames[p->depth].node = v;
+	p->frames[p->depth].base = p->count;
+	p->depth++;
+	return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	return open_container(ctx, JSON_OBJECT);
+}
+
+static int cb_start_array(void *ctx)
+{
+	return open_container(ctx, JSON_ARRAY);
+}
+
+static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+	struct parser *p = ctx;
+	struct frame *f = &p->frames[p->depth - 1];
+	if (p->count - f->base >= JSON_MAX_MEMBERS)
+		return fail(p, JSON_ERR_TOO_MANY);
+	/* Quadratic, bounded by JSON_MAX_MEMBERS. Compared with the length:
+	 * keys may hold NUL from \u0000. */
+	for (size_t i = f->base; i < p->count; i++) {
+		if (p->stack[i].key_len == len &&
+		    memcmp(p->stack[i].key, key, len) == 0)
+			return fail(p, JSON_ERR_DUPLICATE);
+	}
+	char *copy = arena_strndup(p->arena, (const char *)key, len);
+	if (copy == NULL)
+		return fail(p, JSON_ERR_NOMEM);
+	struct json_member m = {copy, len, NULL};
+	if (stack_push(p, m) != 0)
+		return fail(p, JSON_ERR_NOMEM);
+	return 1;
+}
+
+/* Move the closing container's children from the stack into the arena. */
+static int close_container(struct parser *p)
+{
+	struct frame *f = &p->frames[p->depth - 1];
+	size_t n = p->count - f->base;
+	struct json_member *kids = &p->stack[f->base];
+	if (f->node->type == JSON_OBJECT) {
+		struct json_member *m = NULL;
+		if (n > 0) {
+			m = arena_calloc(p->arena, n, sizeof(*m));
+			if (m == NULL)
+				return fail(p, JSON_ERR_NOMEM);
+			memcpy(m, kids, n * sizeof(*m));
+		}
+		f->node->u.object.members = m;
+		f->node->u.object.count = n;
+	} else {
+		struct json_value **items = NULL;
+		if (n > 0) {
+			items = arena_calloc(p->arena, n, sizeof(*items));
+			if (items == NULL)
+				return fail(p, JSON_ERR_NOMEM);
+			for (size_t i = 0; i < n; i++)
+				items[i] = kids[i].value;
+		}
+		f->node->u.array.items = items;
+		f->node->u.array.count = n;
+	}
+	p->count = f->base;
+	p->depth--;
+	return 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+	return close_container(ctx);
+}
+
+static int cb_end_array(void *ctx)
+{
+	return close_container(ctx);
+}
+
+static const yajl_callbacks callbacks = {
+	.yajl_null = cb_null,
+	.yajl_boolean = cb_boolean,
+	.yajl_integer = NULL,
+	.yajl_double = NULL,
+	.yajl_number = cb_number,
+	.yajl_string = cb_string,
+	.yajl_start_map = cb_start_map,
+	.yajl_map_key = cb_map_key,
+	.yajl_end_map = cb_end_map,
+	.yajl_start_array = cb_start_array,
+	.yajl_end_array = cb_end_array,
+};
+
+/* Fixed, client-safe messages: never a byte of the input. */
+static const char *status_msg(enum json_status st)
+{
+	switch (st) {
+	case JSON_OK:
+		return "ok";
+	case JSON_ERR_SYNTAX:
+		return "body is not valid JSON";
+	case JSON_ERR_DEPTH:
+		return "JSON nested too deeply";
+	case JSON_ERR_DUPLICATE:
+		return "duplicate key in JSON object";
+	case JSON_ERR_TOO_MANY:
+		return "too many members or items in JSON";
+	case JSON_ERR_NOMEM:
+		return "JSON document too large";
+	}
+	return "body is not valid JSON";
+}
+
+enum json_status json_parse(struct arena *a, const char *buf, size_t len,
+                            struct json_value **out, char *msg, size_t msglen)
+{
+	struct parser p;
+	memset(&p, 0, sizeof(p));
+	p.arena = a;
+	p.status = JSON_OK;
+	enum json_status st = JSON_ERR_SYNTAX;
+	yajl_handle h = NULL;
+
+	if (out != NULL)
+		*out = NULL;
+	if (a == NULL || out == NULL || (buf == NULL && len > 0))
+		goto out;
+
+	/* NULL allocator: yajl uses malloc/realloc/free for its own state,
+	 * which lives only for this call. */
+	h = yajl_alloc(&callbacks, NULL, &p);
+	if (h == NULL) {
+		st = JSON_ERR_NOMEM;
+		goto out;
+	}
+	/* The defaults already are these; set them so the policy is visible. */
+	yajl_config(h, yajl_allow_comments, 0);
+	yajl_config(h, yajl_dont_validate_strings, 0);
+	yajl_config(h, yajl_allow_trailing_garbage, 0);
+	yajl_config(h, yajl_allow_multiple_values, 0);
+	yajl_config(h, yajl_allow_partial_values, 0);
+
+	yajl_status ys = yajl_status_ok;
+	if (len > 0)
+		ys = yajl_parse(h, (const unsigned char *)buf, len);
+	if (ys == yajl_status_ok)
+		ys = yajl_complete_parse(h);
+	if (ys != yajl_status_ok) {
+		st = p.status != JSON_OK ? p.status : JSON_ERR_SYNTAX;
+		goto out;
+	}
+	if (p.root == NULL || p.depth != 0) {
+		st = JSON_ERR_SYNTAX; /* empty or whitespace only */
+		goto out;
+	}
+	*out = p.root;
+	st = JSON_OK;
+out:
+	if (h != NULL)
+		yajl_free(h);
+	free(p.stack);
+	if (msg != NULL && msglen > 0) {
+		const char *m = status_msg(st);
+		size_t n = strlen(m);
+		if (n >= msglen)
+			n = msglen - 1;
+		memcpy(msg, m, n);
+		msg[n] = '\0';
+	}
+	return st;
+}
+
+const struct json_value *json_get(const struct json_value *obj, const char *key)
+{
+	if (obj == NULL || key == NULL || obj->type != JSON_OBJECT)
+		return NULL;
+	size_t len = strlen(key);
+	for (size_t i = 0; i < obj->u.object.count; i++) {
+		const struct json_member *m = &obj->u.object.members[i];
+		if (m->key_len == len && memcmp(m->key, key, len) == 0)
+			return m->value;
+	}
+	return NULL;
+}
+
+/* ---- output ---- */
+
+/* Our documents are shallow; yajl_gen's own limit is 128. */
+#define JSON_OUT_MAX_DEPTH 64
+
+/* What each open container expects next. yajl_gen checks only that keys are
+ * strings: it writes "{]" or {"a"} without complaint, so the shape is
+ * tracked here too. */
+enum out_level { LEVEL_ARRAY, LEVEL_OBJECT_KEY, LEVEL_OBJECT_VALUE };
+
+struct json_out {
+	yajl_gen g;
+	int error;    /* sticky: any failed call spoils the document */
+	int started;  /* something was written */
+	size_t depth; /* open containers */
+	unsigned char levels[JSON_OUT_MAX_DEPTH];
+};
+
+static void gen_configure(yajl_gen g)
+{
+	yajl_gen_config(g, yajl_gen_beautify, 0);
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	yajl_gen_config(g, yajl_gen_escape_solidus, 0);
+}
+
+struct json_out *json_out_new(void)
+{
+	struct json_out *o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return NULL;
+	o->g = yajl_gen_alloc(NULL);
+	if (o->g == NULL) {
+		free(o);
+		return NULL;
+	}
+	gen_configure(o->g);
+	return o;
+}
+
+void json_out_free(struct json_out *o)
+{
+	if (o == NULL)
+		return;
+	yajl_gen_free(o->g);
+	free(o);
+}
+
+void json_out_reset(struct json_out *o)
+{
+	if (o == NULL)
+		return;
+	yajl_gen_clear(o->g);       /* drops the buffered text */
+	yajl_gen_reset(o->g, NULL); /* and the generator's state */
+	o->error = 0;
+	o->depth = 0;
+	o->started = 0;
+}
+
+static void check(struct json_out *o, yajl_gen_status s)
+{
+	if (s != yajl_gen_status_ok)
+		o->error = 1;
+}
+
+/* A value may come: at the root, in an array, or after a key. */
+static int value_allowed(struct json_out *o)
+{
+	o->started = 1;
+	if (o->error)
+		return 0;
+	if (o->depth > 0 && o->levels[o->depth - 1] == LEVEL_OBJECT_KEY) {
+		o->error = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* A value is complete: its object, if any, now wants a key. */
+static void value_done(struct json_out *o)
+{
+	if (o->depth > 0 && o->levels[o->depth - 1] == LEVEL_OBJECT_VALUE)
+		o->levels[o->depth - 1] = LEVEL_OBJECT_KEY;
+}
+
+static void open_level(struct json_out *o, enum out_level l, yajl_gen_status s)
+{
+	check(o, s);
+	if (o->depth >= JSON_OUT_MAX_DEPTH) {
+		o->error = 1;
+		return;
+	}
+	o->levels[o->depth++] = (unsigned char)l;
+}
+
+static int close_allowed(struct json_out *o, enum out_level want)
+{
+	o->started = 1;
+	if (o->error)
+		return 0;
+	if (o->depth == 0 || o->levels[o->depth - 1] != want) {
+		o->error = 1;
+		return 0;
+	}
+	return 1;
+}
+
+void json_out_object_open(struct json_out *o)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	open_level(o, LEVEL_OBJECT_KEY, yajl_gen_map_open(o->g));
+}
+
+void json_out_object_close(struct json_out *o)
+{
+	if (o == NULL || !close_allowed(o, LEVEL_OBJECT_KEY))
+		return;
+	check(o, yajl_gen_map_close(o->g));
+	o->depth--;
+	value_done(o);
+}
+
+void json_out_array_open(struct json_out *o)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	open_level(o, LEVEL_ARRAY, yajl_gen_array_open(o->g));
+}
+
+void json_out_array_close(struct json_out *o)
+{
+	if (o == NULL || !close_allowed(o, LEVEL_ARRAY))
+		return;
+	check(o, yajl_gen_array_close(o->g));
+	o->depth--;
+	value_done(o);
+}
+
+void json_out_key(struct json_out *o, const char *key)
+{
+	if (o == NULL)
+		return;
+	o->started = 1;
+	if (o->error)
+		return;
+	if (key == NULL || o->depth == 0 ||
+	    o->levels[o->depth - 1] != LEVEL_OBJECT_KEY) {
+		o->error = 1;
+		return;
+	}
+	check(o, yajl_gen_string(o->g, (const unsigned char *)key, strlen(key)));
+	o->levels[o->depth - 1] = LEVEL_OBJECT_VALUE;
+}
+
+void json_out_string(struct json_out *o, const char *s, size_t len)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	if (s == NULL && len > 0) {
+		o->error = 1;
+		return;
+	}
+	/* yajl escapes control characters, NUL included (\u0000), and
+	 * refuses bytes that are not UTF-8 (validate_utf8). */
+	check(o, yajl_gen_string(o->g, (const unsigned char *)(s ? s : ""), len));
+	value_done(o);
+}
+
+void json_out_cstring(struct json_out *o, const char *s)
+{
+	if (o == NULL)
+		return;
+	if (s == NULL)
+		json_out_null(o);
+	else
+		json_out_string(o, s, strlen(s));
+}
+
+void json_out_int(struct json_out *o, int64_t v)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	check(o, yajl_gen_integer(o->g, (long long)v));
+	value_done(o);
+}
+
+void json_out_bool(struct json_out *o, int v)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	check(o, yajl_gen_bool(o->g, v ? 1 : 0));
+	value_done(o);
+}
+
+void json_out_null(struct json_out *o)
+{
+	if (o == NULL || !value_allowed(o))
+		return;
+	check(o, yajl_gen_null(o->g));
+	value_done(o);
+}
+
+int json_out_result(struct json_out *o, const char **buf, size_t *len)
+{
+	if (o == NULL || buf == NULL || len == NULL)
+		return -1;
+	*buf = NULL;
+	*len = 0;
+	if (o->error || o->depth != 0 || !o->started)
+		return -1;
+	const unsigned char *b = NULL;
+	size_t n = 0;
+	if (yajl_gen_get_buf(o->g, &b, &n) != yajl_gen_status_ok)
+		return -1;
+	*buf = (const char *)b;
+	*len = n;
+	return 0;
+}

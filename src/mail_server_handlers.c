@@ -1,0 +1,438 @@
+/*
+ * mail_server_handlers.c - the /api/v1/mail-servers resource (contract
+ * section 2): list, create, get, replace, patch, delete, batch delete and
+ * the default server. Each change runs in one transaction; a move of the
+ * default takes the default lock first, so concurrent moves serialize and
+ * the partial unique index never fires.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "arena.h"
+#include "db.h"
+#include "db_mail_server.h"
+#include "handlers.h"
+#include "http.h"
+#include "json.h"
+#include "mail_server.h"
+#include "mailsrv_limits.h"
+#include "validate.h"
+
+static const char *const sort_names[SORT__COUNT] = {
+	[SORT_NAME] = "name", [SORT_SERVER] = "server", [SORT_PORT] = "port",
+	[SORT_SENDER_NAME] = "sender_name", [SORT_SENDER_EMAIL] = "sender_email",
+	[SORT_IS_DEFAULT] = "is_default", [SORT_CREATED_AT] = "created_at",
+	[SORT_UPDATED_AT] = "updated_at",
+};
+
+/* Answer one server with its ETag. */
+static err_t respond_row(struct ctx *c, int status, const struct ms_row *r)
+{
+	ms_row_to_json(c->out, r);
+	http_header(c, "ETag", arena_printf(c->arena, "\"%lld\"", r->version));
+	return http_json(c, status);
+}
+
+/* Map a failed write: a taken name is a 409 naming the field. */
+static err_t write_failed(struct ctx *c, err_t e)
+{
+	if (e == E_CONFLICT) {
+		if (strcmp(db_constraint(c->w->db), "mail_server_name_key") == 0) {
+			field_error(c, "name", "is already taken by another mail server");
+			return fail(c, E_CONFLICT, "a mail server with this name already exists");
+		}
+		if (strcmp(db_constraint(c->w->db), "mail_server_single_default") == 0)
+			return fail(c, E_DB_UNAVAILABLE, "the default server changed concurrently; retry");
+		return fail(c, E_INTERNAL, "a database constraint refused a validated value");
+	}
+	if (e == E_DB_UNAVAILABLE)
+		return fail(c, e, "the database is unavailable; retry later");
+	return fail(c, e, "could not store the mail server");
+}
+
+/* ---- list ---- */
+
+/* Strict decimal in [min, max]. */
+static int parse_bounded(const char *s, size_t len, long min, long max, long *out)
+{
+	if (len == 0 || len > 10)
+		return -1;
+	long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Is s valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)? */
+static int utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char b = s[i];
+		size_t n;
+		unsigned int cp;
+		if (b < 0x80) {
+			i++;
+			continue;
+		} else if ((b & 0xE0) == 0xC0) {
+			n = 1;
+			cp = b & 0x1F;
+		} else if ((b & 0xF0) == 0xE0) {
+			n = 2;
+			cp = b & 0x0F;
+		} else if ((b & 0xF8) == 0xF0) {
+			n = 3;
+			cp = b & 0x07;
+		} else {
+			return 0;
+		}
+		if (n >= len - i)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* '%' + q with LIKE's wildcards and escape character escaped + '%'. */
+static char *like_pattern(struct arena *a, const char *q, size_t len)
+{
+	char *p = arena_alloc(a, 2 * len + 3);
+	if (p == NULL)
+		return NULL;
+	size_t o = 0;
+	p[o++] = '%';
+	for (size_t i = 0; i < len; i++) {
+		if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+			p[o++] = '\\';
+		p[o++] = q[i];
+	}
+	p[o++] = '%';
+	p[o] = '\0';
+	return p;
+}
+
+err_t ms_handle_list(struct ctx *c)
+{
+	struct query_param *params;
+	size_t nparams;
+	if (query_parse(c->arena, c->req->query, &params, &nparams) != 0)
+		return fail(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
+
+	long limit = LIST_LIMIT_DEFAULT, offset = 0;
+	enum ms_sort sort = SORT_NAME;
+	int desc = 0;
+	const char *pattern = NULL;
+	for (size_t i = 0; i < nparams; i++) {
+		const struct query_param *qp = &params[i];
+		if (strcmp(qp->name, "limit") == 0) {
+			if (parse_bounded(qp->value, qp->value_len, 1, LIST_LIMIT_MAX, &limit) != 0)
+				return fail(c, E_BAD_REQUEST, "limit must be an integer from 1 to 200");
+		} else if (strcmp(qp->name, "offset") == 0) {
+			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) != 0)
+				return fail(c, E_BAD_REQUEST, "offset must be an integer from 0 to 1000000000");
+		} else if (strcmp(qp->name, "sort") == 0) {
+			const char *key = qp->value;
+			desc = key[0] == '-';
+			if (desc)
+				key++;
+			size_t k;
+			for (k = 0; k < SORT__COUNT; k++)
+				if (strcmp(sort_names[k], key) == 0 && strlen(qp->value) == qp->value_len)
+					break;
+			if (k == SORT__COUNT)
+				return fail(c, E_BAD_REQUEST,
+				            "sort must be one of name, server, port, sender_name, sender_email,"
+				            " is_default, created_at, updated_at, optionally prefixed by '-'");
+			sort = (enum ms_sort)k;
+		} else if (strcmp(qp->name, "q") == 0) {
+			if (!utf8_valid((const unsigned char *)qp->value, qp->value_len) ||
+			    has_control_chars(qp->value, qp->value_len) ||
+			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
+				return fail(c, E_BAD_REQUEST,
+				            "q must be UTF-8 text of at most 200 characters without control"
+				            " characters");
+			if (qp->value_len > 0 && (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
+				return fail(c, E_INTERNAL, "out of memory");
+		} else {
+			return fail(c, E_BAD_REQUEST,
+			            "unknown query parameter; use q, sort, limit and offset");
+		}
+	}
+
+	struct ms_row *rows;
+	size_t n;
+	long long total;
+	err_t e = db_ms_list(c->w->db, c->arena, pattern, sort, desc, (int)limit, offset, &rows, &n,
+	                     &total);
+	if (e != E_OK)
+		return write_failed(c, e);
+	struct json_out *o = c->out;
+	json_out_object_open(o);
+	json_out_key(o, "items");
+	json_out_array_open(o);
+	for (size_t i = 0; i < n; i++)
+		ms_row_to_json(o, &rows[i]);
+	json_out_array_close(o);
+	json_out_key(o, "total");
+	json_out_int(o, total);
+	json_out_key(o, "limit");
+	json_out_int(o, limit);
+	json_out_key(o, "offset");
+	json_out_int(o, offset);
+	json_out_object_close(o);
+	return http_json(c, 200);
+}
+
+/* ---- create ---- */
+
+err_t ms_handle_create(struct ctx *c)
+{
+	struct ms_input in;
+	struct ms_change ch;
+	struct ms_row row;
+	struct db *db = c->w->db;
+	err_t e = ms_input_parse(c, c->body, MS_CREATE, NULL, &in);
+	if (e != E_OK)
+		return fail(c, e, "the mail server has invalid fields");
+	ms_plan_change(NULL, &in, &ch);
+
+	long long id;
+	if ((e = db_begin(db)) != E_OK)
+		goto out;
+	if (ch.move_default && ((e = db_ms_lock_default(db)) != E_OK ||
+	                        (e = db_ms_unset_default(db, 0)) != E_OK))
+		goto out;
+	if ((e = db_ms_next_id(db, &id)) != E_OK)
+		goto out;
+	if ((e = db_ms_insert(db, c->arena, c->w->app->keyring, id, &ch, &row)) != E_OK)
+		goto out;
+	e = db_commit(db);
+out:
+	if (e != E_OK) {
+		db_rollback(db);
+		return write_failed(c, e);
+	}
+	http_header(c, "Location", arena_printf(c->arena, "/api/v1/mail-servers/%lld", row.id));
+	return respond_row(c, 201, &row);
+}
+
+/* ---- get ---- */
+
+err_t ms_handle_get(struct ctx *c)
+{
+	struct ms_row row;
+	int found;
+	err_t e = db_ms_get(c->w->db, c->arena, c->id, 0, &row, &found);
+	if (e != E_OK)
+		return write_failed(c, e);
+	if (!found)
+		return fail(c, E_NOT_FOUND, "no mail server has this id");
+	return respond_row(c, 200, &row);
+}
+
+err_t ms_handle_get_default(struct ctx *c)
+{
+	struct ms_row row;
+	int found;
+	err_t e = db_ms_get_default(c->w->db, c->arena, &row, &found);
+	if (e != E_OK)
+		return write_failed(c, e);
+	if (!found)
+		return fail(c, E_NOT_FOUND, "no mail server is marked as the default");
+	return respond_row(c, 200, &row);
+}
+
+/* ---- replace and patch ---- */
+
+/*
+ * One update transaction: lock the row, check If-Match, build the input
+ * (PUT: the body; PATCH: the body merged onto the row), apply the rules,
+ * move the default if asked, write. The default lock is taken before the
+ * row lock whenever the request may mark this server as default, so two
+ * requests never wait on each other in opposite orders.
+ */
+static err_t update(struct ctx *c, int patch)
+{
+	struct db *db = c->w->db;
+	struct ms_row cur, row;
+	struct ms_input in;
+	struct ms_change ch;
+	int found;
+	const struct json_value *isdef = json_get(c->body, "is_default");
+	int may_mark = isdef != NULL && isdef->type == JSON_BOOL && isdef->u.boolean;
+
+	err_t e = db_begin(db);
+	if (e != E_OK)
+		goto out;
+	if (may_mark && (e = db_ms_lock_default(db)) != E_OK)
+		goto out;
+	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
+		goto out;
+	if (!found) {
+		e = fail(c, E_NOT_FOUND, "no mail server has this id");
+		goto out;
+	}
+	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
+		e = fail(c, E_PRECONDITION_FAILED,
+		         "the mail server has changed since it was read (If-Match does not match)");
+		goto out;
+	}
+	const struct json_value *body = c->body;
+	if (patch && (e = ms_merge_patch(c, &cur, c->body, &body)) != E_OK)
+		goto out;
+	if ((e = ms_input_parse(c, body, MS_REPLACE, &cur, &in)) != E_OK) {
+		e = fail(c, e, "the mail server has invalid fields");
+		goto out;
+	}
+	ms_plan_change(&cur, &in, &ch);
+	if (ch.move_default && (e = db_ms_unset_default(db, c->id)) != E_OK)
+		goto out;
+	if ((e = db_ms_update(db, c->arena, c->w->app->keyring, c->id, &ch, &row)) != E_OK)
+		goto out;
+	e = db_commit(db);
+out:
+	if (e != E_OK) {
+		db_rollback(db);
+		if (e == E_NOT_FOUND || e == E_PRECONDITION_FAILED || e == E_VALIDATION)
+			return e; /* detail already set */
+		return write_failed(c, e);
+	}
+	return respond_row(c, 200, &row);
+}
+
+err_t ms_handle_replace(struct ctx *c)
+{
+	return update(c, 0);
+}
+
+err_t ms_handle_patch(struct ctx *c)
+{
+	return update(c, 1);
+}
+
+/* ---- delete ---- */
+
+err_t ms_handle_delete(struct ctx *c)
+{
+	struct db *db = c->w->db;
+	struct ms_row cur;
+	int found, deleted = 0;
+	err_t e = db_begin(db);
+	if (e != E_OK)
+		goto out;
+	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
+		goto out;
+	if (!found) {
+		e = fail(c, E_NOT_FOUND, "no mail server has this id");
+		goto out;
+	}
+	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
+		e = fail(c, E_PRECONDITION_FAILED,
+		         "the mail server has changed since it was read (If-Match does not match)");
+		goto out;
+	}
+	if ((e = db_ms_delete(db, c->id, &deleted)) != E_OK)
+		goto out;
+	e = db_commit(db);
+out:
+	if (e != E_OK) {
+		db_rollback(db);
+		if (e == E_NOT_FOUND || e == E_PRECONDITION_FAILED)
+			return e;
+		return write_failed(c, e);
+	}
+	http_empty(c, 204);
+	return E_OK;
+}
+
+/* ---- batch delete ---- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+err_t ms_handle_batch_delete(struct ctx *c)
+{
+	const struct json_value *body = c->body;
+	const struct json_value *ids = NULL;
+	for (size_t i = 0; i < body->u.object.count; i++) {
+		const struct json_member *m = &body->u.object.members[i];
+		if (strcmp(m->key, "ids") == 0 && strlen(m->key) == m->key_len)
+			ids = m->value;
+		else
+			field_error(c, strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
+			            "is not a field of a batch delete");
+	}
+	if (ids == NULL)
+		field_error(c, "ids", "is required");
+	else if (ids->type != JSON_ARRAY)
+		field_error(c, "ids", "must be an array of mail server ids");
+	else if (ids->u.array.count < 1 || ids->u.array.count > BATCH_DELETE_MAX_IDS)
+		field_error(c, "ids", "must hold 1 to 500 ids");
+	else
+		for (size_t i = 0; i < ids->u.array.count; i++) {
+			const struct json_value *v = ids->u.array.items[i];
+			if (v->type != JSON_NUMBER || !v->u.number.is_int || v->u.number.i < 1) {
+				field_error(c, "ids", "must hold only positive integers");
+				break;
+			}
+		}
+	if (c->nerrors > 0)
+		return fail(c, E_VALIDATION, "the batch delete request is invalid");
+
+	/* Sorted and without repeats: the answer lists each id once. */
+	size_t n = ids->u.array.count;
+	long long *want = arena_calloc(c->arena, n, sizeof(*want));
+	if (want == NULL)
+		return fail(c, E_INTERNAL, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		want[i] = ids->u.array.items[i]->u.number.i;
+	qsort(want, n, sizeof(*want), cmp_id);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || want[u - 1] != want[i])
+			want[u++] = want[i];
+
+	long long *gone;
+	size_t ngone;
+	err_t e = db_ms_batch_delete(c->w->db, c->arena, want, u, &gone, &ngone);
+	if (e != E_OK)
+		return write_failed(c, e);
+	qsort(gone, ngone, sizeof(*gone), cmp_id);
+
+	struct json_out *o = c->out;
+	json_out_object_open(o);
+	json_out_key(o, "deleted");
+	json_out_array_open(o);
+	for (size_t i = 0; i < ngone; i++)
+		json_out_int(o, gone[i]);
+	json_out_array_close(o);
+	json_out_key(o, "not_found");
+	json_out_array_open(o);
+	for (size_t i = 0, g = 0; i < u; i++) {
+		while (g < ngone && gone[g] < want[i])
+			g++;
+		if (g == ngone || gone[g] != want[i])
+			json_out_int(o, want[i]);
+	}
+	json_out_array_close(o);
+	json_out_object_close(o);
+	return http_json(c, 200);
+}

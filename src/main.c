@@ -1,0 +1,162 @@
+/*
+ * main.c - the master process. It reads and checks every setting and key,
+ * opens the FastCGI socket, forks MAILSRV_PROCESSES worker processes and
+ * restarts any that dies (a libfcgi assertion or a crash costs one
+ * process's in-flight requests, never the service: PITFALLS.md). SIGTERM
+ * or SIGINT: forward to the workers, wait for them to drain, exit.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "fcgi_server.h"
+#include "log.h"
+#include "mailsrv_limits.h"
+
+struct child {
+	pid_t pid;            /* 0: not running */
+	struct timespec started;
+	long delay_ms;        /* before the next restart */
+	struct timespec restart_at;
+};
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static pid_t spawn(const struct app *app, int fd, struct child *c)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(fcgi_worker_process(app, fd, app->cfg.threads));
+	if (pid < 0) {
+		log_error("could not fork a worker process: %s", strerror(errno));
+		return -1;
+	}
+	c->pid = pid;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	return pid;
+}
+
+static void describe_exit(pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warning("worker process %ld was terminated by signal %d", (long)pid, WTERMSIG(status));
+	else
+		log_info("worker process %ld exited with status %d", (long)pid, WEXITSTATUS(status));
+}
+
+int main(void)
+{
+	struct app app;
+	char err[512];
+	if (app_init(&app, err, sizeof(err)) != 0) {
+		log_error("could not start: %s", err);
+		return 1;
+	}
+	int fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));
+	if (fd < 0) {
+		log_error("could not start: %s", err);
+		app_free(&app);
+		return 1;
+	}
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	int n = app.cfg.processes;
+	struct child *kids = calloc((size_t)n, sizeof(*kids));
+	if (kids == NULL) {
+		log_error("could not start: out of memory");
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		kids[i].delay_ms = RESTART_DELAY_MIN_MS;
+		spawn(&app, fd, &kids[i]);
+	}
+	log_info("listening on \"%s\" with %d processes of %d threads", app.cfg.socket_path, n,
+	         app.cfg.threads);
+
+	int stopping = 0;
+	struct timespec stop_started = {0, 0};
+	for (;;) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			stopping = 1;
+			clock_gettime(CLOCK_MONOTONIC, &stop_started);
+			log_info("received signal %d: draining worker processes", sig);
+			for (int i = 0; i < n; i++)
+				if (kids[i].pid > 0)
+					kill(kids[i].pid, SIGTERM);
+		} else if (sig == SIGHUP) {
+			for (int i = 0; i < n; i++)
+				if (kids[i].pid > 0)
+					kill(kids[i].pid, SIGHUP);
+		}
+		/* Reap every child that ended. */
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (int i = 0; i < n; i++) {
+				if (kids[i].pid != pid)
+					continue;
+				kids[i].pid = 0;
+				if (!stopping) {
+					describe_exit(pid, status);
+					/* Crashing right after start: back off; else restart at once. */
+					if (since(&kids[i].started) < 1.0)
+						kids[i].delay_ms = kids[i].delay_ms * 2 > RESTART_DELAY_MAX_MS
+						                       ? RESTART_DELAY_MAX_MS
+						                       : kids[i].delay_ms * 2;
+					else
+						kids[i].delay_ms = RESTART_DELAY_MIN_MS;
+					clock_gettime(CLOCK_MONOTONIC, &kids[i].restart_at);
+					kids[i].restart_at.tv_nsec += kids[i].delay_ms * 1000000L;
+					kids[i].restart_at.tv_sec += kids[i].restart_at.tv_nsec / 1000000000L;
+					kids[i].restart_at.tv_nsec %= 1000000000L;
+				}
+			}
+		}
+		int alive = 0;
+		for (int i = 0; i < n; i++) {
+			if (kids[i].pid > 0) {
+				alive++;
+			} else if (!stopping && since(&kids[i].restart_at) >= 0) {
+				if (spawn(&app, fd, &kids[i]) > 0) {
+					log_info("restarted worker process as %ld", (long)kids[i].pid);
+					alive++;
+				}
+			}
+		}
+		if (stopping) {
+			if (alive == 0)
+				break;
+			if (since(&stop_started) > SHUTDOWN_DEADLINE_S + 2) {
+				for (int i = 0; i < n; i++)
+					if (kids[i].pid > 0)
+						kill(kids[i].pid, SIGKILL);
+			}
+		}
+	}
+	close(fd);
+	unlink(app.cfg.socket_path);
+	free(kids);
+	app_free(&app);
+	log_info("stopped");
+	return 0;
+}

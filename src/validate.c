@@ -1,0 +1,481 @@
+/*
+ * validate.c - the field rules of the contract (section 1) as pure
+ * functions (see validate.h): no allocation, no global state, safe from any
+ * thread. Inputs are (pointer, length), may hold NUL bytes, and are valid
+ * UTF-8 (the JSON parser checks that before we are called).
+ *
+ * Each validator answers NULL or a short, static message that the API shows
+ * next to the field name, so messages never quote the input (it may be a
+ * secret) and say what a valid value looks like.
+ *
+ * Choices where the RFCs leave room, made strict on purpose because these
+ * values end up in SMTP commands, mail headers and outbound HTTPS requests:
+ * - host names are RFC 1123 ASCII labels (IDNs go in as punycode "xn--");
+ *   no trailing dot; a name whose last label is all digits is refused
+ *   (RFC 1123 section 2.1: "the highest-level component label will be
+ *   alphabetic"), so "999.1.1.1" or "1.2.3" is never taken for a name, and
+ *   numeric spellings that inet_aton(3) and getaddrinfo(3) would read as
+ *   IPv4 ("127.1", "0x7f.1", "2130706433") are refused: only the dotted quad
+ *   is an IPv4 address here.
+ * - e-mail: the local part is an RFC 5322 dot-atom (section 3.2.3) whose
+ *   atoms may also hold UTF-8 (RFC 6531 section 3.3); quoted local parts
+ *   ("a b"@x) and comments are refused, which also keeps '"', '<', '>', ',',
+ *   ';', '\\' and brackets out of headers and SMTP commands. The domain is a
+ *   host name with at least one dot, or an address literal in brackets:
+ *   "[192.0.2.1]", "[IPv6:2001:db8::1]" (RFC 5321 section 4.1.3) or, leniently,
+ *   "[2001:db8::1]".
+ * - https URL: ASCII only; after the authority, only the RFC 3986 characters
+ *   allowed in path and query (section 3.3, 3.4: unreserved, sub-delims, ':',
+ *   '@', '/', '?') and well-formed '%' escapes. No fragment: an OAuth
+ *   endpoint URI must not include one (RFC 6749 sections 3.1 and 3.2).
+ *   No userinfo, no empty port, no leading zero in the port.
+ */
+#include "validate.h"
+
+#include "mailsrv_limits.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* RFC 1123 section 2.1 (label rule of RFC 1035 section 2.3.4). */
+#define LABEL_MAX 63
+/* RFC 5321 section 4.5.3.1.1. */
+#define EMAIL_LOCAL_MAX 64
+/* Enough for any IPv6 text form (INET6_ADDRSTRLEN is 46). */
+#define IP_TEXT_MAX 64
+
+static const char MSG_CONTROL[] = "must not contain control characters";
+
+size_t utf8_count(const char *s, size_t len)
+{
+	size_t n = 0;
+	/* every code point has exactly one byte that is not 10xxxxxx */
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+int has_control_chars(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7F)
+			return 1;
+		/* U+0080-U+009F are encoded as C2 80 .. C2 9F */
+		if (c == 0xC2 && i + 1 < len) {
+			unsigned char d = (unsigned char)s[i + 1];
+			if (d >= 0x80 && d <= 0x9F)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+void trim_spaces(const char **s, size_t *len)
+{
+	const char *p = *s;
+	size_t n = *len;
+	while (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
+		p++;
+		n--;
+	}
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	*s = p;
+	*len = n;
+}
+
+/* Static messages for the length limits the service uses; another pair
+ * gets a generic message. */
+struct len_msg {
+	size_t min, max;
+	const char *msg;
+};
+
+static const struct len_msg len_msgs[] = {
+	{1, NAME_MAX_CHARS, "must be 1-" STR(NAME_MAX_CHARS) " characters"},
+	{1, SENDER_NAME_MAX_CHARS,
+	 "must be 1-" STR(SENDER_NAME_MAX_CHARS) " characters"},
+	{0, USERNAME_MAX_CHARS,
+	 "must be at most " STR(USERNAME_MAX_CHARS) " characters"},
+	{1, USERNAME_MAX_CHARS, "must be 1-" STR(USERNAME_MAX_CHARS) " characters"},
+	{0, CLIENT_ID_MAX_CHARS,
+	 "must be at most " STR(CLIENT_ID_MAX_CHARS) " characters"},
+	{1, CLIENT_ID_MAX_CHARS,
+	 "must be 1-" STR(CLIENT_ID_MAX_CHARS) " characters"},
+	{0, LIST_Q_MAX_CHARS, "must be at most " STR(LIST_Q_MAX_CHARS) " characters"},
+	{0, SCOPE_MAX_CHARS, "must be at most " STR(SCOPE_MAX_CHARS) " characters"},
+};
+
+static const char *length_message(size_t n, size_t min, size_t max)
+{
+	for (size_t i = 0; i < sizeof(len_msgs) / sizeof(len_msgs[0]); i++)
+		if (len_msgs[i].min == min && len_msgs[i].max == max)
+			return len_msgs[i].msg;
+	if (n < min)
+		return min == 1 ? "must not be empty" : "is too short";
+	return "is too long";
+}
+
+const char *validate_text(const char *s, size_t len, size_t min_chars,
+                          size_t max_chars)
+{
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	trim_spaces(&s, &len);
+	size_t n = utf8_count(s, len);
+	if (n < min_chars || n > max_chars)
+		return length_message(n, min_chars, max_chars);
+	return NULL;
+}
+
+const char *validate_secret(const char *s, size_t len, size_t max_bytes)
+{
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	if (len > max_bytes) {
+		if (max_bytes == SECRET_MAX_BYTES)
+			return "must be at most " STR(SECRET_MAX_BYTES) " bytes";
+		return "is too long";
+	}
+	return NULL;
+}
+
+/* ---- hosts ---- */
+
+static int is_alpha(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static int is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_hex(unsigned char c)
+{
+	return is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+}
+
+/* Copy into a NUL-terminated buffer for inet_pton; 0 when it does not fit
+ * or holds a NUL (which would cut the string short). */
+static int to_cstr(const char *s, size_t len, char *buf, size_t bufsize)
+{
+	if (len >= bufsize || memchr(s, '\0', len) != NULL)
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return 1;
+}
+
+static int is_ipv4(const char *s, size_t len)
+{
+	char buf[IP_TEXT_MAX];
+	struct in_addr a4;
+	/* glibc's inet_pton takes exactly four decimal parts, no leading
+	 * zeros: the dotted quad of RFC 1123 section 2.1 */
+	return to_cstr(s, len, buf, sizeof(buf)) &&
+	       inet_pton(AF_INET, buf, &a4) == 1;
+}
+
+static int is_ipv6(const char *s, size_t len)
+{
+	char buf[IP_TEXT_MAX];
+	struct in6_addr a6;
+	/* refuses a zone id ("fe80::1%eth0"): it names a local interface */
+	return to_cstr(s, len, buf, sizeof(buf)) &&
+	       inet_pton(AF_INET6, buf, &a6) == 1;
+}
+
+/* A spelling that the C library's resolver would take for an IPv4 address
+ * although it is no dotted quad ("127.1", "0x7f.1", "017700000001"). */
+static int is_odd_ipv4(const char *s, size_t len)
+{
+	/* as long as any host name: strtoul takes any number of leading
+	 * zeros ("0x00000000007f000001") */
+	char buf[HOSTNAME_MAX_BYTES + 1];
+	struct in_addr a4;
+	return to_cstr(s, len, buf, sizeof(buf)) && inet_aton(buf, &a4) != 0;
+}
+
+/* RFC 1123 host name; NULL or the problem. */
+static const char *check_hostname(const char *s, size_t len)
+{
+	if (len == 0)
+		return "must not be empty";
+	if (len > HOSTNAME_MAX_BYTES)
+		return "must be at most " STR(HOSTNAME_MAX_BYTES) " characters";
+	size_t start = 0;
+	int last_numeric = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && s[i] != '.') {
+			unsigned char c = (unsigned char)s[i];
+			if (!is_alpha(c) && !is_digit(c) && c != '-')
+				return "must be a host name (letters, digits, "
+				       "hyphens and dots) or an IP address";
+			continue;
+		}
+		/* end of a label: s[start..i) */
+		size_t n = i - start;
+		if (n == 0)
+			return i == len && len > 0 && s[len - 1] == '.'
+			           ? "must not end with a dot"
+			           : "must not contain empty labels";
+		if (n > LABEL_MAX)
+			return "labels must be at most " STR(LABEL_MAX)
+			       " characters";
+		if (s[start] == '-' || s[i - 1] == '-')
+			return "labels must not start or end with a hyphen";
+		last_numeric = 1;
+		for (size_t j = start; j < i; j++)
+			if (!is_digit((unsigned char)s[j]))
+				last_numeric = 0;
+		start = i + 1;
+	}
+	if (last_numeric || is_odd_ipv4(s, len))
+		return "must be a host name or a valid IPv4 address "
+		       "(four numbers 0-255)";
+	return NULL;
+}
+
+const char *validate_host(const char *s, size_t len)
+{
+	if (len == 0)
+		return "must not be empty";
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	if (s[0] == '[')
+		return "must be an IPv6 address without brackets";
+	if (memchr(s, ':', len) != NULL)
+		return is_ipv6(s, len) ? NULL : "must be a valid IPv6 address";
+	if (is_ipv4(s, len))
+		return NULL;
+	return check_hostname(s, len);
+}
+
+/* ---- e-mail ---- */
+
+/* RFC 5322 section 3.2.3 atext, plus UTF-8 (RFC 6531 section 3.3). */
+static int is_atext(unsigned char c)
+{
+	if (is_alpha(c) || is_digit(c) || c >= 0x80)
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+static const char MSG_EMAIL[] = "must be an e-mail address (name@example.com)";
+
+static const char *check_address_literal(const char *s, size_t len)
+{
+	/* s is "[...]" */
+	const char *in = s + 1;
+	size_t n = len - 2;
+	if (n > 5 && strncasecmp(in, "IPv6:", 5) == 0)
+		return is_ipv6(in + 5, n - 5) ? NULL : MSG_EMAIL;
+	if (is_ipv4(in, n) || (memchr(in, ':', n) != NULL && is_ipv6(in, n)))
+		return NULL;
+	return MSG_EMAIL;
+}
+
+const char *validate_email(const char *s, size_t len)
+{
+	if (len == 0)
+		return "must not be empty";
+	if (len > EMAIL_MAX_BYTES)
+		return "must be at most " STR(EMAIL_MAX_BYTES) " characters";
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	if (memchr(s, ' ', len) != NULL)
+		return "must not contain spaces";
+	const char *at = NULL;
+	for (size_t i = len; i > 0; i--) {
+		if (s[i - 1] == '@') {
+			at = s + i - 1;
+			break;
+		}
+	}
+	if (at == NULL)
+		return MSG_EMAIL;
+	size_t llen = (size_t)(at - s);
+	const char *dom = at + 1;
+	size_t dlen = len - llen - 1;
+	if (llen == 0)
+		return MSG_EMAIL;
+	if (llen > EMAIL_LOCAL_MAX)
+		return "the part before @ must be at most " STR(EMAIL_LOCAL_MAX)
+		       " characters";
+	/* dot-atom: atoms of atext joined by single dots */
+	if (s[0] == '.' || s[llen - 1] == '.')
+		return "the part before @ must not start or end with a dot";
+	for (size_t i = 0; i < llen; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (s[i + 1] == '.')
+				return "the part before @ must not contain "
+				       "two dots in a row";
+			continue;
+		}
+		if (!is_atext(c))
+			return "the part before @ contains a character that is "
+			       "not allowed";
+	}
+	if (dlen == 0)
+		return MSG_EMAIL;
+	if (dlen >= 2 && dom[0] == '[' && dom[dlen - 1] == ']')
+		return check_address_literal(dom, dlen);
+	if (memchr(dom, '.', dlen) == NULL)
+		return "the domain must contain a dot";
+	if (check_hostname(dom, dlen) != NULL)
+		return "the domain must be a valid host name";
+	return NULL;
+}
+
+/* ---- https URL ---- */
+
+/* RFC 3986 section 3.3 pchar without '%' (checked apart), plus '/' and '?'
+ * (sections 3.3 and 3.4). */
+static int is_path_query_char(unsigned char c)
+{
+	if (is_alpha(c) || is_digit(c))
+		return 1;
+	return c != '\0' && strchr("-._~!$&'()*+,;=:@/?", c) != NULL;
+}
+
+const char *validate_https_url(const char *s, size_t len)
+{
+	static const char scheme[] = "https://";
+	const size_t slen = sizeof(scheme) - 1;
+	if (len == 0)
+		return "must not be empty";
+	if (len > URL_MAX_BYTES)
+		return "must be at most " STR(URL_MAX_BYTES) " characters";
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == ' ')
+			return "must not contain spaces";
+		if (c >= 0x80)
+			return "must contain only ASCII characters "
+			       "(percent-encode others)";
+	}
+	/* the scheme is case-insensitive (RFC 3986 section 3.1) */
+	if (len < slen || strncasecmp(s, scheme, slen) != 0)
+		return "must be an https:// URL";
+	const char *auth = s + slen;
+	size_t alen = 0;
+	while (slen + alen < len && auth[alen] != '/' && auth[alen] != '?' &&
+	       auth[alen] != '#')
+		alen++;
+	if (memchr(auth, '@', alen) != NULL)
+		return "must not contain a user name or password";
+	/* host: "[IPv6]" (RFC 3986 section 3.2.2), IPv4 or a name */
+	const char *host = auth;
+	size_t hlen;
+	const char *rest; /* ":port" or "" */
+	if (alen > 0 && auth[0] == '[') {
+		const char *close = memchr(auth, ']', alen);
+		if (close == NULL)
+			return "must name a valid host";
+		hlen = (size_t)(close - auth) + 1;
+		if (!is_ipv6(auth + 1, hlen - 2))
+			return "must name a valid IPv6 address in brackets";
+	} else {
+		const char *colon = memchr(auth, ':', alen);
+		hlen = colon != NULL ? (size_t)(colon - auth) : alen;
+		if (hlen == 0)
+			return "must name a host";
+		if (!is_ipv4(host, hlen) && check_hostname(host, hlen) != NULL)
+			return "must name a valid host";
+	}
+	rest = auth + hlen;
+	size_t rlen = alen - hlen;
+	if (rlen > 0) {
+		if (rest[0] != ':')
+			return "must name a valid host";
+		/* port 1-65535, digits only, no leading zero, not empty */
+		const char *p = rest + 1;
+		size_t plen = rlen - 1;
+		if (plen == 0 || plen > 5 || p[0] == '0')
+			return "port must be 1-65535";
+		long port = 0;
+		for (size_t i = 0; i < plen; i++) {
+			if (!is_digit((unsigned char)p[i]))
+				return "port must be 1-65535";
+			port = port * 10 + (p[i] - '0');
+		}
+		if (port > 65535)
+			return "port must be 1-65535";
+	}
+	/* path and query */
+	for (size_t i = slen + alen; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '#')
+			return "must not contain a fragment (#)";
+		if (c == '%') {
+			if (i + 2 >= len || !is_hex((unsigned char)s[i + 1]) ||
+			    !is_hex((unsigned char)s[i + 2]))
+				return "must use % only in escapes like %20";
+			i += 2;
+			continue;
+		}
+		if (!is_path_query_char(c))
+			return "contains a character that must be "
+			       "percent-encoded";
+	}
+	return NULL;
+}
+
+/* ---- scopes, ids ---- */
+
+const char *validate_scope(const char *s, size_t len)
+{
+	if (has_control_chars(s, len))
+		return MSG_CONTROL;
+	if (utf8_count(s, len) > SCOPE_MAX_CHARS)
+		return "must be at most " STR(SCOPE_MAX_CHARS) " characters";
+	/* RFC 6749 section 3.3: scope = scope-token *( SP scope-token ),
+	 * scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == ' ') {
+			if (i == 0 || i + 1 == len || s[i + 1] == ' ')
+				return "must be scopes separated by single "
+				       "spaces";
+			continue;
+		}
+		if (c < 0x21 || c > 0x7E || c == '"' || c == '\\')
+			return "scopes must be printable ASCII without "
+			       "'\"' or '\\'";
+	}
+	return NULL;
+}
+
+int parse_positive_id(const char *s, size_t len, long long *out)
+{
+	/* canonical decimal only: one spelling per id, so "01" and "+1" are
+	 * unknown ids rather than aliases */
+	if (s == NULL || len == 0 || len > 19 || s[0] == '0')
+		return -1;
+	long long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!is_digit(c))
+			return -1;
+		int d = c - '0';
+		if (v > (LLONG_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (out != NULL)
+		*out = v;
+	return 0;
+}

@@ -1,0 +1,292 @@
+/*
+ * mailsrv_tool.c - operator command line: make a bearer token (contract
+ * section 3, `make token`), a key file for stored secrets, or an HS256 key.
+ *
+ *   mailsrv-tool token --sub NAME --roles a,b [--ttl SECONDS] [--key FILE]
+ *                      [--alg HS256|RS256|ES256] [--iss X] [--aud Y]
+ *   mailsrv-tool gen-secret-key PATH
+ *   mailsrv-tool gen-hmac-key PATH
+ *
+ * Defaults come from the service's own settings (MAILSRV_JWT_KEY_FILE,
+ * MAILSRV_JWT_ALG, MAILSRV_JWT_ISSUER, MAILSRV_JWT_AUDIENCE), so a token made
+ * here passes the service's checks. The token is the last line of stdout and
+ * the only secret this tool ever prints. Exit status: 0 ok, 1 error, 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "crypto.h"
+#include "jwt.h"
+#include "mailsrv_limits.h"
+
+#define EXIT_USAGE 2
+#define TTL_DEFAULT_S 3600L
+/* A year: longer-lived bearer tokens are a standing credential. */
+#define TTL_MAX_S (366L * 24 * 3600)
+#define HMAC_KEY_BYTES 32 /* 64 hex characters, RFC 7518 section 3.2 */
+
+static void usage(void)
+{
+	fputs("usage: mailsrv-tool token --sub NAME --roles ROLE[,ROLE...] "
+	      "[--ttl SECONDS] [--key FILE]\n"
+	      "                          [--alg HS256|RS256|ES256] [--iss ISSUER] "
+	      "[--aud AUDIENCE]\n"
+	      "       mailsrv-tool gen-secret-key PATH\n"
+	      "       mailsrv-tool gen-hmac-key PATH\n"
+	      "token defaults: --key $MAILSRV_JWT_KEY_FILE, --alg $MAILSRV_JWT_ALG "
+	      "(HS256),\n"
+	      "  --iss $MAILSRV_JWT_ISSUER, --aud $MAILSRV_JWT_AUDIENCE, --ttl 3600\n"
+	      "  RS256/ES256 need the private key PEM.\n",
+	      stderr);
+}
+
+/* An environment setting, with "" meaning unset. */
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static int parse_ttl(const char *s, long *out)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > TTL_MAX_S)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+	int ret = 1;
+	const char *sub = NULL, *roles = NULL, *key_path = NULL, *alg_name = NULL;
+	const char *iss = NULL, *aud = NULL, *ttl_s = NULL;
+	int iss_set = 0, aud_set = 0;
+	struct sig_key *key = NULL;
+	struct arena *a = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i];
+		if (i + 1 >= argc) {
+			fprintf(stderr, "mailsrv-tool token: %s needs a value\n", opt);
+			usage();
+			return EXIT_USAGE;
+		}
+		const char *val = argv[++i];
+		if (strcmp(opt, "--sub") == 0) {
+			sub = val;
+		} else if (strcmp(opt, "--roles") == 0) {
+			roles = val;
+		} else if (strcmp(opt, "--ttl") == 0) {
+			ttl_s = val;
+		} else if (strcmp(opt, "--key") == 0) {
+			key_path = val;
+		} else if (strcmp(opt, "--alg") == 0) {
+			alg_name = val;
+		} else if (strcmp(opt, "--iss") == 0) {
+			iss = val;
+			iss_set = 1;
+		} else if (strcmp(opt, "--aud") == 0) {
+			aud = val;
+			aud_set = 1;
+		} else {
+			fprintf(stderr, "mailsrv-tool token: unknown option \"%s\"\n",
+			        opt);
+			usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (sub == NULL || sub[0] == '\0' || roles == NULL) {
+		fputs("mailsrv-tool token: --sub (not empty) and --roles are "
+		      "required\n",
+		      stderr);
+		usage();
+		return EXIT_USAGE;
+	}
+	long ttl = TTL_DEFAULT_S;
+	if (ttl_s != NULL && parse_ttl(ttl_s, &ttl) != 0) {
+		fprintf(stderr,
+		        "mailsrv-tool token: --ttl must be a whole number of "
+		        "seconds from 1 to %ld\n",
+		        TTL_MAX_S);
+		return EXIT_USAGE;
+	}
+	if (alg_name == NULL)
+		alg_name = env("MAILSRV_JWT_ALG");
+	if (alg_name == NULL)
+		alg_name = "HS256";
+	enum sig_alg alg;
+	if (sig_alg_from_name(alg_name, &alg) != 0) {
+		fputs("mailsrv-tool token: the algorithm must be HS256, RS256 or "
+		      "ES256\n",
+		      stderr);
+		return EXIT_USAGE;
+	}
+	if (key_path == NULL)
+		key_path = env("MAILSRV_JWT_KEY_FILE");
+	if (key_path == NULL) {
+		fputs("mailsrv-tool token: no key: give --key FILE or set "
+		      "MAILSRV_JWT_KEY_FILE\n",
+		      stderr);
+		return EXIT_USAGE;
+	}
+	if (!iss_set)
+		iss = env("MAILSRV_JWT_ISSUER");
+	if (!aud_set)
+		aud = env("MAILSRV_JWT_AUDIENCE");
+	if (iss != NULL && iss[0] == '\0')
+		iss = NULL;
+	if (aud != NULL && aud[0] == '\0')
+		aud = NULL;
+
+	/* The message names the file, never its content. */
+	char err[512];
+	if (sig_key_load(alg, key_path, alg != SIG_HS256, &key, err,
+	                 sizeof(err)) != 0) {
+		fprintf(stderr, "mailsrv-tool token: %s\n", err);
+		goto out;
+	}
+	a = arena_new(MAX_ARENA_BYTES);
+	if (a == NULL) {
+		fputs("mailsrv-tool token: out of memory\n", stderr);
+		goto out;
+	}
+	char *tok = jwt_issue(key, a, sub, roles, ttl, time(NULL), iss, aud);
+	if (tok == NULL) {
+		fputs("mailsrv-tool token: could not make the token (a subject "
+		      "or role that is not UTF-8, or a token over the size "
+		      "limit)\n",
+		      stderr);
+		goto out;
+	}
+	if (printf("%s\n", tok) < 0 || fflush(stdout) != 0) {
+		fputs("mailsrv-tool token: could not write the token\n", stderr);
+		goto out;
+	}
+	ret = 0;
+out:
+	arena_free(a);
+	sig_key_free(key);
+	return ret;
+}
+
+static int cmd_gen_secret_key(int argc, char **argv)
+{
+	if (argc != 1) {
+		usage();
+		return EXIT_USAGE;
+	}
+	char err[512];
+	if (secret_keyring_generate(argv[0], err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailsrv-tool gen-secret-key: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* 64 random hex characters and a newline, mode 0600; an existing file (or a
+ * symlink planted in its place) is never overwritten. */
+static int cmd_gen_hmac_key(int argc, char **argv)
+{
+	int ret = 1;
+	int fd = -1;
+	int created = 0;
+	unsigned char raw[HMAC_KEY_BYTES];
+	char hex[2 * HMAC_KEY_BYTES + 1];
+
+	if (argc != 1) {
+		usage();
+		return EXIT_USAGE;
+	}
+	const char *path = argv[0];
+	if (crypto_random(raw, sizeof(raw)) != 0) {
+		fputs("mailsrv-tool gen-hmac-key: no random bytes available\n",
+		      stderr);
+		goto out;
+	}
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 15];
+	}
+	hex[2 * HMAC_KEY_BYTES] = '\n';
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	          0600);
+	if (fd < 0) {
+		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not create \"%s\": %s\n",
+		        path, strerror(errno));
+		goto out;
+	}
+	created = 1;
+	/* umask can only remove bits; fchmod makes the mode exact anyway. */
+	if (fchmod(fd, 0600) != 0 || write_all(fd, hex, sizeof(hex)) != 0 ||
+	    fsync(fd) != 0) {
+		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not write \"%s\": %s\n",
+		        path, strerror(errno));
+		goto out;
+	}
+	int fd2 = fd;
+	fd = -1;
+	if (close(fd2) != 0) {
+		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not write \"%s\": %s\n",
+		        path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret != 0 && created)
+		unlink(path); /* no half-written key left behind */
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(hex, sizeof(hex));
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage();
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "token") == 0)
+		return cmd_token(argc - 2, argv + 2);
+	if (strcmp(cmd, "gen-secret-key") == 0)
+		return cmd_gen_secret_key(argc - 2, argv + 2);
+	if (strcmp(cmd, "gen-hmac-key") == 0)
+		return cmd_gen_hmac_key(argc - 2, argv + 2);
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+		usage();
+		return 0;
+	}
+	fprintf(stderr, "mailsrv-tool: unknown command \"%s\"\n", cmd);
+	usage();
+	return EXIT_USAGE;
+}
