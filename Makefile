@@ -24,22 +24,26 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
 	@mkdir -p $@
 
 $(BUILD)/libmailsrv.a: $(LIBOBJ)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/mailsrv: $(BUILD)/obj/main.o $(BUILD)/libmailsrv.a
-	$(CC) -pie $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) -pie $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/mailsrv-tool: tools/mailsrv_tool.c $(BUILD)/libmailsrv.a
-	$(CC) $(ALL_CFLAGS) -pie $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -pie $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmailsrv.a | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
 
 # Unit tests alone (cmocka); `make test` runs them with everything else.
 unit: $(UNIT_BIN)

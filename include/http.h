@@ -81,8 +81,8 @@ err_t http_json(struct ctx *c, int status);
 /* An empty response (204). */
 void http_empty(struct ctx *c, int status);
 
-/* Set detail and return e: `return fail(c, E_NOT_FOUND, "no such server");` */
-err_t fail(struct ctx *c, err_t e, const char *detail);
+/* Set detail and return e: `return reject(c, E_NOT_FOUND, "no such server");` */
+err_t reject(struct ctx *c, err_t e, const char *detail);
 /* Record a field error for a 422 (beyond MAX_FIELD_ERRORS they are counted
  * into the last one). */
 void field_error(struct ctx *c, const char *field, const char *message);

@@ -51,6 +51,7 @@ shopt -u nullglob
 
 # The bookkeeping table, owned by mailsrv_owner like the rest of the schema.
 "${psql_cmd[@]}" <<'SQL'
+SET client_min_messages = warning;
 SET ROLE mailsrv_owner;
 CREATE TABLE IF NOT EXISTS schema_migrations (
     filename   text PRIMARY KEY,

@@ -66,7 +66,7 @@ say() { echo "stack: $*"; }
 
 [[ $STACK_VAR == /* ]] || die "STACK_VAR must be an absolute path (got '$STACK_VAR')"
 for p in "$HTTP_PORT" "$PG_PORT"; do
-	[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+	if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
 done
 
 need_root() {
@@ -168,9 +168,9 @@ cmd_init() {
 	need_root
 	cmd_keys
 	install -d -m 0755 "$log_dir" "$run_dir" "$nginx_dir"
-	install -d -m 0700 -o postgres -g postgres "$pg_dir"
+	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_dir"
 	# Only postgres and the group of the user running the stack (root's)
-	# reach the socket directory.
+	# reach the socket directory (and pg/, which holds it and the data).
 	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_sock"
 	check_reachable postgres "$pg_dir"
 	if [[ ! -e $pg_log ]]; then
@@ -316,11 +316,15 @@ render_nginx_conf() {
 
 start_nginx() {
 	local pid
+	render_nginx_conf
 	if pid=$(nginx_pid); then
-		say "nginx already running (pid $pid)"
+		# Running already: take the freshly rendered configuration.
+		nginx -q -t -c "$nginx_conf" -p "$nginx_dir/" -e "$log_dir/nginx-error.log" ||
+			die "the new nginx configuration is invalid; nginx $pid keeps the old one"
+		kill -HUP "$pid"
+		say "nginx already running (pid $pid), configuration reloaded"
 		return 0
 	fi
-	render_nginx_conf
 	# -e: the error log before the configuration is read (else the
 	# compiled-in /var/log/nginx/error.log).
 	nginx -q -c "$nginx_conf" -p "$nginx_dir/" -e "$log_dir/nginx-error.log" ||

@@ -374,23 +374,20 @@ static int load_hs256(struct sig_key *k, const char *path, char *err,
 		        path, HS256_MIN_KEY_BYTES, len);
 		goto out;
 	}
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac == NULL)
-		goto crypto_fail;
-	k->hmac = EVP_MAC_CTX_new(mac);
-	if (k->hmac == NULL)
-		goto crypto_fail;
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 		OSSL_PARAM_construct_end(),
 	};
-	if (EVP_MAC_init(k->hmac, buf, len, params) != 1)
-		goto crypto_fail;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac != NULL)
+		k->hmac = EVP_MAC_CTX_new(mac);
+	if (k->hmac == NULL || EVP_MAC_init(k->hmac, buf, len, params) != 1) {
+		set_err(err, errlen, "\"%s\": could not set up HMAC-SHA256",
+		        path);
+		goto out;
+	}
 	ret = 0;
-	goto out;
-crypto_fail:
-	set_err(err, errlen, "\"%s\": could not set up HMAC-SHA256", path);
 out:
 	ERR_clear_error();
 	EVP_MAC_free(mac);

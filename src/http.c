@@ -63,7 +63,7 @@ err_t http_json(struct ctx *c, int status)
 	const char *buf;
 	size_t len;
 	if (json_out_result(c->out, &buf, &len) != 0)
-		return fail(c, E_INTERNAL, "could not produce the response document");
+		return reject(c, E_INTERNAL, "could not produce the response document");
 	c->resp->status = status;
 	c->resp->content_type = "application/json";
 	c->resp->body = buf;
@@ -79,7 +79,7 @@ void http_empty(struct ctx *c, int status)
 	c->resp->body_len = 0;
 }
 
-err_t fail(struct ctx *c, err_t e, const char *detail)
+err_t reject(struct ctx *c, err_t e, const char *detail)
 {
 	c->detail = detail;
 	return e;

@@ -215,7 +215,8 @@ static int close_container(struct parser *p)
 {
 	struct frame *f = &p->frames[p->depth - 1];
 	size_t n = p->count - f->base;
-	struct json_member *kids = &p->stack[f->base];
+	/* The stack is still NULL when nothing was ever pushed. */
+	struct json_member *kids = n > 0 ? p->stack + f->base : NULL;
 	if (f->node->type == JSON_OBJECT) {
 		struct json_member *m = NULL;
 		if (n > 0) {

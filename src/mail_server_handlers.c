@@ -40,15 +40,15 @@ static err_t write_failed(struct ctx *c, err_t e)
 	if (e == E_CONFLICT) {
 		if (strcmp(db_constraint(c->w->db), "mail_server_name_key") == 0) {
 			field_error(c, "name", "is already taken by another mail server");
-			return fail(c, E_CONFLICT, "a mail server with this name already exists");
+			return reject(c, E_CONFLICT, "a mail server with this name already exists");
 		}
 		if (strcmp(db_constraint(c->w->db), "mail_server_single_default") == 0)
-			return fail(c, E_DB_UNAVAILABLE, "the default server changed concurrently; retry");
-		return fail(c, E_INTERNAL, "a database constraint refused a validated value");
+			return reject(c, E_DB_UNAVAILABLE, "the default server changed concurrently; retry");
+		return reject(c, E_INTERNAL, "a database constraint refused a validated value");
 	}
 	if (e == E_DB_UNAVAILABLE)
-		return fail(c, e, "the database is unavailable; retry later");
-	return fail(c, e, "could not store the mail server");
+		return reject(c, e, "the database is unavailable; retry later");
+	return reject(c, e, "could not store the mail server");
 }
 
 /* ---- list ---- */
@@ -131,7 +131,7 @@ err_t ms_handle_list(struct ctx *c)
 	struct query_param *params;
 	size_t nparams;
 	if (query_parse(c->arena, c->req->query, &params, &nparams) != 0)
-		return fail(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
+		return reject(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
 
 	long limit = LIST_LIMIT_DEFAULT, offset = 0;
 	enum ms_sort sort = SORT_NAME;
@@ -141,10 +141,10 @@ err_t ms_handle_list(struct ctx *c)
 		const struct query_param *qp = &params[i];
 		if (strcmp(qp->name, "limit") == 0) {
 			if (parse_bounded(qp->value, qp->value_len, 1, LIST_LIMIT_MAX, &limit) != 0)
-				return fail(c, E_BAD_REQUEST, "limit must be an integer from 1 to 200");
+				return reject(c, E_BAD_REQUEST, "limit must be an integer from 1 to 200");
 		} else if (strcmp(qp->name, "offset") == 0) {
 			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) != 0)
-				return fail(c, E_BAD_REQUEST, "offset must be an integer from 0 to 1000000000");
+				return reject(c, E_BAD_REQUEST, "offset must be an integer from 0 to 1000000000");
 		} else if (strcmp(qp->name, "sort") == 0) {
 			const char *key = qp->value;
 			desc = key[0] == '-';
@@ -155,7 +155,7 @@ err_t ms_handle_list(struct ctx *c)
 				if (strcmp(sort_names[k], key) == 0 && strlen(qp->value) == qp->value_len)
 					break;
 			if (k == SORT__COUNT)
-				return fail(c, E_BAD_REQUEST,
+				return reject(c, E_BAD_REQUEST,
 				            "sort must be one of name, server, port, sender_name, sender_email,"
 				            " is_default, created_at, updated_at, optionally prefixed by '-'");
 			sort = (enum ms_sort)k;
@@ -163,13 +163,13 @@ err_t ms_handle_list(struct ctx *c)
 			if (!utf8_valid((const unsigned char *)qp->value, qp->value_len) ||
 			    has_control_chars(qp->value, qp->value_len) ||
 			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
-				return fail(c, E_BAD_REQUEST,
+				return reject(c, E_BAD_REQUEST,
 				            "q must be UTF-8 text of at most 200 characters without control"
 				            " characters");
 			if (qp->value_len > 0 && (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
-				return fail(c, E_INTERNAL, "out of memory");
+				return reject(c, E_INTERNAL, "out of memory");
 		} else {
-			return fail(c, E_BAD_REQUEST,
+			return reject(c, E_BAD_REQUEST,
 			            "unknown query parameter; use q, sort, limit and offset");
 		}
 	}
@@ -208,7 +208,7 @@ err_t ms_handle_create(struct ctx *c)
 	struct db *db = c->w->db;
 	err_t e = ms_input_parse(c, c->body, MS_CREATE, NULL, &in);
 	if (e != E_OK)
-		return fail(c, e, "the mail server has invalid fields");
+		return reject(c, e, "the mail server has invalid fields");
 	ms_plan_change(NULL, &in, &ch);
 
 	long long id;
@@ -241,7 +241,7 @@ err_t ms_handle_get(struct ctx *c)
 	if (e != E_OK)
 		return write_failed(c, e);
 	if (!found)
-		return fail(c, E_NOT_FOUND, "no mail server has this id");
+		return reject(c, E_NOT_FOUND, "no mail server has this id");
 	return respond_row(c, 200, &row);
 }
 
@@ -253,7 +253,7 @@ err_t ms_handle_get_default(struct ctx *c)
 	if (e != E_OK)
 		return write_failed(c, e);
 	if (!found)
-		return fail(c, E_NOT_FOUND, "no mail server is marked as the default");
+		return reject(c, E_NOT_FOUND, "no mail server is marked as the default");
 	return respond_row(c, 200, &row);
 }
 
@@ -284,11 +284,11 @@ static err_t update(struct ctx *c, int patch)
 	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
 		goto out;
 	if (!found) {
-		e = fail(c, E_NOT_FOUND, "no mail server has this id");
+		e = reject(c, E_NOT_FOUND, "no mail server has this id");
 		goto out;
 	}
 	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
-		e = fail(c, E_PRECONDITION_FAILED,
+		e = reject(c, E_PRECONDITION_FAILED,
 		         "the mail server has changed since it was read (If-Match does not match)");
 		goto out;
 	}
@@ -296,7 +296,7 @@ static err_t update(struct ctx *c, int patch)
 	if (patch && (e = ms_merge_patch(c, &cur, c->body, &body)) != E_OK)
 		goto out;
 	if ((e = ms_input_parse(c, body, MS_REPLACE, &cur, &in)) != E_OK) {
-		e = fail(c, e, "the mail server has invalid fields");
+		e = reject(c, e, "the mail server has invalid fields");
 		goto out;
 	}
 	ms_plan_change(&cur, &in, &ch);
@@ -338,11 +338,11 @@ err_t ms_handle_delete(struct ctx *c)
 	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
 		goto out;
 	if (!found) {
-		e = fail(c, E_NOT_FOUND, "no mail server has this id");
+		e = reject(c, E_NOT_FOUND, "no mail server has this id");
 		goto out;
 	}
 	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
-		e = fail(c, E_PRECONDITION_FAILED,
+		e = reject(c, E_PRECONDITION_FAILED,
 		         "the mail server has changed since it was read (If-Match does not match)");
 		goto out;
 	}
@@ -395,13 +395,13 @@ err_t ms_handle_batch_delete(struct ctx *c)
 			}
 		}
 	if (c->nerrors > 0)
-		return fail(c, E_VALIDATION, "the batch delete request is invalid");
+		return reject(c, E_VALIDATION, "the batch delete request is invalid");
 
 	/* Sorted and without repeats: the answer lists each id once. */
 	size_t n = ids->u.array.count;
 	long long *want = arena_calloc(c->arena, n, sizeof(*want));
 	if (want == NULL)
-		return fail(c, E_INTERNAL, "out of memory");
+		return reject(c, E_INTERNAL, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		want[i] = ids->u.array.items[i]->u.number.i;
 	qsort(want, n, sizeof(*want), cmp_id);

@@ -348,7 +348,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 	struct json_member *m = arena_calloc(a, cap, sizeof(*m));
 	struct json_value *obj = arena_calloc(a, 1, sizeof(*obj));
 	if (m == NULL || obj == NULL)
-		return fail(c, E_INTERNAL, "out of memory");
+		return reject(c, E_INTERNAL, "out of memory");
 	size_t n = 0;
 
 	/* Does the patch switch the auth type? Then the old type's fields are
@@ -378,7 +378,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 	}
 	for (size_t i = 0; i < n; i++)
 		if (m[i].value == NULL)
-			return fail(c, E_INTERNAL, "out of memory");
+			return reject(c, E_INTERNAL, "out of memory");
 
 	for (size_t i = 0; i < patch->u.object.count; i++) {
 		const struct json_member *pm = &patch->u.object.members[i];

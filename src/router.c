@@ -84,10 +84,10 @@ static err_t authenticate(struct ctx *c)
 {
 	const char *h = c->req->authorization;
 	if (h == NULL)
-		return fail(c, E_UNAUTHORIZED, "a bearer token is required");
+		return reject(c, E_UNAUTHORIZED, "a bearer token is required");
 	/* RFC 6750 section 2.1: "Bearer" (any case) SP token. */
 	if (strncasecmp(h, "Bearer ", 7) != 0)
-		return fail(c, E_UNAUTHORIZED, "the Authorization header must use the Bearer scheme");
+		return reject(c, E_UNAUTHORIZED, "the Authorization header must use the Bearer scheme");
 	const char *tok = h + 7;
 	while (*tok == ' ')
 		tok++;
@@ -97,10 +97,10 @@ static err_t authenticate(struct ctx *c)
 	enum jwt_result r = jwt_verify(&c->w->app->jwt, c->arena, tok, len, time(NULL), &c->who);
 	if (r != JWT_VALID) {
 		log_info("bearer token refused: %s", jwt_result_str(r));
-		return fail(c, E_UNAUTHORIZED, "the bearer token is invalid or expired");
+		return reject(c, E_UNAUTHORIZED, "the bearer token is invalid or expired");
 	}
 	if (!c->who.is_administrator)
-		return fail(c, E_FORBIDDEN, "the administrator role is required");
+		return reject(c, E_FORBIDDEN, "the administrator role is required");
 	return E_OK;
 }
 
@@ -110,11 +110,11 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 {
 	const struct http_request *req = c->req;
 	if (req->body_too_large)
-		return fail(c, E_PAYLOAD_TOO_LARGE, "the request body is larger than 65536 bytes");
+		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is larger than 65536 bytes");
 	int json = media_type_is(req->content_type, "application/json");
 	if (!json && !(kind == BODY_MERGE_PATCH &&
 	               media_type_is(req->content_type, "application/merge-patch+json")))
-		return fail(c, E_UNSUPPORTED_MEDIA_TYPE,
+		return reject(c, E_UNSUPPORTED_MEDIA_TYPE,
 		            kind == BODY_MERGE_PATCH
 		                ? "the body must be application/merge-patch+json or application/json"
 		                : "the body must be application/json");
@@ -123,11 +123,11 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 	enum json_status st = json_parse(c->arena, req->body ? req->body : "", req->body_len, &root,
 	                                 msg, sizeof(msg));
 	if (st == JSON_ERR_NOMEM)
-		return fail(c, E_PAYLOAD_TOO_LARGE, "the request body is too large to process");
+		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is too large to process");
 	if (st != JSON_OK)
-		return fail(c, E_BAD_REQUEST, arena_strdup(c->arena, msg));
+		return reject(c, E_BAD_REQUEST, arena_strdup(c->arena, msg));
 	if (root->type != JSON_OBJECT)
-		return fail(c, E_BAD_REQUEST, "the body must be a JSON object");
+		return reject(c, E_BAD_REQUEST, "the body must be a JSON object");
 	c->body = root;
 	return E_OK;
 }
@@ -138,13 +138,13 @@ static err_t dispatch(struct ctx *c)
 	if (strcmp(path, "/healthz") == 0) {
 		if (strcmp(c->req->method, "GET") != 0 && strcmp(c->req->method, "HEAD") != 0) {
 			c->allow = "GET, HEAD";
-			return fail(c, E_METHOD_NOT_ALLOWED, "use GET");
+			return reject(c, E_METHOD_NOT_ALLOWED, "use GET");
 		}
 		return health_handle(c);
 	}
 	static const char prefix[] = "/api/v1/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
-		return fail(c, E_NOT_FOUND, "no such resource");
+		return reject(c, E_NOT_FOUND, "no such resource");
 	path += sizeof(prefix) - 1;
 
 	const struct route *route = NULL;
@@ -160,7 +160,7 @@ static err_t dispatch(struct ctx *c)
 	if ((route == NULL || !route->public) && (e = authenticate(c)) != E_OK)
 		return e;
 	if (route == NULL)
-		return fail(c, E_NOT_FOUND, "no such resource");
+		return reject(c, E_NOT_FOUND, "no such resource");
 
 	const struct method *m = NULL;
 	for (size_t i = 0; i < MAX_METHODS && route->methods[i].name != NULL; i++)
@@ -168,14 +168,14 @@ static err_t dispatch(struct ctx *c)
 			m = &route->methods[i];
 	if (m == NULL) {
 		c->allow = route->allow;
-		return fail(c, E_METHOD_NOT_ALLOWED, "this method is not allowed on this resource");
+		return reject(c, E_METHOD_NOT_ALLOWED, "this method is not allowed on this resource");
 	}
 	if (id_seg != NULL && parse_positive_id(id_seg, id_len, &c->id) != 0)
-		return fail(c, E_NOT_FOUND, "no mail server has this id");
+		return reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (m->body != BODY_NONE && (e = read_body(c, m->body)) != E_OK)
 		return e;
 	if ((e = db_ensure(c->w->db)) != E_OK)
-		return fail(c, e, "the database is unavailable; retry later");
+		return reject(c, e, "the database is unavailable; retry later");
 	return m->fn(c);
 }
 
@@ -185,7 +185,7 @@ err_t health_handle(struct ctx *c)
 	if (e == E_OK)
 		e = db_exec(c->w->db, ST_HEALTH, 0, NULL, NULL, NULL, NULL);
 	if (e != E_OK)
-		return fail(c, E_DB_UNAVAILABLE, "the database is unavailable");
+		return reject(c, E_DB_UNAVAILABLE, "the database is unavailable");
 	json_out_object_open(c->out);
 	json_out_key(c->out, "status");
 	json_out_cstring(c->out, "ok");
