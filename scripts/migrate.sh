@@ -86,14 +86,11 @@ for f in "${files[@]}"; do
 	fi
 	sum=$(sha256sum "$f" | cut -d' ' -f1)
 	echo "migrate: applying $name"
-	# The file is read here (the caller may be able to read it when the
-	# postgres user cannot) and fed to psql on stdin as one script.
-	if ! {
-		printf 'SET ROLE mailsrv_owner;\n'
-		cat "$f"
-		printf '\n;\n'
-		printf "INSERT INTO schema_migrations (filename, sha256) VALUES (:'mig_name', :'mig_sum');\n"
-	} | "${psql_cmd[@]}" --single-transaction -v mig_name="$name" -v mig_sum="$sum" -f -; then
+	# The file goes to psql on stdin (the caller may read it where the
+	# postgres user cannot), so psql's "<stdin>:N" is line N of the file.
+	# $name and $sum are safe as literals (checked above; hex).
+	if ! "${psql_cmd[@]}" --single-transaction -c 'SET ROLE mailsrv_owner' -f - \
+		-c "INSERT INTO schema_migrations (filename, sha256) VALUES ('$name', '$sum')" <"$f"; then
 		die "$name failed; nothing of it was applied"
 	fi
 	count=$((count + 1))

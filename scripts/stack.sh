@@ -38,8 +38,8 @@ STACK_VAR=${STACK_VAR:-$repo/var}
 HTTP_PORT=${STACK_HTTP_PORT:-8080}
 PG_PORT=${STACK_PG_PORT:-55432}
 WAIT_SECONDS=${STACK_WAIT_SECONDS:-30}
-MAILSRV_BIN=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
-TOOL_BIN=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
+mailsrv_bin=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
+tool_bin=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
 NGINX_USER=${STACK_NGINX_USER:-www-data}
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -117,7 +117,7 @@ pid_of() {
 	echo "$pid"
 }
 
-mailsrv_pid() { pid_of "$mailsrv_pidfile" "$MAILSRV_BIN"; }
+mailsrv_pid() { pid_of "$mailsrv_pidfile" "$mailsrv_bin"; }
 nginx_pid() { pid_of "$nginx_pidfile" "$nginx_conf"; }
 pg_pid() { pid_of "$pgdata/postmaster.pid" "$pgdata"; }
 
@@ -138,14 +138,14 @@ cmd_keys() {
 	install -d -m 0700 "$keys_dir"
 	chmod 0700 "$keys_dir"
 	if [[ ! -e $keys_dir/secrets.key || ! -e $keys_dir/jwt-hs256.key ]]; then
-		[[ -x $TOOL_BIN ]] || die "$TOOL_BIN is missing: run 'make all' first"
+		[[ -x $tool_bin ]] || die "$tool_bin is missing: run 'make all' first"
 	fi
 	if [[ ! -e $keys_dir/secrets.key ]]; then
-		"$TOOL_BIN" gen-secret-key "$keys_dir/secrets.key"
+		"$tool_bin" gen-secret-key "$keys_dir/secrets.key"
 		say "created $keys_dir/secrets.key"
 	fi
 	if [[ ! -e $keys_dir/jwt-hs256.key ]]; then
-		"$TOOL_BIN" gen-hmac-key "$keys_dir/jwt-hs256.key"
+		"$tool_bin" gen-hmac-key "$keys_dir/jwt-hs256.key"
 		say "created $keys_dir/jwt-hs256.key"
 	fi
 	# The TCP password of mailsrv_app (see the header) and its passfile.
@@ -181,7 +181,6 @@ cmd_init() {
 		as_postgres "$PG_BIN/initdb" -D "$pgdata" -U postgres --encoding=UTF8 --locale=C.UTF-8 \
 			--auth-local=peer --auth-host=scram-sha-256 --data-checksums >"$log_dir/initdb.log" 2>&1 ||
 			{ tail -n 20 "$log_dir/initdb.log" >&2; die "initdb failed (full output in $log_dir/initdb.log)"; }
-		write_pg_auth
 		printf "\n# Written by scripts/stack.sh on every start.\ninclude_if_exists = 'stack.conf'\n" |
 			as_postgres tee -a "$pgdata/postgresql.conf" >/dev/null
 	fi
@@ -192,9 +191,10 @@ write_pg_auth() {
 	me=$(id -un)
 	as_postgres tee "$pgdata/pg_hba.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh; see its header for why.
-# TYPE  DATABASE  USER  ADDRESS        METHOD
-local   all       all                  peer map=stack
-host    all       all   127.0.0.1/32   scram-sha-256
+# TYPE  DATABASE  USER         ADDRESS        METHOD
+local   all       postgres                    peer map=stack
+local   mailsrv   mailsrv_app                 peer map=stack
+host    mailsrv   mailsrv_app  127.0.0.1/32   scram-sha-256
 EOF
 	as_postgres tee "$pgdata/pg_ident.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh.
@@ -215,6 +215,7 @@ cmd_pg_start() {
 	if pg_is_running; then
 		return 0
 	fi
+	write_pg_auth
 	as_postgres tee "$pgdata/stack.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh pg-start; edits are lost.
 port = $PG_PORT
@@ -285,14 +286,14 @@ start_mailsrv() {
 		say "mailsrv already running (pid $pid)"
 		return 0
 	fi
-	[[ -x $MAILSRV_BIN ]] || die "$MAILSRV_BIN is missing: run 'make all' first"
+	[[ -x $mailsrv_bin ]] || die "$mailsrv_bin is missing: run 'make all' first"
 	service_env
 	check_reachable "$NGINX_USER" "$(dirname "$MAILSRV_SOCKET")"
 	# setsid: its own session and process group, so a Ctrl-C meant for
 	# `make run` reaches it only through `stop`, and `stop` can end the
 	# whole group (master and workers) if it must.
-	echo "--- $(date -u +%FT%TZ) stack: starting $MAILSRV_BIN" >>"$mailsrv_log"
-	setsid "$MAILSRV_BIN" >>"$mailsrv_log" 2>&1 </dev/null &
+	echo "--- $(date -u +%FT%TZ) stack: starting $mailsrv_bin" >>"$mailsrv_log"
+	setsid "$mailsrv_bin" >>"$mailsrv_log" 2>&1 </dev/null &
 	echo "$!" >"$mailsrv_pidfile"
 }
 
@@ -427,8 +428,8 @@ cmd_run() {
 	cmd_start || { cmd_stop; exit 1; }
 	local token
 	service_env
-	token=$("$TOOL_BIN" token --sub admin --roles administrator | tail -n 1) ||
-		{ cmd_stop; die "could not make a token with $TOOL_BIN"; }
+	token=$("$tool_bin" token --sub admin --roles administrator | tail -n 1) ||
+		{ cmd_stop; die "could not make a token with $tool_bin"; }
 	cat <<EOF
 
 The stack is running. Try:

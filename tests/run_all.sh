@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# run_all.sh - every suite, what `make test` runs (after building). In order:
+#   unit     every build/tests/test_* cmocka binary
+#   openapi  tests/openapi_lint.sh, when present (one test)
+#   api      the API suite (pytest tests/api) against a real stack started
+#            here on its own ports and directory
+#   fuzz     tests/fuzz/run_brief.sh, when present
+# It prints a line per suite and, as the very last line, "N passed, M failed"
+# over all suites; it exits 1 when anything failed or a suite could not run.
+#
+# The test stack: STACK_VAR=<repo>/var/test, HTTP 18080, PostgreSQL 55433,
+# overridable with TEST_STACK_VAR, TEST_HTTP_PORT and TEST_PG_PORT (separate
+# names, so a shell set up for `make run` never points the tests at it). It is
+# created afresh on every run and stopped on exit, Ctrl-C or SIGTERM.
+# MAILSRV_* variables of the caller are dropped so the test stack's settings
+# are the suite's own; tests/api/stack-env.sh, when present, is sourced before
+# the stack starts (with STACK_VAR set) to export the settings the API suite
+# needs (e.g. MAILSRV_CA_FILE of a test CA it creates under $STACK_VAR,
+# MAILSRV_OUTBOUND_ALLOW, MAILSRV_TEST_RATE).
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo" || exit 1
+
+export STACK_VAR=${TEST_STACK_VAR:-$repo/var/test}
+export STACK_HTTP_PORT=${TEST_HTTP_PORT:-18080}
+export STACK_PG_PORT=${TEST_PG_PORT:-55433}
+unset STACK_PROCESSES STACK_THREADS STACK_MAILSRV_BIN STACK_MAILSRV_TOOL
+for v in $(compgen -e MAILSRV_); do unset "$v"; done
+export PYTHONDONTWRITEBYTECODE=1
+
+# Per-suite timeouts (seconds): a hung suite fails instead of hanging CI.
+UNIT_TIMEOUT=${TEST_UNIT_TIMEOUT:-300}
+API_TIMEOUT=${TEST_API_TIMEOUT:-2400}
+FUZZ_TIMEOUT=${TEST_FUZZ_TIMEOUT:-900}
+
+total_pass=0
+total_fail=0
+incomplete=0
+summary=()
+child=
+stack_started=
+
+note() { printf '== %s\n' "$*"; }
+
+record() { # suite passed failed [remark]
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	summary+=("$(printf '%-8s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+stop_stack() {
+	if [[ -n $stack_started ]]; then
+		stack_started=
+		note "stopping the test stack"
+		scripts/stack.sh stop || true
+	fi
+}
+
+cleanup() {
+	trap '' INT TERM
+	if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
+		kill -TERM "$child" 2>/dev/null
+		sleep 1
+		kill -KILL "$child" 2>/dev/null
+	fi
+	stop_stack
+}
+trap cleanup EXIT
+trap 'echo "run_all: interrupted" >&2; exit 130' INT TERM
+
+# run_logged LOG TIMEOUT CMD...: run CMD under a timeout in the background
+# (so a signal to us is handled at once, and `cleanup` can end it by its pid),
+# output into LOG and, with SHOW=1, also onto our output as it comes.
+# Returns CMD's exit status (124 on timeout).
+run_logged() {
+	local log=$1 limit=$2 rc tailpid=
+	shift 2
+	: >"$log"
+	timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1 </dev/null &
+	child=$!
+	if [[ ${SHOW:-} == 1 ]]; then
+		tail -n +1 -s 0.2 -f --pid="$child" "$log" &
+		tailpid=$!
+	fi
+	wait "$child"
+	rc=$?
+	child=
+	[[ -z $tailpid ]] || wait "$tailpid"
+	return "$rc"
+}
+
+logdir=$(mktemp -d /tmp/mailsrv-test.XXXXXX)
+
+# ---- unit ----------------------------------------------------------------
+note "unit tests"
+u_pass=0 u_fail=0 u_bins=0
+shopt -s nullglob
+for t in build/tests/test_*; do
+	[[ -f $t && -x $t ]] || continue
+	u_bins=$((u_bins + 1))
+	log=$logdir/$(basename "$t").log
+	run_logged "$log" "$UNIT_TIMEOUT" "$t"
+	rc=$?
+	# cmocka: "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s), listed
+	# below:" per group; the per-test "[  FAILED  ] name" lines carry no count.
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test(s)\..*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	if ((rc != 0 && f == 0)); then
+		f=1 # crashed, timed out, or failed outside any test
+	fi
+	if ((rc == 0 && p == 0 && f == 0)); then
+		f=1 # no cmocka summary at all
+		rc=1
+	fi
+	u_pass=$((u_pass + p))
+	u_fail=$((u_fail + f))
+	if ((rc == 0 && f == 0)); then
+		printf '   %-40s %d passed\n' "$(basename "$t")" "$p"
+	else
+		printf '   %-40s %d passed, %d failed (exit %d); output:\n' "$(basename "$t")" "$p" "$f" "$rc"
+		tail -n 40 "$log" | sed 's/^/     | /'
+	fi
+done
+shopt -u nullglob
+if ((u_bins == 0)); then
+	record unit 0 1 "no unit test binaries in build/tests"
+else
+	record unit "$u_pass" "$u_fail" "$u_bins binaries"
+fi
+
+# ---- OpenAPI lint ----------------------------------------------------------
+if [[ -x tests/openapi_lint.sh ]]; then
+	note "OpenAPI lint"
+	if SHOW=1 run_logged "$logdir/openapi.log" 600 tests/openapi_lint.sh; then
+		record openapi 1 0
+	else
+		record openapi 0 1
+	fi
+elif [[ -e tests/openapi_lint.sh ]]; then
+	record openapi 0 1 "tests/openapi_lint.sh is not executable"
+fi
+
+# ---- API suite against the test stack ---------------------------------------
+note "test stack in $STACK_VAR (http $STACK_HTTP_PORT, postgresql $STACK_PG_PORT)"
+# Start from nothing: leftovers of an interrupted run are stopped, and the
+# directory is removed when it is one this script made (marked).
+scripts/stack.sh stop >/dev/null 2>&1 || true
+if [[ -e $STACK_VAR/.run_all-test-stack ]]; then
+	rm -rf -- "$STACK_VAR"
+fi
+if [[ ! -e $STACK_VAR ]]; then
+	mkdir -p -- "$STACK_VAR" && touch "$STACK_VAR/.run_all-test-stack"
+fi
+stack_ok=1
+if [[ -f tests/api/stack-env.sh ]]; then
+	# shellcheck source=/dev/null
+	if ! source tests/api/stack-env.sh; then
+		echo "run_all: tests/api/stack-env.sh failed" >&2
+		stack_ok=
+	fi
+fi
+if [[ -n $stack_ok ]]; then
+	stack_started=1
+	if ! SHOW=1 run_logged "$logdir/stack-start.log" 300 scripts/stack.sh start; then
+		stack_ok=
+	fi
+fi
+if [[ -z $stack_ok ]]; then
+	echo "run_all: the test stack did not start; the API suite is skipped" >&2
+	record stack 0 1 "could not start; API suite not run"
+	incomplete=1
+else
+	record stack 1 0
+	if ! compgen -G 'tests/api/test_*.py' >/dev/null && ! compgen -G 'tests/api/*_test.py' >/dev/null; then
+		echo "run_all: no tests in tests/api" >&2
+		record api 0 0 "no tests yet"
+	else
+		note "API tests (pytest tests/api)"
+		junit=$STACK_VAR/junit-api.xml
+		rm -f "$junit"
+		# The service's effective settings (key files, database URL), from
+		# the environment the stack was started with, for the tests.
+		api_env=$(scripts/stack.sh env) && eval "$api_env"
+		export MAILSRV_TEST_URL=http://127.0.0.1:$STACK_HTTP_PORT
+		SHOW=1 run_logged "$logdir/api.log" "$API_TIMEOUT" \
+			/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/api
+		rc=$?
+		read -r a_tests a_fail a_err a_skip < <(/usr/bin/python3 - "$junit" <<'PY' 2>/dev/null
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) for s in suites)
+e = sum(int(s.get("errors", 0)) for s in suites)
+k = sum(int(s.get("skipped", 0)) for s in suites)
+print(t, f, e, k)
+PY
+		) || true
+		if [[ -z ${a_tests:-} ]]; then
+			record api 0 1 "pytest exit $rc, no junit report"
+		else
+			a_pass=$((a_tests - a_fail - a_err - a_skip))
+			a_bad=$((a_fail + a_err))
+			# pytest 5: nothing collected; anything else non-zero without a
+			# counted failure (internal error, timeout) is a failure too.
+			if ((rc != 0 && rc != 5 && a_bad == 0)); then a_bad=1; fi
+			record api "$a_pass" "$a_bad" "$a_fail failed, $a_err errors, $a_skip skipped"
+		fi
+	fi
+fi
+stop_stack
+
+# ---- brief fuzzing -------------------------------------------------------
+if [[ -x tests/fuzz/run_brief.sh ]]; then
+	note "brief fuzzing"
+	SHOW=1 run_logged "$logdir/fuzz.log" "$FUZZ_TIMEOUT" tests/fuzz/run_brief.sh
+	rc=$?
+	line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$logdir/fuzz.log" | tail -n 1)
+	if [[ $line =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		fp=${BASH_REMATCH[1]} ff=${BASH_REMATCH[2]}
+		if ((rc != 0 && ff == 0)); then ff=1; fi
+		record fuzz "$fp" "$ff"
+	else
+		record fuzz 0 1 "no 'fuzz: P passed, F failed' line (exit $rc)"
+	fi
+elif [[ -e tests/fuzz/run_brief.sh ]]; then
+	record fuzz 0 1 "tests/fuzz/run_brief.sh is not executable"
+fi
+
+echo
+note "summary (logs in $logdir)"
+for s in "${summary[@]}"; do echo "   $s"; done
+echo "$total_pass passed, $total_fail failed"
+((total_fail == 0 && incomplete == 0))
