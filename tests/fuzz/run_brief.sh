@@ -41,7 +41,7 @@ mkdir -p "$OUT/obj" "$OUT/artifacts"
 # UBSan findings stop the run (by default it reports and goes on); leaks
 # count as failures (libFuzzer's default with ASan).
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailsrv-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
