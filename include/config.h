@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "outbound.h"
+
 struct config {
 	const char *database_url;   /* MAILSRV_DATABASE_URL, libpq conninfo or URI */
 	const char *socket_path;    /* MAILSRV_SOCKET */
@@ -25,6 +27,7 @@ struct config {
 	const char *outbound_allow; /* MAILSRV_OUTBOUND_ALLOW or NULL */
 	int outbound_deny_private;  /* MAILSRV_OUTBOUND_DENY_PRIVATE */
 	int test_rate;              /* MAILSRV_TEST_RATE per minute */
+	struct outbound_policy outbound; /* parsed MAILSRV_OUTBOUND_ALLOW and _DENY_PRIVATE */
 };
 
 /* Fill c from the environment. -1 with a message in err when a setting is

@@ -34,6 +34,11 @@ int crypto_sha256(const void *data, size_t len, unsigned char out[32]);
 /* Constant-time equality of two equal-length buffers: 1 when equal. */
 int crypto_equal(const void *a, const void *b, size_t len);
 
+/* Add the PEM certificates of path to an OpenSSL SSL_CTX's trust store
+ * (besides what is there). For outbound.c's libcurl SSL_CTX callback; the
+ * context is void * so that no other file needs OpenSSL's headers. */
+int crypto_ssl_ctx_add_ca_file(void *ssl_ctx, const char *path);
+
 /* ---- signature keys ---- */
 enum sig_alg { SIG_HS256, SIG_RS256, SIG_ES256 };
 

@@ -23,6 +23,11 @@ err_t ms_handle_delete(struct ctx *c);
 err_t ms_handle_batch_delete(struct ctx *c);
 err_t ms_handle_get_default(struct ctx *c);
 
+/* oauth2_handlers.c */
+err_t oauth2_handle_authorize(struct ctx *c);
+err_t oauth2_handle_callback(struct ctx *c);
+err_t oauth2_handle_refresh(struct ctx *c);
+
 /* router.c */
 err_t health_handle(struct ctx *c);
 

@@ -67,6 +67,8 @@ struct ctx {
 	const char *detail;
 	const char *allow;               /* 405: the Allow header */
 	int retry_after;                 /* >0: a Retry-After header */
+	const char *error_code;          /* a problem's "error_code" member (an OAuth 2.0
+	                                  * provider's error code or ours), NULL: none */
 	struct field_error errors[MAX_FIELD_ERRORS];
 	size_t nerrors;
 };

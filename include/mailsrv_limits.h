@@ -56,4 +56,44 @@
 #define RESTART_DELAY_MIN_MS 50
 #define RESTART_DELAY_MAX_MS 2000
 
+/* Outbound HTTPS calls (token endpoints; contract section 2, "Outbound
+ * calls"). Connect about 10 s and total about 30 s at most, both below
+ * nginx's fastcgi_read_timeout (35 s) so the service answers first. */
+#define OUTBOUND_CONNECT_TIMEOUT_MS 10000
+#define OUTBOUND_TOTAL_TIMEOUT_MS 30000
+/* A token response holds two tokens of at most SECRET_MAX_BYTES and perhaps
+ * an id_token: 64 KiB is generous. Enforced in the write callback (a chunked
+ * body ignores CURLOPT_MAXFILESIZE, PITFALLS.md). */
+#define OUTBOUND_MAX_RESPONSE_BYTES (64 * 1024)
+/* Entries of MAILSRV_OUTBOUND_ALLOW: a handful of test or relay addresses. */
+#define OUTBOUND_ALLOW_MAX 32
+/* OAuth 2.0 (issue 3). A state is valid ten minutes (contract section 3);
+ * a spent or expired one is kept a day longer so that the callback can tell
+ * "expired or used" (303 invalid_state) from "unknown" (400). */
+#define OAUTH2_STATE_TTL_S 600
+#define OAUTH2_STATE_KEEP_S 86400
+/* Random bytes of a state and of a PKCE verifier: 256 bits, 43 base64url
+ * characters (RFC 7636 section 4.1 asks for 43-128). */
+#define OAUTH2_STATE_BYTES 32
+#define OAUTH2_VERIFIER_BYTES 32
+/* An access token that expires within this margin is refreshed before use,
+ * so it cannot expire during the SMTP session that uses it. */
+#define OAUTH2_REFRESH_MARGIN_S 300
+/* A refresh requested within this time after another attempt for the same
+ * server finished takes that attempt's outcome instead of calling the
+ * provider again: requests queued behind a refresh (more than the worker
+ * threads) coalesce into it, and providers throttle token requests. */
+#define OAUTH2_REFRESH_COALESCE_MS 2000
+/* How long a request waits for another request's refresh of the same server
+ * (the per-server lock): above one whole outbound call, below nginx's 35 s. */
+#define OAUTH2_LOCK_WAIT_MS 32000
+/* What is kept of a provider's answer (RFC 6749 section 5.2 error codes are
+ * short ASCII words; descriptions are shown to administrators). */
+#define OAUTH2_ERROR_CODE_MAX_BYTES 64
+#define OAUTH2_ERROR_DESCRIPTION_MAX_CHARS 300
+/* expires_in beyond a year is nonsense; it is capped, not refused. */
+#define OAUTH2_EXPIRES_IN_MAX_S (366 * 86400)
+/* The administrator (JWT sub) recorded with a state. */
+#define OAUTH2_ACTOR_MAX_BYTES 256
+
 #endif

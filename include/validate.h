@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+/* 1 when s is well-formed UTF-8 (RFC 3629 section 4: no overlong forms,
+ * no surrogates, nothing above U+10FFFF). yajl's own check lets overlong
+ * forms and encoded surrogates through, so the JSON parser calls this. */
+int utf8_valid(const char *s, size_t len);
 /* Number of Unicode code points in valid UTF-8. */
 size_t utf8_count(const char *s, size_t len);
 /* 1 when s holds a control character: C0 (U+0000-U+001F, NUL included),

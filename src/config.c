@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -76,6 +77,24 @@ int config_load(struct config *c, char *err, size_t errlen)
 		return -1;
 	if (strncmp(c->public_url, "http://", 7) != 0 && strncmp(c->public_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "MAILSRV_PUBLIC_URL must be an http or https URL");
+		return -1;
+	}
+	/* The OAuth callback sends the browser there, and the redirect URI is
+	 * built from the public URL: both end up in a Location header. */
+	if (strncmp(c->console_url, "http://", 7) != 0 && strncmp(c->console_url, "https://", 8) != 0) {
+		snprintf(err, errlen, "MAILSRV_CONSOLE_URL must be an http or https URL");
+		return -1;
+	}
+	if (strpbrk(c->public_url, " \t\r\n") != NULL || strpbrk(c->console_url, " \t\r\n") != NULL) {
+		snprintf(err, errlen, "MAILSRV_PUBLIC_URL and MAILSRV_CONSOLE_URL must not hold spaces");
+		return -1;
+	}
+	if (outbound_policy_init(&c->outbound, c->outbound_allow, c->outbound_deny_private, err,
+	                         errlen) != 0)
+		return -1;
+	/* Read on every outbound call: fail now rather than on the first one. */
+	if (c->ca_file != NULL && access(c->ca_file, R_OK) != 0) {
+		snprintf(err, errlen, "MAILSRV_CA_FILE \"%s\" cannot be read", c->ca_file);
 		return -1;
 	}
 	return 0;

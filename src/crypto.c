@@ -36,6 +36,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 /* Key files are a few lines; anything bigger is not a key file. */
 #define KEY_FILE_MAX_BYTES (64 * 1024)
@@ -283,6 +285,22 @@ int crypto_sha256(const void *data, size_t len, unsigned char out[32])
 int crypto_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* outbound TLS */
+
+/* MAILSRV_CA_FILE is trusted besides the system bundle that libcurl has
+ * already loaded into this SSL_CTX's store (outbound.c calls this from
+ * CURLOPT_SSL_CTX_FUNCTION). */
+int crypto_ssl_ctx_add_ca_file(void *ssl_ctx, const char *path)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)ssl_ctx);
+	if (store == NULL || X509_STORE_load_file(store, path) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */

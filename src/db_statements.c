@@ -35,6 +35,11 @@
  * (any fixed 64-bit number; this one spells "mailsrvd"). */
 #define DEFAULT_LOCK_KEY "7089063207004434020"
 
+/* The class of the per-server OAuth refresh locks (two-key advisory locks
+ * never collide with the one-key default lock): "oaut" in ASCII. */
+#define OA_LOCK_CLASS "1868657012"
+#define OA_LOCK_KEY "($1::bigint % 2147483648)::integer"
+
 const struct db_statement db_statements[] = {
 	[ST_HEALTH] = {"health", "SELECT 1"},
 	[ST_MS_GET] = {"ms_get", "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1"},
@@ -91,6 +96,72 @@ const struct db_statement db_statements[] = {
 	MS_LIST_PAIR(SORT_IS_DEFAULT, "is_default", "is_default"),
 	MS_LIST_PAIR(SORT_CREATED_AT, "created_at", "created_at"),
 	MS_LIST_PAIR(SORT_UPDATED_AT, "updated_at", "updated_at"),
+
+	/* ---- OAuth 2.0 (db_oauth2.c) ---- */
+	/* A server's OAuth side. Secrets hex-encoded (decrypted by the caller);
+	 * the expiry as seconds left and the last attempt as milliseconds ago,
+	 * both on the database's clock, which every host shares. */
+	[ST_OA_GET] = {"oa_get",
+	               "SELECT id, auth_type = 'oauth2', client_id, authorization_url, token_url, scope,"
+	               " encode(secret_key_enc, 'hex'), encode(access_token_enc, 'hex'),"
+	               " encode(refresh_token_enc, 'hex'),"
+	               " floor(extract(epoch FROM access_token_expires_at - now()))::bigint,"
+	               " oauth2_status, extract(epoch FROM oauth2_last_attempt_at)::text,"
+	               " floor(extract(epoch FROM now() - oauth2_last_attempt_at) * 1000)::bigint,"
+	               " oauth2_last_error_code, oauth2_last_error_description"
+	               " FROM mail_server WHERE id = $1"},
+	/* Inside a short transaction before ST_OA_LOCK: the session's statement
+	 * and lock timeouts are too short to wait for a provider call. */
+	[ST_OA_LOCK_TIMEOUTS] = {"oa_lock_timeouts",
+	                         "SELECT set_config('statement_timeout', $1, true),"
+	                         " set_config('lock_timeout', $1, true)"},
+	/* The per-server refresh lock: a session-level advisory lock in class
+	 * OA_LOCK_CLASS, keyed by the id (ids above 2^31 share keys, which only
+	 * serializes a little more). */
+	[ST_OA_LOCK] = {"oa_lock", "SELECT pg_advisory_lock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
+	[ST_OA_UNLOCK] = {"oa_unlock", "SELECT pg_advisory_unlock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
+	[ST_OA_UNLOCK_ALL] = {"oa_unlock_all", "SELECT pg_advisory_unlock_all()"},
+	/* $1 id, $2 token_url and $3 client_id the tokens were requested with
+	 * (a server whose destination changed meanwhile keeps nothing),
+	 * $4 access token (encrypted), $5 expires_in seconds or NULL,
+	 * $6 refresh token (encrypted) or NULL to keep the stored one. */
+	[ST_OA_STORE_TOKENS] = {"oa_store_tokens",
+	                        "UPDATE mail_server SET access_token_enc = $4,"
+	                        " access_token_expires_at = now() + $5::bigint * interval '1 second',"
+	                        " refresh_token_enc = COALESCE($6, refresh_token_enc),"
+	                        " oauth2_status = 'connected', oauth2_last_refreshed_at = now(),"
+	                        " oauth2_last_attempt_at = now(), oauth2_last_error_code = NULL,"
+	                        " oauth2_last_error_description = NULL, version = version + 1,"
+	                        " updated_at = now()"
+	                        " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
+	                        " AND client_id = $3 RETURNING id"},
+	/* $1-$3 as above, $4 status or NULL to keep it, $5 code, $6 description. */
+	[ST_OA_STORE_FAILURE] = {"oa_store_failure",
+	                         "UPDATE mail_server SET oauth2_status = COALESCE($4, oauth2_status),"
+	                         " oauth2_last_error_code = $5, oauth2_last_error_description = $6,"
+	                         " oauth2_last_attempt_at = now(), version = version + 1,"
+	                         " updated_at = now()"
+	                         " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
+	                         " AND client_id = $3 RETURNING id"},
+	/* $1 SHA-256 of the state, $2 server, $3 actor, $4 verifier
+	 * (encrypted), $5 lifetime in seconds. */
+	[ST_OA_STATE_INSERT] = {"oa_state_insert",
+	                        "INSERT INTO oauth2_state (state_hash, server_id, actor,"
+	                        " code_verifier_enc, expires_at)"
+	                        " VALUES ($1, $2, $3, $4, now() + $5::integer * interval '1 second')"},
+	/* Single use, atomically: of two concurrent consumers the second finds
+	 * used_at set when it re-checks the row it waited for. The verifier is
+	 * returned from the row as it was, and cleared. */
+	[ST_OA_STATE_CONSUME] = {"oa_state_consume",
+	                         "UPDATE oauth2_state AS s SET used_at = now(), code_verifier_enc = NULL"
+	                         " FROM oauth2_state AS old"
+	                         " WHERE s.state_hash = $1 AND old.state_hash = s.state_hash"
+	                         " AND s.used_at IS NULL AND s.expires_at > now()"
+	                         " RETURNING s.server_id, s.actor, encode(old.code_verifier_enc, 'hex')"},
+	[ST_OA_STATE_PEEK] = {"oa_state_peek", "SELECT server_id FROM oauth2_state WHERE state_hash = $1"},
+	[ST_OA_STATE_PURGE] = {"oa_state_purge",
+	                       "DELETE FROM oauth2_state"
+	                       " WHERE expires_at < now() - $1::integer * interval '1 second'"},
 };
 
 const size_t db_statement_count = sizeof(db_statements) / sizeof(db_statements[0]);

@@ -40,7 +40,9 @@ static const struct problem_def problems[E__COUNT] = {
 	[E_OAUTH2_PROVIDER] = {502, "oauth2-provider-error", "OAuth 2.0 provider error"},
 	[E_DESTINATION_REFUSED] = {502, "destination-refused", "Destination refused"},
 	[E_UPSTREAM_UNREACHABLE] = {502, "upstream-unreachable", "Upstream unreachable"},
-	[E_UPSTREAM_TIMEOUT] = {504, "upstream-timeout", "Upstream timeout"},
+	/* 502 like the other outbound failures (contract section 2: a failed
+	 * refresh answers 502 whose type names the cause). */
+	[E_UPSTREAM_TIMEOUT] = {502, "upstream-timeout", "Upstream timeout"},
 	[E_INTERNAL] = {500, "internal", "Internal error"},
 };
 
@@ -113,6 +115,10 @@ void http_problem(struct ctx *c, err_t e)
 	json_out_int(o, p->status);
 	json_out_key(o, "detail");
 	json_out_cstring(o, c->detail ? c->detail : p->title);
+	if (c->error_code != NULL) {
+		json_out_key(o, "error_code");
+		json_out_cstring(o, c->error_code);
+	}
 	if (c->req->request_id[0] != '\0') {
 		json_out_key(o, "request_id");
 		json_out_cstring(o, c->req->request_id);

@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "mailsrv_limits.h"
+#include "validate.h"
 
 /* One open container: its node and where its children start on the stack. */
 struct frame {
@@ -288,6 +289,54 @@ static const char *status_msg(enum json_status st)
 	return "body is not valid JSON";
 }
 
+/* The 16-bit value of 4 hex digits at s, or -1. */
+static long hex4(const char *s)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * 1 unless a string holds a \u escape of an unpaired surrogate. yajl turns
+ * those into '?' silently; RFC 8259 section 8.2 leaves them undefined, and
+ * we refuse them rather than store text the client did not send. Syntax
+ * errors are left to yajl.
+ */
+static int surrogates_paired(const char *s, size_t len)
+{
+	int in_string = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && s[i] == '\\' && i + 1 < len) {
+			if (s[i + 1] != 'u' || len - i < 6) {
+				i++; /* skip the escaped character */
+				continue;
+			}
+			long v = hex4(s + i + 2);
+			i += 5;
+			if (v >= 0xDC00 && v <= 0xDFFF)
+				return 0; /* a low surrogate first */
+			if (v >= 0xD800 && v <= 0xDBFF) {
+				long lo = (len - i > 6 && s[i + 1] == '\\' && s[i + 2] == 'u') ? hex4(s + i + 3) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return 0;
+				i += 6;
+			}
+		}
+	}
+	return 1;
+}
+
 enum json_status json_parse(struct arena *a, const char *buf, size_t len,
                             struct json_value **out, char *msg, size_t msglen)
 {
@@ -302,6 +351,8 @@ enum json_status json_parse(struct arena *a, const char *buf, size_t len,
 		*out = NULL;
 	if (a == NULL || out == NULL || (buf == NULL && len > 0))
 		goto out;
+	if (!utf8_valid(buf, len) || !surrogates_paired(buf, len))
+		goto out; /* RFC 8259 section 8.1: JSON text is UTF-8 */
 
 	/* NULL allocator: yajl uses malloc/realloc/free for its own state,
 	 * which lives only for this call. */

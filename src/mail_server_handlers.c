@@ -70,44 +70,6 @@ static int parse_bounded(const char *s, size_t len, long min, long max, long *ou
 	return 0;
 }
 
-/* Is s valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)? */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		unsigned char b = s[i];
-		size_t n;
-		unsigned int cp;
-		if (b < 0x80) {
-			i++;
-			continue;
-		} else if ((b & 0xE0) == 0xC0) {
-			n = 1;
-			cp = b & 0x1F;
-		} else if ((b & 0xF0) == 0xE0) {
-			n = 2;
-			cp = b & 0x0F;
-		} else if ((b & 0xF8) == 0xF0) {
-			n = 3;
-			cp = b & 0x07;
-		} else {
-			return 0;
-		}
-		if (n >= len - i)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += n + 1;
-	}
-	return 1;
-}
-
 /* '%' + q with LIKE's wildcards and escape character escaped + '%'. */
 static char *like_pattern(struct arena *a, const char *q, size_t len)
 {
@@ -160,7 +122,7 @@ err_t ms_handle_list(struct ctx *c)
 				            " is_default, created_at, updated_at, optionally prefixed by '-'");
 			sort = (enum ms_sort)k;
 		} else if (strcmp(qp->name, "q") == 0) {
-			if (!utf8_valid((const unsigned char *)qp->value, qp->value_len) ||
+			if (!utf8_valid(qp->value, qp->value_len) ||
 			    has_control_chars(qp->value, qp->value_len) ||
 			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
 				return reject(c, E_BAD_REQUEST,

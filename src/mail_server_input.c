@@ -7,10 +7,12 @@
 
 #include <string.h>
 
+#include "app.h"
 #include "arena.h"
 #include "http.h"
 #include "json.h"
 #include "mailsrv_limits.h"
+#include "outbound.h"
 #include "validate.h"
 
 enum field_kind {
@@ -148,6 +150,28 @@ static const char *check_value(const struct field_def *d, const struct json_valu
 	}
 }
 
+/* The outbound policy at save time (issue 3): a URL whose host is an IP
+ * literal that the policy refuses is refused now, not only when it is
+ * called (host names are checked when they are resolved). */
+static const char *refused_destination(const struct ctx *c, const struct json_value *v)
+{
+	if (c->w == NULL || c->w->app == NULL)
+		return NULL;
+	const char *why = outbound_url_refused(&c->w->app->cfg.outbound, v->u.string.ptr,
+	                                       v->u.string.len);
+	if (why == NULL)
+		return NULL;
+	if (strcmp(why, "loopback") == 0)
+		return "names a loopback address, a destination the outbound policy refuses";
+	if (strcmp(why, "link-local") == 0)
+		return "names a link-local address, a destination the outbound policy refuses";
+	if (strcmp(why, "unspecified") == 0)
+		return "names an unspecified address, a destination the outbound policy refuses";
+	if (strcmp(why, "private") == 0)
+		return "names a private address, a destination the outbound policy refuses";
+	return "names a destination the outbound policy refuses";
+}
+
 static void take_secret(const struct json_value *v, struct secret_in *out)
 {
 	if (v == NULL) {
@@ -222,6 +246,8 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 			continue;
 		}
 		const char *msg = check_value(d, v);
+		if (msg == NULL && d->kind == K_URL)
+			msg = refused_destination(c, v);
 		if (msg != NULL)
 			field_error(c, d->name, msg);
 	}

@@ -18,6 +18,7 @@
 #include "fcgi_server.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "outbound.h"
 
 struct child {
 	pid_t pid;            /* 0: not running */
@@ -61,6 +62,12 @@ int main(void)
 	char err[512];
 	if (app_init(&app, err, sizeof(err)) != 0) {
 		log_error("could not start: %s", err);
+		return 1;
+	}
+	/* libcurl's global state, once, before any fork or thread. */
+	if (outbound_global_init() != 0) {
+		log_error("could not start: libcurl could not be initialized");
+		app_free(&app);
 		return 1;
 	}
 	int fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));

@@ -52,6 +52,45 @@
 
 static const char MSG_CONTROL[] = "must not contain control characters";
 
+/* Is s valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)? */
+int utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char b = s[i];
+		size_t n;
+		unsigned int cp;
+		if (b < 0x80) {
+			i++;
+			continue;
+		} else if ((b & 0xE0) == 0xC0) {
+			n = 1;
+			cp = b & 0x1F;
+		} else if ((b & 0xF0) == 0xE0) {
+			n = 2;
+			cp = b & 0x0F;
+		} else if ((b & 0xF8) == 0xF0) {
+			n = 3;
+			cp = b & 0x07;
+		} else {
+			return 0;
+		}
+		if (n >= len - i)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
 size_t utf8_count(const char *s, size_t len)
 {
 	size_t n = 0;

@@ -16,6 +16,21 @@ import requests
 import mailapi
 
 
+def pytest_assertrepr_compare(op, left, right):
+    """Never explain a failed comparison by showing a secret or a token."""
+    def holds_secret(x):
+        if isinstance(x, bytes):
+            text = x.decode("utf-8", "replace")
+        elif isinstance(x, str):
+            text = str.__str__(x)
+        else:
+            text = repr(x)
+        return mailapi.redact(text) != text
+    if holds_secret(left) or holds_secret(right):
+        return ["%s: a comparison of values that hold a secret or token (not shown)" % op]
+    return None
+
+
 def pytest_report_header(config):
     return "mail server API at %s (STACK_VAR=%s)" % (mailapi.BASE_URL, mailapi.STACK_VAR)
 

@@ -1,0 +1,161 @@
+/*
+ * oauth2.h - the OAuth 2.0 authorization-code flow with PKCE for a
+ * confidential client (RFC 6749, RFC 7636; contract section 2, "OAuth 2.0
+ * flow"; issue 3), and the access token's life after it: refresh on
+ * request and automatically before use, one refresh per server at a time
+ * across every worker and host.
+ *
+ * The pure parts (URLs, PKCE, the token response parser) need neither the
+ * database nor the network and are unit-tested and fuzzed on their own.
+ * Nothing here logs or returns a secret, a code, a state or a token; the
+ * provider's error code and description are kept, cleaned and bounded.
+ */
+#ifndef MAILSRV_OAUTH2_H
+#define MAILSRV_OAUTH2_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct app;
+struct arena;
+struct db;
+struct json_value;
+
+/* ---- building blocks (pure) ---- */
+
+/* A fresh random state or PKCE verifier: OAUTH2_STATE_BYTES /
+ * OAUTH2_VERIFIER_BYTES random bytes as base64url (43 characters). NULL when
+ * randomness or memory fails. */
+char *oauth2_random_token(struct arena *a, size_t bytes);
+/* The S256 challenge of a verifier: base64url(SHA-256(verifier)). */
+char *oauth2_pkce_challenge(struct arena *a, const char *verifier);
+/* 1 when s could be a state this service issued (43 base64url characters). */
+int oauth2_state_wellformed(const char *s, size_t len);
+
+/* RFC 3986 percent-encoding: everything but unreserved characters. */
+char *oauth2_pct_encode(struct arena *a, const char *s, size_t len);
+
+/* <public_url without trailing slashes>/api/v1/oauth2/callback */
+char *oauth2_redirect_uri(struct arena *a, const char *public_url);
+
+struct oauth2_authorize_params {
+	const char *authorization_url; /* the server's, may hold a query */
+	const char *client_id;
+	const char *redirect_uri;
+	const char *scope;             /* NULL or "": not sent */
+	const char *state;
+	const char *code_challenge;
+};
+/* The provider's authorization URL (RFC 6749 section 4.1.1, RFC 7636
+ * section 4.3): the configured URL (its fragment dropped) plus
+ * response_type=code, client_id, redirect_uri, scope, state,
+ * code_challenge, code_challenge_method=S256; for Google's authorization
+ * host also access_type=offline and prompt=consent (without them Google
+ * issues no refresh token, or only on the very first consent), unless the
+ * configured URL already sets them. */
+char *oauth2_authorize_url(struct arena *a, const struct oauth2_authorize_params *p);
+
+/* Where the callback sends the browser: console_url (before its fragment)
+ * plus mail_server_id=<id>&oauth2=connected, or &oauth2=error&error=<code>
+ * when error_code is not NULL. '?' or '&' as the console URL needs. */
+char *oauth2_console_url(struct arena *a, const char *console_url, long long id,
+                         const char *error_code);
+
+/* application/x-www-form-urlencoded body: n name/value pairs (a NULL value
+ * leaves its pair out). */
+char *oauth2_form(struct arena *a, size_t n, const char *const *names,
+                  const char *const *values, size_t *len);
+
+/* A copy of s fit for storing and showing: control characters become
+ * spaces, at most max_chars Unicode characters (cut at a character
+ * boundary), invalid UTF-8 replaced by '?'. NULL when s is NULL. */
+char *oauth2_clean_text(struct arena *a, const char *s, size_t len, size_t max_chars);
+/* An RFC 6749 error code as we keep it: 1-OAUTH2_ERROR_CODE_MAX_BYTES
+ * characters of %x20-21 / %x23-5B / %x5D-7E. */
+int oauth2_error_code_ok(const char *s, size_t len);
+
+/* A token endpoint's answer (RFC 6749 sections 5.1 and 5.2). */
+struct oauth2_token_response {
+	const char *access_token;     /* tokens: in the arena, never logged */
+	size_t access_token_len;
+	const char *refresh_token;    /* NULL: the answer has none (keep the old) */
+	size_t refresh_token_len;
+	long long expires_in;         /* seconds, capped; -1 when absent */
+	const char *error;            /* error answers: the code */
+	const char *error_description;/* cleaned, NULL when absent */
+};
+
+enum oauth2_answer {
+	OAUTH2_ANSWER_TOKENS,   /* a usable token answer */
+	OAUTH2_ANSWER_ERROR,    /* an RFC 6749 error answer */
+	OAUTH2_ANSWER_INVALID,  /* neither: *why says what is wrong */
+};
+
+/* Read a parsed JSON object: access_token (1-SECRET_MAX_BYTES, no control
+ * characters), token_type (Bearer, any case), expires_in (a non-negative
+ * integer, or a string of digits as older Azure endpoints sent), optional
+ * refresh_token (same rules as access_token); or error with optional
+ * error_description. Other members are ignored. */
+enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json_value *root,
+                                              struct oauth2_token_response *out,
+                                              const char **why);
+/* The same from raw bytes, through json_parse (for the fuzzer and tests). */
+enum oauth2_answer oauth2_parse_token_response(struct arena *a, const char *buf, size_t len,
+                                               struct oauth2_token_response *out,
+                                               const char **why);
+
+/* ---- flows (database and network) ---- */
+
+/* Why a flow failed, as the server's oauth2_last_error shows it: the
+ * provider's error code and description, or ours ("timeout", "unreachable",
+ * "tls_failed", "destination_refused", "invalid_response"). provider is 1
+ * when the code is the provider's own. */
+struct oauth2_failure {
+	const char *code;
+	const char *description;
+	int provider;
+};
+
+/*
+ * Exchange an authorization code (the callback, after its state was
+ * consumed) for tokens at server id's token URL and store them. Runs under
+ * the server's refresh lock. Errors: E_NOT_FOUND (no such server),
+ * E_CONFLICT (not oauth2 any more, no client secret), E_DB_UNAVAILABLE,
+ * E_INTERNAL, or an outbound/provider error with *f set (also stored as the
+ * server's last error; its status is left as it was).
+ */
+err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a, long long id,
+                           const char *code, const char *code_verifier, const char *actor,
+                           struct oauth2_failure *f);
+
+/* The provider sent the browser back with an error (the callback's error
+ * parameter, e.g. access_denied): record it as the server's last error,
+ * leaving its status and tokens as they are. */
+err_t oauth2_note_authorization_error(const struct app *app, struct db *db, struct arena *a,
+                                      long long id, const struct oauth2_failure *f);
+
+/*
+ * Refresh server id's access token now (the refresh endpoint). Single
+ * flight: a request that waited for another request's refresh of the same
+ * server, or that comes within OAUTH2_REFRESH_COALESCE_MS after one
+ * finished, takes that outcome without calling the provider. A failure is
+ * stored: invalid_grant sets oauth2_status to reauthorization_required,
+ * any other failure to error. Errors as above; E_CONFLICT also when no
+ * refresh token is stored.
+ */
+err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long long id,
+                     struct oauth2_failure *f);
+
+/*
+ * A usable access token for server id (for the SMTP login): the stored one
+ * when it has no known expiry or expires in more than
+ * OAUTH2_REFRESH_MARGIN_S, else refreshed first (single flight, as above).
+ * *token (NUL-terminated, in the arena) must never be logged. A server
+ * marked reauthorization_required fails at once (E_OAUTH2_PROVIDER,
+ * invalid_grant) without calling the provider.
+ */
+err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a, long long id,
+                          const char **token, size_t *len, struct oauth2_failure *f);
+
+#endif

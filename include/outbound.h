@@ -1,0 +1,106 @@
+/*
+ * outbound.h - the service's one client for outbound HTTPS calls (OAuth 2.0
+ * token endpoints) and the outbound address policy (contract section 2,
+ * "Outbound calls"; STYLE.md 11). Only src/outbound.c includes libcurl.
+ *
+ * Every call: HTTPS only, no redirect followed, no proxy or netrc, a fresh
+ * connection, connect and total timeouts, the response capped while it is
+ * read, and the address actually connected to checked against the policy
+ * (so every spelling of loopback, and a name that resolves to one, is
+ * caught). MAILSRV_CA_FILE is trusted besides the system's CA bundle.
+ *
+ * The policy refuses loopback (127/8, ::1), link-local (169.254/16,
+ * fe80::/10) and unspecified (0/8, ::) addresses, and with
+ * MAILSRV_OUTBOUND_DENY_PRIVATE=1 also private ones (10/8, 172.16/12,
+ * 192.168/16, fc00::/7). IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+ * (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms count as their IPv4
+ * address. MAILSRV_OUTBOUND_ALLOW admits addresses or CIDRs despite that.
+ */
+#ifndef MAILSRV_OUTBOUND_H
+#define MAILSRV_OUTBOUND_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "mailsrv_limits.h"
+
+struct arena;
+struct json_value;
+struct sockaddr;
+
+/* A network of the allow-list, IPv4 held as ::ffff:a.b.c.d (prefix + 96). */
+struct outbound_net {
+	unsigned char addr[16];
+	unsigned prefix; /* 0-128 */
+};
+
+/* Read-only once the workers start (part of struct config). */
+struct outbound_policy {
+	struct outbound_net allow[OUTBOUND_ALLOW_MAX];
+	size_t nallow;
+	int deny_private;
+};
+
+/* Parse MAILSRV_OUTBOUND_ALLOW ("127.0.0.1/32, ::1", NULL or "" for none).
+ * -1 with a message in err for a malformed entry or too many. */
+int outbound_policy_init(struct outbound_policy *p, const char *allow_csv, int deny_private,
+                         char *err, size_t errlen);
+
+/* The verdict for one address: NULL when admitted, otherwise why it is
+ * refused ("loopback", "link-local", "unspecified", "private"). salen is the
+ * size of the sockaddr_in or sockaddr_in6; other families are refused
+ * ("unsupported address family"). */
+const char *outbound_check_addr(const struct outbound_policy *p, const struct sockaddr *sa,
+                                size_t salen);
+
+/* The same for a 16-byte IPv6 address (IPv4 as ::ffff:a.b.c.d). */
+const char *outbound_check_addr16(const struct outbound_policy *p, const unsigned char a[16]);
+
+/*
+ * Save-time check of a URL already valid for validate_https_url(): when its
+ * host is an IP literal (any spelling that libcurl and inet_aton accept,
+ * such as 2130706433 or 0x7f.1, or a bracketed IPv6 address) that the
+ * policy refuses, the reason (as above); NULL otherwise. Host names are
+ * checked when they are resolved, at call time.
+ */
+const char *outbound_url_refused(const struct outbound_policy *p, const char *url, size_t len);
+
+/* Once in main, before any thread or fork (curl_global_init). 0 on success. */
+int outbound_global_init(void);
+
+/* One POST of a form. */
+struct outbound_request {
+	const char *url;
+	const char *form;      /* application/x-www-form-urlencoded body */
+	size_t form_len;
+	const char *ca_file;   /* MAILSRV_CA_FILE or NULL */
+	const struct outbound_policy *policy;
+};
+
+/* What a call says beyond its err_t: for the log and for the stored last
+ * error. Never holds response bytes. */
+struct outbound_result {
+	long status;           /* HTTP status, 0 when none was received */
+	const char *code;      /* "timeout", "unreachable", "tls_failed",
+	                        * "destination_refused", "invalid_response";
+	                        * NULL on success */
+	const char *reason;    /* English, for logs: curl's message or ours */
+};
+
+/*
+ * POST the form and read a JSON answer. E_OK when the status is 200, 400 or
+ * 401 (RFC 6749 sections 5.1 and 5.2: success and error answers), the
+ * Content-Type is application/json and the body is a JSON object within
+ * the parser's limits; *root is then that object (in the arena). Otherwise:
+ *   E_DESTINATION_REFUSED   the policy refused every address, or not https
+ *   E_UPSTREAM_TIMEOUT      connect or total timeout
+ *   E_UPSTREAM_UNREACHABLE  name not resolved, connection failed, TLS failed
+ *   E_OAUTH2_PROVIDER       another status (a redirect included), another
+ *                           Content-Type, a body over the cap, bad JSON
+ *   E_INTERNAL              out of memory
+ * with res->code and res->reason set.
+ */
+err_t outbound_post_form_json(struct arena *a, const struct outbound_request *rq,
+                              struct json_value **root, struct outbound_result *res);
+
+#endif

@@ -1,0 +1,349 @@
+/*
+ * db_oauth2.c - the OAuth 2.0 states, the OAuth columns of mail_server and
+ * the per-server refresh lock (see db_oauth2.h). Every PGresult is cleared
+ * in the function that received it; values are copied into the arena first.
+ * Secrets come back from PostgreSQL hex-encoded (the connection reads text
+ * results) and are decrypted here; plaintexts live only in the arena.
+ */
+#include "db_oauth2.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "crypto.h"
+#include "db.h"
+#include "db_statements.h"
+#include "log.h"
+#include "mailsrv_limits.h"
+
+/* Column positions of ST_OA_GET (db_statements.c). */
+enum {
+	G_ID, G_IS_OAUTH2, G_CLIENT_ID, G_AUTHORIZATION_URL, G_TOKEN_URL, G_SCOPE,
+	G_SECRET_KEY, G_ACCESS_TOKEN, G_REFRESH_TOKEN, G_EXPIRES_IN, G_STATUS,
+	G_LAST_ATTEMPT, G_MS_SINCE_ATTEMPT, G_LAST_ERROR_CODE, G_LAST_ERROR_DESCRIPTION
+};
+
+static const char *col_str(struct arena *a, const struct pg_result *r, int col, int *nomem)
+{
+	if (db_isnull(r, 0, col))
+		return NULL;
+	char *s = arena_strndup(a, db_value(r, 0, col), (size_t)db_length(r, 0, col));
+	if (s == NULL)
+		*nomem = 1;
+	return s;
+}
+
+static long long col_int(const struct pg_result *r, int col)
+{
+	return strtoll(db_value(r, 0, col), NULL, 10);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Hex text (encode(col, 'hex')) to bytes in the arena. */
+static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
+{
+	if (len % 2 != 0)
+		return NULL;
+	unsigned char *out = arena_alloc(a, len / 2 + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i += 2) {
+		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return NULL;
+		out[i / 2] = (unsigned char)(hi * 16 + lo);
+	}
+	*outlen = len / 2;
+	return out;
+}
+
+static void hex32(const unsigned char h[32], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[h[i] >> 4];
+		out[2 * i + 1] = digits[h[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* Decrypt a hex-encoded ciphertext of column col; *plain NULL for SQL NULL.
+ * -1 when it does not decrypt. */
+static int open_hex(struct arena *a, const struct secret_keyring *kr, const char *aad,
+                    const struct pg_result *r, int col, const char **plain, size_t *plain_len)
+{
+	*plain = NULL;
+	if (plain_len != NULL)
+		*plain_len = 0;
+	if (db_isnull(r, 0, col))
+		return 0;
+	size_t blen;
+	unsigned char *blob = unhex(a, db_value(r, 0, col), (size_t)db_length(r, 0, col), &blen);
+	char *p;
+	size_t plen;
+	if (blob == NULL || secret_decrypt(kr, a, aad, blob, blen, &p, &plen) != 0)
+		return -1;
+	*plain = p;
+	if (plain_len != NULL)
+		*plain_len = plen;
+	return 0;
+}
+
+err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
+                    struct oauth2_server *out, int *found)
+{
+	char idbuf[24];
+	snprintf(idbuf, sizeof(idbuf), "%lld", id);
+	const char *p[] = {idbuf};
+	struct pg_result *r;
+	memset(out, 0, sizeof(*out));
+	*found = 0;
+	err_t e = db_exec(db, ST_OA_GET, 1, p, NULL, NULL, &r);
+	if (e != E_OK)
+		return e;
+	if (db_ntuples(r) == 0) {
+		db_clear(r);
+		return E_OK;
+	}
+	*found = 1;
+	int nomem = 0;
+	out->id = id;
+	out->is_oauth2 = db_value(r, 0, G_IS_OAUTH2)[0] == 't';
+	out->client_id = col_str(a, r, G_CLIENT_ID, &nomem);
+	out->authorization_url = col_str(a, r, G_AUTHORIZATION_URL, &nomem);
+	out->token_url = col_str(a, r, G_TOKEN_URL, &nomem);
+	out->scope = col_str(a, r, G_SCOPE, &nomem);
+	out->has_expiry = !db_isnull(r, 0, G_EXPIRES_IN);
+	out->expires_in_s = out->has_expiry ? col_int(r, G_EXPIRES_IN) : 0;
+	out->status = col_str(a, r, G_STATUS, &nomem);
+	out->last_attempt = col_str(a, r, G_LAST_ATTEMPT, &nomem);
+	out->ms_since_attempt = db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : col_int(r, G_MS_SINCE_ATTEMPT);
+	out->last_error_code = col_str(a, r, G_LAST_ERROR_CODE, &nomem);
+	out->last_error_description = col_str(a, r, G_LAST_ERROR_DESCRIPTION, &nomem);
+
+	static const char *const columns[3] = {"secret_key", "access_token", "refresh_token"};
+	const char **plain[3] = {&out->client_secret, &out->access_token, &out->refresh_token};
+	size_t *lens[3] = {NULL, &out->access_token_len, NULL};
+	for (int i = 0; i < 3 && !nomem && e == E_OK; i++) {
+		char *aad = arena_printf(a, "mail_server:%lld:%s", id, columns[i]);
+		if (aad == NULL) {
+			nomem = 1;
+		} else if (open_hex(a, kr, aad, r, G_SECRET_KEY + i, plain[i], lens[i]) != 0) {
+			log_error("could not decrypt the stored %s of mail server %lld: wrong or missing"
+			          " key in the secret keyring", columns[i], id);
+			e = E_INTERNAL;
+		}
+	}
+	db_clear(r);
+	if (nomem)
+		return E_INTERNAL;
+	return e;
+}
+
+/* ---- the refresh lock ---- */
+
+err_t db_oauth2_lock(struct db *db, long long id)
+{
+	char idbuf[24], wait[16];
+	snprintf(idbuf, sizeof(idbuf), "%lld", id);
+	snprintf(wait, sizeof(wait), "%d", OAUTH2_LOCK_WAIT_MS);
+	const char *pt[] = {wait};
+	const char *pl[] = {idbuf};
+	/* The timeouts are raised with SET LOCAL semantics (set_config(...,
+	 * true)) for this short transaction only, so that waiting for another
+	 * request's provider call is not cut at 2 s; the session lock outlives
+	 * the transaction, and no transaction is open while it is held. */
+	err_t e = db_begin(db);
+	if (e == E_OK)
+		e = db_exec(db, ST_OA_LOCK_TIMEOUTS, 1, pt, NULL, NULL, NULL);
+	if (e == E_OK)
+		e = db_exec(db, ST_OA_LOCK, 1, pl, NULL, NULL, NULL);
+	if (e == E_OK)
+		e = db_commit(db);
+	if (e != E_OK) {
+		db_rollback(db);
+		log_warning("could not take the refresh lock of mail server %lld (SQLSTATE %s)", id,
+		            db_sqlstate(db));
+		return E_DB_UNAVAILABLE;
+	}
+	return E_OK;
+}
+
+void db_oauth2_unlock(struct db *db, long long id)
+{
+	char idbuf[24];
+	snprintf(idbuf, sizeof(idbuf), "%lld", id);
+	const char *p[] = {idbuf};
+	struct pg_result *r;
+	err_t e = db_exec(db, ST_OA_UNLOCK, 1, p, NULL, NULL, &r);
+	if (e == E_OK) {
+		int released = db_ntuples(r) == 1 && db_value(r, 0, 0)[0] == 't';
+		db_clear(r);
+		if (released)
+			return;
+		log_error("the refresh lock of mail server %lld was not held at release", id);
+		return;
+	}
+	/* A broken connection took the lock with it; on a live one, never
+	 * leave a session lock behind. */
+	if (db_exec(db, ST_OA_UNLOCK_ALL, 0, NULL, NULL, NULL, NULL) != E_OK)
+		log_warning("could not release the refresh lock of mail server %lld; it goes with"
+		            " the connection", id);
+}
+
+/* ---- stored outcomes ---- */
+
+static err_t seal(struct arena *a, const struct secret_keyring *kr, long long id,
+                  const char *column, const char *plain, size_t len, const char **blob,
+                  int *blob_len)
+{
+	char *aad = arena_printf(a, "mail_server:%lld:%s", id, column);
+	unsigned char *out;
+	size_t outlen;
+	if (aad == NULL || secret_encrypt(kr, a, aad, plain, len, &out, &outlen) != 0)
+		return E_INTERNAL;
+	*blob = (const char *)out;
+	*blob_len = (int)outlen;
+	return E_OK;
+}
+
+static err_t affected_one(struct db *db, int stmt, int n, const char *const *p, const int *lengths,
+                          const int *fmt, int *stored)
+{
+	struct pg_result *r;
+	err_t e = db_exec(db, stmt, n, p, lengths, fmt, &r);
+	if (e != E_OK)
+		return e;
+	*stored = db_ntuples(r) > 0;
+	db_clear(r);
+	return E_OK;
+}
+
+err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret_keyring *kr,
+                             const struct oauth2_server *s, const char *access_token,
+                             size_t access_len, long long expires_in, const char *refresh_token,
+                             size_t refresh_len, int *stored)
+{
+	char idbuf[24], expbuf[24];
+	const char *p[6] = {0};
+	int lengths[6] = {0}, fmt[6] = {0};
+	*stored = 0;
+	snprintf(idbuf, sizeof(idbuf), "%lld", s->id);
+	snprintf(expbuf, sizeof(expbuf), "%lld", expires_in);
+	p[0] = idbuf;
+	p[1] = s->token_url;
+	p[2] = s->client_id;
+	if (seal(a, kr, s->id, "access_token", access_token, access_len, &p[3], &lengths[3]) != E_OK)
+		return E_INTERNAL;
+	fmt[3] = 1;
+	p[4] = expires_in >= 0 ? expbuf : NULL;
+	if (refresh_token != NULL &&
+	    seal(a, kr, s->id, "refresh_token", refresh_token, refresh_len, &p[5], &lengths[5]) != E_OK)
+		return E_INTERNAL;
+	fmt[5] = 1;
+	return affected_one(db, ST_OA_STORE_TOKENS, 6, p, lengths, fmt, stored);
+}
+
+err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, const char *status,
+                              const char *code, const char *description, int *stored)
+{
+	char idbuf[24];
+	snprintf(idbuf, sizeof(idbuf), "%lld", s->id);
+	const char *p[] = {idbuf, s->token_url, s->client_id, status, code, description};
+	*stored = 0;
+	return affected_one(db, ST_OA_STORE_FAILURE, 6, p, NULL, NULL, stored);
+}
+
+/* ---- states ---- */
+
+err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
+                             const unsigned char hash[32], long long server_id,
+                             const char *actor, const char *code_verifier)
+{
+	char hex[65], idbuf[24], ttl[16];
+	hex32(hash, hex);
+	snprintf(idbuf, sizeof(idbuf), "%lld", server_id);
+	snprintf(ttl, sizeof(ttl), "%d", OAUTH2_STATE_TTL_S);
+	char *aad = arena_printf(a, "oauth2_state:%s:code_verifier", hex);
+	unsigned char *blob;
+	size_t blen;
+	if (aad == NULL ||
+	    secret_encrypt(kr, a, aad, code_verifier, strlen(code_verifier), &blob, &blen) != 0)
+		return E_INTERNAL;
+	const char *p[] = {(const char *)hash, idbuf, actor, (const char *)blob, ttl};
+	int lengths[] = {32, 0, 0, (int)blen, 0};
+	int fmt[] = {1, 0, 0, 1, 0};
+	err_t e = db_exec(db, ST_OA_STATE_INSERT, 5, p, lengths, fmt, NULL);
+	/* 23503: the server was deleted in between. */
+	if (e == E_INTERNAL && strcmp(db_sqlstate(db), "23503") == 0)
+		return E_NOT_FOUND;
+	return e;
+}
+
+err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secret_keyring *kr,
+                              const unsigned char hash[32], enum oauth2_state_result *res,
+                              long long *server_id, const char **actor,
+                              const char **code_verifier)
+{
+	const char *p[] = {(const char *)hash};
+	int lengths[] = {32};
+	int fmt[] = {1};
+	struct pg_result *r;
+	*res = OAUTH2_STATE_UNKNOWN;
+	*server_id = 0;
+	*actor = NULL;
+	*code_verifier = NULL;
+	err_t e = db_exec(db, ST_OA_STATE_CONSUME, 1, p, lengths, fmt, &r);
+	if (e != E_OK)
+		return e;
+	if (db_ntuples(r) == 1) {
+		int nomem = 0;
+		char hex[65];
+		hex32(hash, hex);
+		*server_id = col_int(r, 0);
+		*actor = col_str(a, r, 1, &nomem);
+		char *aad = arena_printf(a, "oauth2_state:%s:code_verifier", hex);
+		if (nomem || aad == NULL) {
+			e = E_INTERNAL;
+		} else if (open_hex(a, kr, aad, r, 2, code_verifier, NULL) != 0 || *code_verifier == NULL) {
+			log_error("could not decrypt the PKCE verifier of an OAuth 2.0 state of mail"
+			          " server %lld", *server_id);
+			e = E_INTERNAL;
+		} else {
+			*res = OAUTH2_STATE_VALID;
+		}
+		db_clear(r);
+		return e;
+	}
+	db_clear(r);
+	/* Not consumed: issued but spent, or never issued. */
+	e = db_exec(db, ST_OA_STATE_PEEK, 1, p, lengths, fmt, &r);
+	if (e != E_OK)
+		return e;
+	if (db_ntuples(r) == 1) {
+		*res = OAUTH2_STATE_SPENT;
+		*server_id = col_int(r, 0);
+	}
+	db_clear(r);
+	return E_OK;
+}
+
+err_t db_oauth2_state_purge(struct db *db)
+{
+	char keep[16];
+	snprintf(keep, sizeof(keep), "%d", OAUTH2_STATE_KEEP_S);
+	const char *p[] = {keep};
+	return db_exec(db, ST_OA_STATE_PURGE, 1, p, NULL, NULL, NULL);
+}

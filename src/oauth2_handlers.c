@@ -1,0 +1,284 @@
+/*
+ * oauth2_handlers.c - the OAuth 2.0 endpoints (contract section 2, "OAuth
+ * 2.0 flow"; issue 3):
+ *
+ *   POST /mail-servers/{id}/oauth2/authorize  start the flow: 200 with the
+ *        provider's authorization URL (state and PKCE stored first)
+ *   GET  /oauth2/callback                     public; authorized by its
+ *        state alone: 303 to the console with the outcome, or 400 for a
+ *        missing or unknown state
+ *   POST /mail-servers/{id}/oauth2/refresh    refresh now: 200 with the
+ *        server, or 502 naming the cause
+ *
+ * authorize and refresh take no request body: a non-empty one is a 400 (an
+ * empty body with any Content-Type is fine). The callback checks the state
+ * before anything else; a state that fails its check causes no call to the
+ * provider. Neither the code nor the state ever reaches a log line.
+ */
+#include <string.h>
+
+#include "app.h"
+#include "arena.h"
+#include "crypto.h"
+#include "db.h"
+#include "db_mail_server.h"
+#include "db_oauth2.h"
+#include "handlers.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "mail_server.h"
+#include "mailsrv_limits.h"
+#include "oauth2.h"
+#include "outbound.h"
+#include "validate.h"
+
+/* The longest authorization code we pass on: Azure's are about 1-2 KB; the
+ * whole query string is capped at QUERY_STRING_MAX_BYTES anyway. */
+#define OAUTH2_CODE_MAX_BYTES 4096
+
+static err_t no_body(struct ctx *c)
+{
+	if (c->req->body_too_large)
+		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is larger than 65536 bytes");
+	if (c->req->body_len > 0)
+		return reject(c, E_BAD_REQUEST, "this operation takes no request body");
+	return E_OK;
+}
+
+static err_t db_failed(struct ctx *c, err_t e)
+{
+	if (e == E_DB_UNAVAILABLE)
+		return reject(c, e, "the database is unavailable; retry later");
+	if (e == E_NOT_FOUND)
+		return reject(c, e, "no mail server has this id");
+	return reject(c, E_INTERNAL, "a database request failed");
+}
+
+/* The administrator, fit for a log line and the state row. */
+static const char *actor_of(struct ctx *c)
+{
+	const char *sub = c->who.sub ? c->who.sub : "";
+	/* 64 characters of at most 4 bytes fit OAUTH2_ACTOR_MAX_BYTES. */
+	const char *a = oauth2_clean_text(c->arena, sub, strlen(sub), OAUTH2_ACTOR_MAX_BYTES / 4);
+	return a ? a : "";
+}
+
+/* ---- authorize ---- */
+
+err_t oauth2_handle_authorize(struct ctx *c)
+{
+	struct db *db = c->w->db;
+	const struct app *app = c->w->app;
+	struct ms_row row;
+	int found;
+	err_t e = no_body(c);
+	if (e != E_OK)
+		return e;
+	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
+		return db_failed(c, e);
+	if (!found)
+		return reject(c, E_NOT_FOUND, "no mail server has this id");
+	if (row.auth != AUTH_OAUTH2) {
+		c->error_code = "not_oauth2";
+		return reject(c, E_CONFLICT, "the mail server does not use OAuth 2.0 (its auth_type is basic)");
+	}
+	if (!row.secret_key_set) {
+		c->error_code = "no_client_secret";
+		return reject(c, E_CONFLICT,
+		              "the mail server has no client secret (secret_key); set it, then authorize");
+	}
+	/* Refused at save time already, unless the policy changed since. */
+	const char *why = outbound_url_refused(&app->cfg.outbound, row.token_url, strlen(row.token_url));
+	if (why == NULL)
+		why = outbound_url_refused(&app->cfg.outbound, row.authorization_url,
+		                           strlen(row.authorization_url));
+	if (why != NULL) {
+		c->error_code = "destination_refused";
+		return reject(c, E_DESTINATION_REFUSED,
+		              arena_printf(c->arena, "the outbound policy refuses the server's token or"
+		                                     " authorization URL (a %s address)", why));
+	}
+
+	char *state = oauth2_random_token(c->arena, OAUTH2_STATE_BYTES);
+	char *verifier = oauth2_random_token(c->arena, OAUTH2_VERIFIER_BYTES);
+	char *challenge = verifier ? oauth2_pkce_challenge(c->arena, verifier) : NULL;
+	char *redirect_uri = oauth2_redirect_uri(c->arena, app->cfg.public_url);
+	unsigned char hash[32];
+	if (state == NULL || challenge == NULL || redirect_uri == NULL ||
+	    crypto_sha256(state, strlen(state), hash) != 0)
+		return reject(c, E_INTERNAL, "could not make a state for the authorization");
+	const char *actor = actor_of(c);
+
+	/* Old states first (indexed, usually nothing to do). */
+	if ((e = db_oauth2_state_purge(db)) != E_OK ||
+	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor, verifier)) !=
+	        E_OK)
+		return db_failed(c, e);
+
+	struct oauth2_authorize_params p = {row.authorization_url, row.client_id, redirect_uri,
+	                                    row.scope, state, challenge};
+	char *url = oauth2_authorize_url(c->arena, &p);
+	if (url == NULL)
+		return reject(c, E_INTERNAL, "out of memory");
+	log_info("started the OAuth 2.0 authorization of mail server %lld for \"%s\"", c->id, actor);
+	json_out_object_open(c->out);
+	json_out_key(c->out, "authorization_url");
+	json_out_cstring(c->out, url);
+	json_out_object_close(c->out);
+	return http_json(c, 200);
+}
+
+/* ---- callback ---- */
+
+/* 303 to the console with the outcome (error_code NULL: connected). */
+static err_t to_console(struct ctx *c, long long id, const char *error_code)
+{
+	char *url = oauth2_console_url(c->arena, c->w->app->cfg.console_url, id, error_code);
+	if (url == NULL)
+		return reject(c, E_INTERNAL, "out of memory");
+	http_header(c, "Location", url);
+	http_empty(c, 303);
+	return E_OK;
+}
+
+static const struct query_param *param(const struct query_param *p, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(p[i].name, name) == 0)
+			return &p[i];
+	return NULL;
+}
+
+err_t oauth2_handle_callback(struct ctx *c)
+{
+	struct db *db = c->w->db;
+	const struct app *app = c->w->app;
+	/* Whatever the answer, the browser must not send this URL (code and
+	 * state) onwards as a Referer. */
+	http_header(c, "Referrer-Policy", "no-referrer");
+
+	struct query_param *params;
+	size_t n;
+	if (query_parse(c->arena, c->req->query, &params, &n) != 0)
+		return reject(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
+	/* Providers add parameters of their own (session_state, iss, scope,
+	 * authuser, ...): only these four matter. */
+	const struct query_param *state = param(params, n, "state");
+	const struct query_param *code = param(params, n, "code");
+	const struct query_param *error = param(params, n, "error");
+	const struct query_param *desc = param(params, n, "error_description");
+
+	/* The state first: nothing else is looked at, and nothing is called,
+	 * for a state that fails its check. */
+	if (state == NULL || state->value_len == 0)
+		return reject(c, E_BAD_REQUEST, "the state parameter is missing");
+	unsigned char hash[32];
+	enum oauth2_state_result sr = OAUTH2_STATE_UNKNOWN;
+	long long id = 0;
+	const char *actor = NULL, *verifier = NULL;
+	err_t e;
+	if (oauth2_state_wellformed(state->value, state->value_len)) {
+		if (crypto_sha256(state->value, state->value_len, hash) != 0)
+			return reject(c, E_INTERNAL, "could not hash the state");
+		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor, &verifier);
+		if (e != E_OK)
+			return db_failed(c, e);
+	}
+	if (sr == OAUTH2_STATE_UNKNOWN)
+		return reject(c, E_BAD_REQUEST, "the state is unknown");
+	if (sr == OAUTH2_STATE_SPENT) {
+		log_info("refused an OAuth 2.0 callback for mail server %lld: its state has expired or"
+		         " was used already", id);
+		return to_console(c, id, "invalid_state");
+	}
+
+	struct oauth2_failure f;
+	memset(&f, 0, sizeof(f));
+	if (error != NULL) {
+		/* The provider's answer, e.g. access_denied (RFC 6749 4.1.2.1). */
+		f.provider = 1;
+		f.code = oauth2_error_code_ok(error->value, error->value_len) &&
+		                 strlen(error->value) == error->value_len
+		             ? error->value
+		             : "invalid_response";
+		f.description = desc ? oauth2_clean_text(c->arena, desc->value, desc->value_len,
+		                                         OAUTH2_ERROR_DESCRIPTION_MAX_CHARS)
+		                     : NULL;
+		if (oauth2_note_authorization_error(app, db, c->arena, id, &f) != E_OK)
+			log_warning("could not record the failed authorization of mail server %lld", id);
+		log_info("the OAuth 2.0 authorization of mail server %lld failed: the provider answered"
+		         " %s", id, f.code);
+		return to_console(c, id, f.code);
+	}
+	if (code == NULL || code->value_len == 0 || code->value_len > OAUTH2_CODE_MAX_BYTES ||
+	    has_control_chars(code->value, code->value_len)) {
+		log_info("the OAuth 2.0 authorization of mail server %lld failed: the provider sent no"
+		         " usable code", id);
+		return to_console(c, id, "invalid_request");
+	}
+
+	e = oauth2_exchange_code(app, db, c->arena, id, code->value, verifier, actor, &f);
+	switch (e) {
+	case E_OK:
+		return to_console(c, id, NULL);
+	case E_DB_UNAVAILABLE:
+		return db_failed(c, e);
+	case E_INTERNAL:
+		return reject(c, E_INTERNAL, "could not finish the authorization");
+	case E_DESTINATION_REFUSED:
+		return to_console(c, id, "destination_refused");
+	case E_OAUTH2_PROVIDER:
+		if (f.provider)
+			return to_console(c, id, f.code);
+		return to_console(c, id, "token_exchange_failed");
+	default:
+		return to_console(c, id, "token_exchange_failed");
+	}
+}
+
+/* ---- refresh ---- */
+
+err_t oauth2_handle_refresh(struct ctx *c)
+{
+	struct db *db = c->w->db;
+	struct oauth2_failure f;
+	struct ms_row row;
+	int found;
+	err_t e = no_body(c);
+	if (e != E_OK)
+		return e;
+	e = oauth2_refresh(c->w->app, db, c->arena, c->id, &f);
+	switch (e) {
+	case E_OK:
+		break;
+	case E_NOT_FOUND:
+	case E_DB_UNAVAILABLE:
+		return db_failed(c, e);
+	case E_CONFLICT:
+		c->error_code = f.code;
+		return reject(c, e, f.description);
+	case E_OAUTH2_PROVIDER:
+	case E_DESTINATION_REFUSED:
+	case E_UPSTREAM_TIMEOUT:
+	case E_UPSTREAM_UNREACHABLE:
+		c->error_code = f.code;
+		if (f.provider && strcmp(f.code, "invalid_grant") == 0)
+			return reject(c, e, "the provider refused the refresh token (invalid_grant): the"
+			                    " mail server must be authorized again");
+		if (f.provider)
+			return reject(c, e, arena_printf(c->arena, "the provider refused to refresh the"
+			                                           " access token (%s)", f.code));
+		return reject(c, e, arena_printf(c->arena, "could not refresh the access token: %s",
+		                                 f.description ? f.description : f.code));
+	default:
+		return reject(c, E_INTERNAL, "could not refresh the access token");
+	}
+	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
+		return db_failed(c, e);
+	if (!found)
+		return reject(c, E_NOT_FOUND, "no mail server has this id");
+	ms_row_to_json(c->out, &row);
+	http_header(c, "ETag", arena_printf(c->arena, "\"%lld\"", row.version));
+	return http_json(c, 200);
+}
