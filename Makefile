@@ -68,7 +68,7 @@ SUB   ?= admin
 ROLES ?= administrator
 token: $(BUILD)/mailsrv-tool
 	@scripts/stack.sh keys >/dev/null
-	@MAILSRV_JWT_KEY_FILE=$${MAILSRV_JWT_KEY_FILE:-var/keys/jwt-hs256.key} \
+	@eval "$$(scripts/stack.sh env)" && \
 	  $(BUILD)/mailsrv-tool token --sub "$(SUB)" --roles "$(ROLES)"
 
 # Every suite (unit, OpenAPI lint, API and drills against the real stack on
@@ -78,3 +78,6 @@ test: deps all $(UNIT_BIN)
 
 fuzz:
 	@tests/fuzz/run_brief.sh long
+
+# Targets kept in their own files (bench, sanitizers, soak).
+-include mk/*.mk
