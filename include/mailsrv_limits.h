@@ -93,6 +93,10 @@
 #define OAUTH2_ERROR_DESCRIPTION_MAX_CHARS 300
 /* expires_in beyond a year is nonsense; it is capped, not refused. */
 #define OAUTH2_EXPIRES_IN_MAX_S (366 * 86400)
+/* The longest authorization code passed on to the token endpoint: Azure's
+ * are about 1-2 KB; the whole query string is capped at
+ * QUERY_STRING_MAX_BYTES anyway. */
+#define OAUTH2_CODE_MAX_BYTES 4096
 /* The administrator (JWT sub) recorded with a state. */
 #define OAUTH2_ACTOR_MAX_BYTES 256
 

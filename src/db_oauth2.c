@@ -165,17 +165,24 @@ err_t db_oauth2_lock(struct db *db, long long id)
 	 * true)) for this short transaction only, so that waiting for another
 	 * request's provider call is not cut at 2 s; the session lock outlives
 	 * the transaction, and no transaction is open while it is held. */
+	int locked = 0;
 	err_t e = db_begin(db);
 	if (e == E_OK)
 		e = db_exec(db, ST_OA_LOCK_TIMEOUTS, 1, pt, NULL, NULL, NULL);
-	if (e == E_OK)
-		e = db_exec(db, ST_OA_LOCK, 1, pl, NULL, NULL, NULL);
+	if (e == E_OK && (e = db_exec(db, ST_OA_LOCK, 1, pl, NULL, NULL, NULL)) == E_OK)
+		locked = 1;
 	if (e == E_OK)
 		e = db_commit(db);
 	if (e != E_OK) {
+		char state[6];
+		snprintf(state, sizeof(state), "%s", db_sqlstate(db));
 		db_rollback(db);
+		/* A session lock survives the rollback of the transaction that
+		 * took it (PostgreSQL 15, section 13.3.5): give it back. */
+		if (locked)
+			db_oauth2_unlock(db, id);
 		log_warning("could not take the refresh lock of mail server %lld (SQLSTATE %s)", id,
-		            db_sqlstate(db));
+		            state);
 		return E_DB_UNAVAILABLE;
 	}
 	return E_OK;

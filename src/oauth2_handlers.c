@@ -33,10 +33,6 @@
 #include "outbound.h"
 #include "validate.h"
 
-/* The longest authorization code we pass on: Azure's are about 1-2 KB; the
- * whole query string is capped at QUERY_STRING_MAX_BYTES anyway. */
-#define OAUTH2_CODE_MAX_BYTES 4096
-
 static err_t no_body(struct ctx *c)
 {
 	if (c->req->body_too_large)

@@ -18,13 +18,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "arena.h"
 #include "crypto.h"
 #include "http.h"
 #include "json.h"
-#include "log.h"
 
 /* ---- the policy ---- */
 
@@ -319,6 +317,8 @@ static int configure(CURL *h, const struct outbound_request *rq, struct call *ca
 	} while (0)
 	SET(CURLOPT_URL, rq->url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
+	/* No redirect is followed (FOLLOWLOCATION 0, MAXREDIRS 0); this 7.88
+	 * refuses an empty list here, so the redirect list is https alone. */
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_MAXREDIRS, 0L);
