@@ -37,6 +37,10 @@ die() {
 	exit 1
 }
 
+# psql runs as postgres, who may not be able to reach the caller's cwd.
+sql_dir=$(cd "$sql_dir" && pwd) || die "no directory $sql_dir"
+cd /
+
 psql_cmd=(psql -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -d "$db")
 if [[ -n $run_as ]]; then
 	psql_cmd=(runuser -u "$run_as" -- "${psql_cmd[@]}")

@@ -7,7 +7,8 @@
 #
 # Configuration (environment):
 #   STACK_VAR        absolute directory for all state, logs, keys and pids
-#                    (default <repo>/var); a test stack uses its own
+#                    (default <repo>/var, see default_var); a test stack
+#                    uses its own
 #   STACK_HTTP_PORT  nginx on 127.0.0.1 (default 8080)
 #   STACK_PG_PORT    PostgreSQL on 127.0.0.1 and its socket (default 55432)
 #   STACK_PROCESSES, STACK_THREADS  become MAILSRV_PROCESSES/MAILSRV_THREADS
@@ -34,7 +35,23 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STACK_VAR=${STACK_VAR:-$repo/var}
+
+# The default state directory is <repo>/var. PostgreSQL (as postgres) and
+# nginx's workers (as www-data) must reach into it, and the unix sockets in it
+# need short paths (108 bytes at most); when the tree lies where they cannot
+# reach (a checkout under /root, a 0700 home directory) or too deep, the
+# default moves to /var/tmp, one directory per checkout.
+default_var() {
+	local alt
+	alt=/var/tmp/mailsrv-stack-$(printf '%s' "$repo" | sha256sum | cut -c1-12)
+	if [[ -e $alt ]] || ((${#repo} > 60)) || { ((EUID == 0)) && id postgres >/dev/null 2>&1 &&
+		! { runuser -u postgres -- test -x "$repo" && runuser -u www-data -- test -x "$repo"; } 2>/dev/null; }; then
+		echo "$alt"
+	else
+		echo "$repo/var"
+	fi
+}
+STACK_VAR=${STACK_VAR:-$(default_var)}
 HTTP_PORT=${STACK_HTTP_PORT:-8080}
 PG_PORT=${STACK_PG_PORT:-55432}
 WAIT_SECONDS=${STACK_WAIT_SECONDS:-30}
@@ -69,15 +86,30 @@ for p in "$HTTP_PORT" "$PG_PORT"; do
 	if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
 done
 
+# Unix socket paths: sun_path holds 107 bytes and a NUL.
+check_socket_paths() {
+	local p
+	for p in "$pg_sock/.s.PGSQL.$PG_PORT" "${MAILSRV_SOCKET:-$run_dir/mailsrv.sock}"; do
+		((${#p} <= 107)) || die "the unix socket path $p is longer than 107 bytes: choose a shorter STACK_VAR"
+	done
+}
+
 need_root() {
 	((EUID == 0)) || die "this needs root (it runs PostgreSQL as the postgres user and nginx workers as $NGINX_USER)"
 }
 
-as_postgres() { runuser -u postgres -- "$@"; }
+# From /, so that no command run as postgres depends on reaching our cwd.
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
 
-# A value for a libpq conninfo string: single-quoted, \ and ' escaped.
+# A value for a libpq conninfo string: as it is when it is plain, else
+# single-quoted with \ and ' escaped.
 conninfo_quote() {
-	local v=${1//\\/\\\\}
+	local v=$1
+	if [[ $v =~ ^[A-Za-z0-9_./:@-]+$ ]]; then
+		printf '%s' "$v"
+		return
+	fi
+	v=${v//\\/\\\\}
 	v=${v//\'/\\\'}
 	printf "'%s'" "$v"
 }
@@ -117,7 +149,14 @@ pid_of() {
 	echo "$pid"
 }
 
-mailsrv_pid() { pid_of "$mailsrv_pidfile" "$mailsrv_bin"; }
+# The pid file's second line is the binary that was started, so that `stop`
+# finds it whatever STACK_MAILSRV_BIN says now.
+mailsrv_started_bin() {
+	local b=
+	[[ -r $mailsrv_pidfile ]] && b=$(sed -n 2p "$mailsrv_pidfile")
+	echo "${b:-$mailsrv_bin}"
+}
+mailsrv_pid() { pid_of "$mailsrv_pidfile" "$(mailsrv_started_bin)"; }
 nginx_pid() { pid_of "$nginx_pidfile" "$nginx_conf"; }
 pg_pid() { pid_of "$pgdata/postmaster.pid" "$pgdata"; }
 
@@ -129,6 +168,14 @@ wait_gone() {
 		sleep 0.1
 	done
 	! kill -0 "$pid" 2>/dev/null
+}
+
+# port_free PORT WHAT: fail with a clear message when something listens on
+# 127.0.0.1:PORT (or on all addresses) already.
+port_free() {
+	if [[ -n $(ss -Hltn "( sport = :$1 )" 2>/dev/null) ]]; then
+		die "port $1 (for $2) is in use already; choose another with STACK_${3}_PORT"
+	fi
 }
 
 # ---- keys and cluster ----------------------------------------------------
@@ -166,6 +213,7 @@ check_reachable() {
 
 cmd_init() {
 	need_root
+	check_socket_paths
 	cmd_keys
 	install -d -m 0755 "$log_dir" "$run_dir" "$nginx_dir"
 	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_dir"
@@ -215,6 +263,7 @@ cmd_pg_start() {
 	if pg_is_running; then
 		return 0
 	fi
+	port_free "$PG_PORT" PostgreSQL PG
 	write_pg_auth
 	as_postgres tee "$pgdata/stack.conf" >/dev/null <<EOF
 # Written by scripts/stack.sh pg-start; edits are lost.
@@ -294,7 +343,7 @@ start_mailsrv() {
 	# whole group (master and workers) if it must.
 	echo "--- $(date -u +%FT%TZ) stack: starting $mailsrv_bin" >>"$mailsrv_log"
 	setsid "$mailsrv_bin" >>"$mailsrv_log" 2>&1 </dev/null &
-	echo "$!" >"$mailsrv_pidfile"
+	printf '%s\n%s\n' "$!" "$mailsrv_bin" >"$mailsrv_pidfile"
 }
 
 render_nginx_conf() {
@@ -306,11 +355,14 @@ render_nginx_conf() {
 	cp -R "$repo/deploy/static/." "$nginx_dir/static/"
 	chmod -R a+rX "$nginx_dir/static"
 	t=$(<"$repo/deploy/nginx.conf.template")
-	t=${t//@VAR@/"$STACK_VAR"}
+	t=${t//@PID_FILE@/"$nginx_pidfile"}
+	t=${t//@LOG_DIR@/"$log_dir"}
+	t=${t//@TEMP_DIR@/"$nginx_dir/tmp"}
 	t=${t//@HTTP_PORT@/"$HTTP_PORT"}
 	t=${t//@SOCKET@/"$MAILSRV_SOCKET"}
 	t=${t//@USER@/"$NGINX_USER"}
 	t=${t//@STATIC@/"$nginx_dir/static"}
+	[[ ! $t =~ @[A-Z_]+@ ]] || die "deploy/nginx.conf.template has a placeholder that stack.sh does not fill in"
 	printf '%s\n' "$t" >"$nginx_conf.new"
 	mv "$nginx_conf.new" "$nginx_conf"
 }
@@ -333,7 +385,7 @@ start_nginx() {
 }
 
 wait_healthy() {
-	local url="http://127.0.0.1:$HTTP_PORT/healthz" code deadline=$((SECONDS + WAIT_SECONDS))
+	local url="http://127.0.0.1:$HTTP_PORT/healthz" code='' deadline=$((SECONDS + WAIT_SECONDS))
 	while ((SECONDS < deadline)); do
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
 		[[ $code == 200 ]] && return 0
@@ -343,18 +395,23 @@ wait_healthy() {
 		fi
 		sleep 0.2
 	done
-	echo "stack: $url did not answer 200 within ${WAIT_SECONDS}s (last: ${code:-none})" >&2
+	echo "stack: $url did not answer 200 (last answer: ${code:-none}; waited at most ${WAIT_SECONDS}s)" >&2
+	# The service's log since this start, then the others' last lines.
+	echo "--- $mailsrv_log since this start" >&2
+	awk '/^--- .* stack: starting /{n=NR} {l[NR]=$0} END{for(i=n;i<=NR;i++) if(i>0) print l[i]}' "$mailsrv_log" | tail -n 40 >&2
 	local f
-	for f in "$mailsrv_log" "$log_dir/nginx-error.log" "$pg_log"; do
+	for f in "$log_dir/nginx-error.log" "$pg_log"; do
 		[[ -e $f ]] || continue
 		echo "--- tail of $f" >&2
-		tail -n 25 "$f" >&2
+		tail -n 10 "$f" >&2
 	done
 	return 1
 }
 
 cmd_start() {
 	need_root
+	nginx_pid >/dev/null || port_free "$HTTP_PORT" nginx HTTP
+	pg_is_running || port_free "$PG_PORT" PostgreSQL PG
 	cmd_init
 	cmd_pg_start
 	pg_bootstrap
@@ -380,18 +437,22 @@ stop_nginx() {
 }
 
 stop_mailsrv() {
-	local pid
-	pid=$(mailsrv_pid) || { rm -f "$mailsrv_pidfile"; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_gone "$pid" 15; then
-		say "mailsrv $pid still running after 15s: SIGKILL to its process group"
-		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-		wait_gone "$pid" 5 || true
+	local pid pgid='' bin
+	bin=$(mailsrv_started_bin)
+	if pid=$(mailsrv_pid); then
+		kill -TERM "$pid" 2>/dev/null || true # drains, then exits
+		if ! wait_gone "$pid" 15; then
+			say "mailsrv $pid still running after 15s: SIGKILL to its process group"
+			kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+			wait_gone "$pid" 5 || true
+		fi
 	fi
-	# Workers left behind by a master that died are in its process group.
-	if pgrep -g "$pid" >/dev/null 2>&1; then
+	# Workers of a master that died are left in its process group (setsid
+	# made the recorded pid the group's id).
+	[[ -r $mailsrv_pidfile ]] && read -r pgid <"$mailsrv_pidfile"
+	if [[ $pgid =~ ^[0-9]+$ ]] && pgrep -g "$pgid" -f -- "$bin" >/dev/null; then
 		sleep 1
-		kill -KILL -- "-$pid" 2>/dev/null || true
+		pkill -KILL -g "$pgid" -f -- "$bin" || true
 	fi
 	rm -f "$mailsrv_pidfile"
 }
@@ -400,9 +461,7 @@ cmd_stop() {
 	need_root
 	stop_nginx
 	stop_mailsrv
-	if [[ -s $pgdata/PG_VERSION ]] && ((EUID == 0)); then
-		cmd_pg_stop fast
-	fi
+	cmd_pg_stop fast
 }
 
 cmd_status() {
@@ -425,11 +484,15 @@ cmd_env() {
 }
 
 cmd_run() {
-	cmd_start || { cmd_stop; exit 1; }
 	local token
+	# However this ends (Ctrl-C, a failed start, a component that dies),
+	# everything stops.
+	trap 'cmd_stop' EXIT
+	trap 'trap "" INT TERM; echo; say "stopping"; exit 0' INT TERM
+	cmd_start
 	service_env
 	token=$("$tool_bin" token --sub admin --roles administrator | tail -n 1) ||
-		{ cmd_stop; die "could not make a token with $tool_bin"; }
+		die "could not make a token with $tool_bin"
 	cat <<EOF
 
 The stack is running. Try:
@@ -439,7 +502,6 @@ The stack is running. Try:
 (the token is valid for one hour; 'make -s token' prints a new one)
 Press Ctrl-C to stop everything.
 EOF
-	trap 'trap "" INT TERM; echo; say "stopping"; cmd_stop; exit 0' INT TERM
 	while :; do
 		sleep 1 &
 		wait "$!" || true
@@ -447,7 +509,6 @@ EOF
 			echo "stack: a component stopped unexpectedly:" >&2
 			cmd_status >&2 || true
 			tail -n 25 "$mailsrv_log" >&2 || true
-			cmd_stop
 			exit 1
 		fi
 	done

@@ -8,21 +8,35 @@
 # It prints a line per suite and, as the very last line, "N passed, M failed"
 # over all suites; it exits 1 when anything failed or a suite could not run.
 #
-# The test stack: STACK_VAR=<repo>/var/test, HTTP 18080, PostgreSQL 55433,
+# The test stack: STACK_VAR=<repo>/var/test (or /var/tmp/mailsrv-test-* when
+# the postgres or www-data user cannot reach the checkout, or its path is
+# long), HTTP 18080,
+# PostgreSQL 55433,
 # overridable with TEST_STACK_VAR, TEST_HTTP_PORT and TEST_PG_PORT (separate
 # names, so a shell set up for `make run` never points the tests at it). It is
 # created afresh on every run and stopped on exit, Ctrl-C or SIGTERM.
 # MAILSRV_* variables of the caller are dropped so the test stack's settings
-# are the suite's own; tests/api/stack-env.sh, when present, is sourced before
-# the stack starts (with STACK_VAR set) to export the settings the API suite
-# needs (e.g. MAILSRV_CA_FILE of a test CA it creates under $STACK_VAR,
-# MAILSRV_OUTBOUND_ALLOW, MAILSRV_TEST_RATE).
+# are the suite's own: MAILSRV_OUTBOUND_ALLOW=127.0.0.1/32 and MAILSRV_CA_FILE
+# of the test CA that tests/oauth_ca.sh makes under $STACK_VAR/test-ca. Any
+# other setting the API suite needs goes into tests/api/stack-env.sh, sourced
+# (when present) before the stack starts, with STACK_VAR set.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 
-export STACK_VAR=${TEST_STACK_VAR:-$repo/var/test}
+# PostgreSQL and nginx's workers must reach the stack's directory, and its
+# unix socket paths must stay short: when the checkout lies where they cannot
+# reach, or too deep, the test stack lives under /var/tmp.
+if [[ -n ${TEST_STACK_VAR:-} ]]; then
+	export STACK_VAR=$TEST_STACK_VAR
+elif ((${#repo} <= 60)) && runuser -u postgres -- test -x "$repo" 2>/dev/null &&
+	runuser -u www-data -- test -x "$repo" 2>/dev/null; then
+	export STACK_VAR=$repo/var/test
+else
+	STACK_VAR=/var/tmp/mailsrv-test-$(printf '%s' "$repo" | sha256sum | cut -c1-12)
+	export STACK_VAR
+fi
 export STACK_HTTP_PORT=${TEST_HTTP_PORT:-18080}
 export STACK_PG_PORT=${TEST_PG_PORT:-55433}
 unset STACK_PROCESSES STACK_THREADS STACK_MAILSRV_BIN STACK_MAILSRV_TOOL
@@ -153,6 +167,19 @@ if [[ ! -e $STACK_VAR ]]; then
 	mkdir -p -- "$STACK_VAR" && touch "$STACK_VAR/.run_all-test-stack"
 fi
 stack_ok=1
+# The OAuth tests' stand-in provider listens on 127.0.0.1 with a certificate
+# of a test CA: the service trusts that CA and admits exactly 127.0.0.1/32
+# (every other loopback address stays refused, which the refused-destination
+# tests rely on). See tests/api/oauth2_support.py.
+export MAILSRV_OUTBOUND_ALLOW=127.0.0.1/32
+if [[ -x tests/oauth_ca.sh ]]; then
+	if tests/oauth_ca.sh "$STACK_VAR/test-ca" >/dev/null; then
+		export MAILSRV_CA_FILE=$STACK_VAR/test-ca/ca.pem
+	else
+		echo "run_all: tests/oauth_ca.sh failed" >&2
+		stack_ok=
+	fi
+fi
 if [[ -f tests/api/stack-env.sh ]]; then
 	# shellcheck source=/dev/null
 	if ! source tests/api/stack-env.sh; then
@@ -229,7 +256,12 @@ elif [[ -e tests/fuzz/run_brief.sh ]]; then
 fi
 
 echo
-note "summary (logs in $logdir)"
+if ((total_fail == 0 && incomplete == 0)); then
+	rm -rf -- "$logdir"
+	note "summary"
+else
+	note "summary (each suite's output is kept in $logdir)"
+fi
 for s in "${summary[@]}"; do echo "   $s"; done
 echo "$total_pass passed, $total_fail failed"
 ((total_fail == 0 && incomplete == 0))
