@@ -573,8 +573,13 @@ void json_out_string(struct json_out *o, const char *s, size_t len)
 		o->error = 1;
 		return;
 	}
-	/* yajl escapes control characters, NUL included (\u0000), and
-	 * refuses bytes that are not UTF-8 (validate_utf8). */
+	/* yajl escapes control characters, NUL included (\u0000); its UTF-8
+	 * check lets overlong forms and surrogates through, so we check
+	 * strictly: we never write what json_parse would refuse. */
+	if (!utf8_valid(s ? s : "", len)) {
+		o->error = 1;
+		return;
+	}
 	check(o, yajl_gen_string(o->g, (const unsigned char *)(s ? s : ""), len));
 	value_done(o);
 }
