@@ -188,7 +188,7 @@ def test_concurrent_failures_make_one_call_too(api, provider):
 
 
 def test_a_refresh_waits_for_the_lock_beyond_the_session_timeouts(api, provider):
-    """Another host's refresh of the same server holds the lock for 10 s,
+    """Another host's refresh of the same server holds the lock for 14 s,
     longer than the service's 2 s lock_timeout and 5 s statement_timeout:
     this refresh waits for it, then takes its own turn."""
     s = seeded(api, provider)
@@ -196,7 +196,7 @@ def test_a_refresh_waits_for_the_lock_beyond_the_session_timeouts(api, provider)
     holder = subprocess.Popen(
         ["psql", "-X", "-q", "-h", sock_dir, "-p", port, "-U", "mailsrv_app", "-d", "mailsrv",
          "-c", "SET statement_timeout = 0",
-         "-c", "SELECT pg_advisory_lock(1868657012, %d)" % s["id"], "-c", "SELECT pg_sleep(10)"],
+         "-c", "SELECT pg_advisory_lock(1868657012, %d)" % s["id"], "-c", "SELECT pg_sleep(14)"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -206,7 +206,9 @@ def test_a_refresh_waits_for_the_lock_beyond_the_session_timeouts(api, provider)
         t0 = time.monotonic()
         refreshed(api, s["id"])
         took = time.monotonic() - t0
-        assert 5.5 < took < 15, took
+        # 14 s held, minus however late we saw the lock taken on a busy
+        # machine: still well past the 2 s and 5 s session limits.
+        assert 5.5 < took < 20, took
     finally:
         holder.wait(30)
     assert held_refresh_locks() == 0
