@@ -66,7 +66,7 @@ stop:
 # make -s token SUB=alice ROLES=administrator  (last line: the token)
 SUB   ?= admin
 ROLES ?= administrator
-token: $(BUILD)/mailsrv-tool
+token: deps $(BUILD)/mailsrv-tool
 	@scripts/stack.sh keys >/dev/null
 	@eval "$$(scripts/stack.sh env)" && \
 	  $(BUILD)/mailsrv-tool token --sub "$(SUB)" --roles "$(ROLES)"

@@ -149,7 +149,9 @@ def console_outcome(resp):
 
 def _pg():
     sock_dir = os.environ.get("STACK_PG_SOCKET_DIR") or str(mailapi.STACK_VAR / "pg" / "run")
-    socks = glob.glob(os.path.join(sock_dir, ".s.PGSQL.*"))
+    # The socket, not its ".s.PGSQL.<port>.lock" file beside it.
+    socks = [s for s in glob.glob(os.path.join(sock_dir, ".s.PGSQL.*"))
+             if not s.endswith(".lock")]
     assert socks, "no PostgreSQL socket in %s" % sock_dir
     return sock_dir, socks[0].rsplit(".", 1)[-1]
 
