@@ -9,6 +9,7 @@
 #include "db.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,14 @@ static void remember_error(struct db *db, const PGresult *res)
 	snprintf(db->constraint, sizeof(db->constraint), "%s", cons ? cons : "");
 }
 
+/* libpq prints server notices (and the FATAL of a terminated session) on
+ * stderr by default, unformatted; route them through our log instead. */
+static void notice_to_log(void *arg, const char *message)
+{
+	(void)arg;
+	log_info("database notice: %s", message);
+}
+
 static int prepare_all(struct db *db)
 {
 	for (size_t i = 0; i < db_statement_count; i++) {
@@ -76,11 +85,29 @@ static int prepare_all(struct db *db)
 	return 0;
 }
 
+/*
+ * Has the server closed this idle connection (restart, pg_terminate_backend,
+ * idle timeout)? It then sends a FATAL message and closes the socket, which
+ * becomes readable: one poll() with no wait finds out, so the request that
+ * follows reconnects first instead of failing on a dead connection.
+ */
+static int closed_by_server(PGconn *conn)
+{
+	struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+	if (p.fd < 0)
+		return 1;
+	/* We never LISTEN, so an idle connection has nothing to say but its
+	 * own termination (or, rarely, a notice: a reconnect is cheap). */
+	return poll(&p, 1, 0) != 0;
+}
+
 err_t db_ensure(struct db *db)
 {
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(db->conn) == PQTRANS_IDLE)
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE && !closed_by_server(db->conn))
 		return E_OK;
+	if (db->conn != NULL)
+		log_info("reconnecting to the database: the connection was closed");
 	db_disconnect(db);
 	time_t now = time(NULL);
 	if (DB_RECONNECT_INTERVAL_S > 0 && now - db->last_attempt < DB_RECONNECT_INTERVAL_S)
@@ -110,6 +137,7 @@ err_t db_ensure(struct db *db)
 		db_disconnect(db);
 		return E_DB_UNAVAILABLE;
 	}
+	PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
 	if (prepare_all(db) != 0) {
 		db_disconnect(db);
 		return E_DB_UNAVAILABLE;
@@ -122,7 +150,12 @@ static err_t classify(struct db *db, PGresult *res)
 {
 	remember_error(db, res);
 	const char *s = db->sqlstate;
-	if (PQstatus(db->conn) != CONNECTION_OK) {
+	/* No SQLSTATE: the failure is libpq's own, not an answer of the server
+	 * (which always sends one). A write that failed because the server
+	 * closed the connection (PostgreSQL stopped with -m immediate) comes
+	 * back so while PQstatus still says CONNECTION_OK: the connection is
+	 * as lost as when it says so. */
+	if (PQstatus(db->conn) != CONNECTION_OK || s[0] == '\0') {
 		log_warning("lost the database connection: %s", PQerrorMessage(db->conn));
 		db_disconnect(db);
 		return E_DB_UNAVAILABLE;
