@@ -58,6 +58,10 @@ const char *sig_alg_name(enum sig_alg alg);
 int sig_key_load(enum sig_alg alg, const char *path, int private_key,
                  struct sig_key **out, char *err, size_t errlen);
 void sig_key_free(struct sig_key *k);
+/* Write a new HS256 key file: 32 random bytes as 64 hex characters and a
+ * newline (RFC 7518 section 3.2: a key of at least the hash size), mode
+ * 0600. Fails when the file exists. */
+int sig_key_generate_hmac(const char *path, char *err, size_t errlen);
 enum sig_alg sig_key_alg(const struct sig_key *k);
 
 /* Verify sig over data. 0 when valid, -1 otherwise (constant time for HMAC;

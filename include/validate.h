@@ -41,6 +41,9 @@ const char *validate_scope(const char *s, size_t len);
 /* A secret or credential string: at most max bytes, no control chars. */
 const char *validate_secret(const char *s, size_t len, size_t max_bytes);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int hex_digit(int c);
+
 /* Parse a decimal positive int64 from exactly len bytes (no sign, no
  * leading zeros beyond "0", no spaces). 0 on success. */
 int parse_positive_id(const char *s, size_t len, long long *out);

@@ -14,6 +14,7 @@
 #include "crypto.h"
 
 #include "arena.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +54,8 @@
 /* Stored secrets: AES-256-GCM with the recommended 96-bit nonce and the full
  * 128-bit tag (NIST SP 800-38D sections 5.2.1.1 and 5.2.1.2). */
 #define GCM_KEY_BYTES 32
+/* HS256 key files we generate: 32 random bytes (RFC 7518 section 3.2). */
+#define HMAC_KEY_FILE_BYTES 32
 #define GCM_NONCE_BYTES 12
 #define GCM_TAG_BYTES 16
 #define SECRET_FORMAT_V1 0x01
@@ -750,17 +753,6 @@ static int is_id_char(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parse one non-blank, non-comment line "<id> <64 hex>" into rk. Returns a
  * static description of the problem, or NULL. Never quotes the line: it may
  * hold key bytes. */
@@ -779,15 +771,15 @@ static const char *parse_key_line(const unsigned char *p, size_t n,
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
 	size_t start = i;
-	while (i < n && hex_value(p[i]) >= 0)
+	while (i < n && hex_digit(p[i]) >= 0)
 		i++;
 	if (i < n)
 		return "the key must be hexadecimal digits only";
 	if (i - start != 2 * GCM_KEY_BYTES)
 		return "the key must be 64 hexadecimal digits (32 bytes)";
 	for (size_t k = 0; k < GCM_KEY_BYTES; k++)
-		rk->key[k] = (unsigned char)(hex_value(p[start + 2 * k]) << 4 |
-		                             hex_value(p[start + 2 * k + 1]));
+		rk->key[k] = (unsigned char)(hex_digit(p[start + 2 * k]) << 4 |
+		                             hex_digit(p[start + 2 * k + 1]));
 	return NULL;
 }
 
@@ -901,69 +893,98 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int secret_keyring_generate(const char *path, char *err, size_t errlen)
+/* Lower-case hex of n bytes into out (2n characters, no NUL). */
+static char *hex_encode(char *out, const unsigned char *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		*out++ = digits[in[i] >> 4];
+		*out++ = digits[in[i] & 15];
+	}
+	return out;
+}
+
+/*
+ * Create a key file holding content, mode 0600. O_EXCL: never overwrite
+ * keys that may still decrypt stored data or verify tokens; O_NOFOLLOW:
+ * never write through a planted symlink; a half-written file is removed.
+ */
+static int write_new_key_file(const char *path, const char *content, size_t len, char *err,
+                              size_t errlen)
 {
 	int ret = -1;
-	int fd = -1;
-	int created = 0;
-	unsigned char key[GCM_KEY_BYTES];
-	unsigned char idb[4];
-	/* "k" + 8 hex + ' ' + 64 hex + '\n' + NUL */
-	char line[1 + 8 + 1 + 2 * GCM_KEY_BYTES + 2];
-	static const char hex[] = "0123456789abcdef";
-	if (path == NULL) {
-		set_err(err, errlen, "no secret key file given");
-		goto out;
-	}
-	if (crypto_random(key, sizeof(key)) != 0 ||
-	    crypto_random(idb, sizeof(idb)) != 0) {
-		set_err(err, errlen, "could not get random bytes");
-		goto out;
-	}
-	char *o = line;
-	*o++ = 'k';
-	for (size_t i = 0; i < sizeof(idb); i++) {
-		*o++ = hex[idb[i] >> 4];
-		*o++ = hex[idb[i] & 15];
-	}
-	*o++ = ' ';
-	for (size_t i = 0; i < sizeof(key); i++) {
-		*o++ = hex[key[i] >> 4];
-		*o++ = hex[key[i] & 15];
-	}
-	*o++ = '\n';
-	*o = '\0';
-	/* O_EXCL: never overwrite keys that may still decrypt stored data;
-	 * O_NOFOLLOW: never write through a planted symlink */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	          0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		set_err(err, errlen, "could not create \"%s\": %s", path,
-		        strerror(errno));
-		goto out;
+		set_err(err, errlen, "could not create \"%s\": %s", path, strerror(errno));
+		return -1;
 	}
-	created = 1;
-	if (fchmod(fd, 0600) != 0 || write_all(fd, line, (size_t)(o - line)) != 0 ||
-	    fsync(fd) != 0) {
-		set_err(err, errlen, "could not write \"%s\": %s", path,
-		        strerror(errno));
+	/* umask can only remove bits; fchmod makes the mode exact anyway. */
+	if (fchmod(fd, 0600) != 0 || write_all(fd, content, len) != 0 || fsync(fd) != 0) {
+		set_err(err, errlen, "could not write \"%s\": %s", path, strerror(errno));
 		goto out;
 	}
 	int fdc = fd;
 	fd = -1;
 	if (close(fdc) != 0) {
-		set_err(err, errlen, "could not write \"%s\": %s", path,
-		        strerror(errno));
+		set_err(err, errlen, "could not write \"%s\": %s", path, strerror(errno));
 		goto out;
 	}
 	ret = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (ret != 0 && created)
+	if (ret != 0)
 		unlink(path);
+	return ret;
+}
+
+int secret_keyring_generate(const char *path, char *err, size_t errlen)
+{
+	int ret = -1;
+	unsigned char key[GCM_KEY_BYTES];
+	unsigned char idb[4];
+	/* "k" + 8 hex + ' ' + 64 hex + '\n' */
+	char line[1 + 8 + 1 + 2 * GCM_KEY_BYTES + 1];
+	if (path == NULL) {
+		set_err(err, errlen, "no secret key file given");
+		goto out;
+	}
+	if (crypto_random(key, sizeof(key)) != 0 || crypto_random(idb, sizeof(idb)) != 0) {
+		set_err(err, errlen, "could not get random bytes");
+		goto out;
+	}
+	char *o = line;
+	*o++ = 'k';
+	o = hex_encode(o, idb, sizeof(idb));
+	*o++ = ' ';
+	o = hex_encode(o, key, sizeof(key));
+	*o++ = '\n';
+	ret = write_new_key_file(path, line, (size_t)(o - line), err, errlen);
+out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(line, sizeof(line));
+	return ret;
+}
+
+int sig_key_generate_hmac(const char *path, char *err, size_t errlen)
+{
+	int ret = -1;
+	unsigned char raw[HMAC_KEY_FILE_BYTES];
+	char text[2 * HMAC_KEY_FILE_BYTES + 1];
+	if (path == NULL) {
+		set_err(err, errlen, "no key file given");
+		goto out;
+	}
+	if (crypto_random(raw, sizeof(raw)) != 0) {
+		set_err(err, errlen, "could not get random bytes");
+		goto out;
+	}
+	char *o = hex_encode(text, raw, sizeof(raw));
+	*o++ = '\n';
+	ret = write_new_key_file(path, text, (size_t)(o - text), err, errlen);
+out:
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(text, sizeof(text));
 	return ret;
 }
 

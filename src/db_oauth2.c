@@ -17,6 +17,7 @@
 #include "db_statements.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "validate.h"
 
 /* Column positions of ST_OA_GET (db_statements.c). */
 enum {
@@ -40,17 +41,6 @@ static long long col_int(const struct pg_result *r, int col)
 	return strtoll(db_value(r, 0, col), NULL, 10);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex text (encode(col, 'hex')) to bytes in the arena. */
 static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
 {
@@ -60,7 +50,7 @@ static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *
 	if (out == NULL)
 		return NULL;
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return NULL;
 		out[i / 2] = (unsigned char)(hi * 16 + lo);

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "validate.h"
 
 struct problem_def {
 	int status;
@@ -198,17 +199,6 @@ int media_type_is(const char *content_type, const char *type)
 	return *p == '\0';
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..len) into the arena ('+' means space, HTML forms). */
 static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outlen)
 {
@@ -220,7 +210,7 @@ static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outl
 		if (s[i] == '%') {
 			if (i + 2 >= len)
 				return NULL;
-			int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+			int hi = hex_digit((unsigned char)s[i + 1]), lo = hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return NULL;
 			out[o++] = (char)(hi * 16 + lo);

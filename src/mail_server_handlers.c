@@ -219,7 +219,23 @@ err_t ms_handle_get_default(struct ctx *c)
 	return respond_row(c, 200, &row);
 }
 
-/* ---- replace and patch ---- */
+/* ---- replace, patch, delete ---- */
+
+/* Lock the server's row until the transaction ends and check If-Match
+ * against its version (RFC 9110 section 13.1.1). */
+static err_t lock_current(struct ctx *c, struct ms_row *cur)
+{
+	int found;
+	err_t e = db_ms_get(c->w->db, c->arena, c->id, 1, cur, &found);
+	if (e != E_OK)
+		return e;
+	if (!found)
+		return reject(c, E_NOT_FOUND, "no mail server has this id");
+	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur->version))
+		return reject(c, E_PRECONDITION_FAILED,
+		              "the mail server has changed since it was read (If-Match does not match)");
+	return E_OK;
+}
 
 /*
  * One update transaction: lock the row, check If-Match, build the input
@@ -234,7 +250,6 @@ static err_t update(struct ctx *c, int patch)
 	struct ms_row cur, row;
 	struct ms_input in;
 	struct ms_change ch;
-	int found;
 	const struct json_value *isdef = json_get(c->body, "is_default");
 	int may_mark = isdef != NULL && isdef->type == JSON_BOOL && isdef->u.boolean;
 
@@ -243,17 +258,8 @@ static err_t update(struct ctx *c, int patch)
 		goto out;
 	if (may_mark && (e = db_ms_lock_default(db)) != E_OK)
 		goto out;
-	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
+	if ((e = lock_current(c, &cur)) != E_OK)
 		goto out;
-	if (!found) {
-		e = reject(c, E_NOT_FOUND, "no mail server has this id");
-		goto out;
-	}
-	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
-		e = reject(c, E_PRECONDITION_FAILED,
-		         "the mail server has changed since it was read (If-Match does not match)");
-		goto out;
-	}
 	const struct json_value *body = c->body;
 	if (patch && (e = ms_merge_patch(c, &cur, c->body, &body)) != E_OK)
 		goto out;
@@ -287,27 +293,16 @@ err_t ms_handle_patch(struct ctx *c)
 	return update(c, 1);
 }
 
-/* ---- delete ---- */
-
 err_t ms_handle_delete(struct ctx *c)
 {
 	struct db *db = c->w->db;
 	struct ms_row cur;
-	int found, deleted = 0;
+	int deleted = 0;
 	err_t e = db_begin(db);
 	if (e != E_OK)
 		goto out;
-	if ((e = db_ms_get(db, c->arena, c->id, 1, &cur, &found)) != E_OK)
+	if ((e = lock_current(c, &cur)) != E_OK)
 		goto out;
-	if (!found) {
-		e = reject(c, E_NOT_FOUND, "no mail server has this id");
-		goto out;
-	}
-	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur.version)) {
-		e = reject(c, E_PRECONDITION_FAILED,
-		         "the mail server has changed since it was read (If-Match does not match)");
-		goto out;
-	}
 	if ((e = db_ms_delete(db, c->id, &deleted)) != E_OK)
 		goto out;
 	e = db_commit(db);

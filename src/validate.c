@@ -518,3 +518,14 @@ int parse_positive_id(const char *s, size_t len, long long *out)
 		*out = v;
 	return 0;
 }
+
+int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -31,7 +31,6 @@
 #define TTL_DEFAULT_S 3600L
 /* A year: longer-lived bearer tokens are a standing credential. */
 #define TTL_MAX_S (366L * 24 * 3600)
-#define HMAC_KEY_BYTES 32 /* 64 hex characters, RFC 7518 section 3.2 */
 
 static void usage(void)
 {
@@ -194,79 +193,18 @@ static int cmd_gen_secret_key(int argc, char **argv)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* 64 random hex characters and a newline, mode 0600; an existing file (or a
- * symlink planted in its place) is never overwritten. */
 static int cmd_gen_hmac_key(int argc, char **argv)
 {
-	int ret = 1;
-	int fd = -1;
-	int created = 0;
-	unsigned char raw[HMAC_KEY_BYTES];
-	char hex[2 * HMAC_KEY_BYTES + 1];
-
+	char err[512];
 	if (argc != 1) {
 		usage();
 		return EXIT_USAGE;
 	}
-	const char *path = argv[0];
-	if (crypto_random(raw, sizeof(raw)) != 0) {
-		fputs("mailsrv-tool gen-hmac-key: no random bytes available\n",
-		      stderr);
-		goto out;
+	if (sig_key_generate_hmac(argv[0], err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailsrv-tool gen-hmac-key: %s\n", err);
+		return 1;
 	}
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		hex[2 * i] = digits[raw[i] >> 4];
-		hex[2 * i + 1] = digits[raw[i] & 15];
-	}
-	hex[2 * HMAC_KEY_BYTES] = '\n';
-
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	          0600);
-	if (fd < 0) {
-		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not create \"%s\": %s\n",
-		        path, strerror(errno));
-		goto out;
-	}
-	created = 1;
-	/* umask can only remove bits; fchmod makes the mode exact anyway. */
-	if (fchmod(fd, 0600) != 0 || write_all(fd, hex, sizeof(hex)) != 0 ||
-	    fsync(fd) != 0) {
-		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not write \"%s\": %s\n",
-		        path, strerror(errno));
-		goto out;
-	}
-	int fd2 = fd;
-	fd = -1;
-	if (close(fd2) != 0) {
-		fprintf(stderr, "mailsrv-tool gen-hmac-key: could not write \"%s\": %s\n",
-		        path, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (ret != 0 && created)
-		unlink(path); /* no half-written key left behind */
-	explicit_bzero(raw, sizeof(raw));
-	explicit_bzero(hex, sizeof(hex));
-	return ret;
+	return 0;
 }
 
 int main(int argc, char **argv)
