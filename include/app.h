@@ -1,7 +1,8 @@
 /*
  * app.h - the process-wide application (configuration and keys, read-only
- * once workers start) and the per-thread worker (its arena, JSON writer and
- * database connection: nothing mutable is shared between threads).
+ * once workers start) and the per-thread worker (its arena, JSON writer,
+ * database connection and token cache: nothing mutable is shared between
+ * threads).
  */
 #ifndef MAILSRV_APP_H
 #define MAILSRV_APP_H
@@ -31,6 +32,7 @@ struct worker {
 	struct arena *arena;
 	struct json_out *out;
 	struct db *db;
+	struct jwt_cache jwt_cache; /* bearer tokens this thread verified lately */
 };
 
 /* Load configuration and keys; -1 with a message in err. */

@@ -12,7 +12,10 @@
 #define MAILSRV_JWT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
+
+#include "mailsrv_limits.h"
 
 struct arena;
 struct sig_key;
@@ -45,6 +48,45 @@ struct jwt_identity {
 enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
                            const char *token, size_t len, time_t now,
                            struct jwt_identity *id);
+/*
+ * A worker thread's memory of the tokens it verified lately. A console sends
+ * the same token on every request, and verifying it again (the signature and
+ * two JSON parses) was a third of the service's own instructions for a GET
+ * by id (docs/performance.md). A hit needs the very same bytes, compared in
+ * constant time, under the same policy; what depends on the clock (exp, nbf)
+ * is checked again on every hit, with the same leeway. Only valid tokens are
+ * remembered, at most JWT_CACHE_ENTRIES, each up to JWT_CACHE_TOKEN_MAX_BYTES
+ * (longer ones are verified every time).
+ *
+ * One cache belongs to one thread and is used with one policy, which must
+ * not change while the cache holds entries (the service's is read-only once
+ * the workers start); another policy pointer empties it. All zero bytes is
+ * an empty cache; jwt_cache_clear wipes it.
+ */
+struct jwt_cache_entry {
+	size_t len; /* of token; 0: empty */
+	int64_t exp;
+	int64_t nbf;
+	int has_nbf;
+	int is_administrator;
+	char token[JWT_CACHE_TOKEN_MAX_BYTES];
+	char sub[JWT_CACHE_SUB_MAX_BYTES + 1];
+};
+
+struct jwt_cache {
+	const struct jwt_policy *policy;
+	unsigned next; /* the entry replaced next */
+	struct jwt_cache_entry entries[JWT_CACHE_ENTRIES];
+};
+
+/* jwt_verify, answered from the cache when it can be; remembers what it
+ * verifies. The identity's strings live in the arena, as with jwt_verify. */
+enum jwt_result jwt_verify_cached(const struct jwt_policy *p, struct jwt_cache *cache,
+                                  struct arena *a, const char *token, size_t len,
+                                  time_t now, struct jwt_identity *id);
+/* Forget (and wipe) every entry. */
+void jwt_cache_clear(struct jwt_cache *cache);
+
 /* Short English reason for logs (never the token). */
 const char *jwt_result_str(enum jwt_result r);
 

@@ -41,6 +41,13 @@
 #define QUERY_STRING_MAX_BYTES 4096
 #define BEARER_TOKEN_MAX_BYTES 8192
 #define REQUEST_ID_MAX_BYTES 64
+/* Bearer tokens a worker thread remembers as verified (jwt.h): a few
+ * administrators at once per thread. A longer token or sub is verified on
+ * every request instead: the cache lives in each thread's worker (about
+ * 5 KiB each), so it stays small. */
+#define JWT_CACHE_ENTRIES 4
+#define JWT_CACHE_TOKEN_MAX_BYTES 1024
+#define JWT_CACHE_SUB_MAX_BYTES 255
 /* PostgreSQL: how long a request may wait on the database (seconds/ms). */
 #define DB_CONNECT_TIMEOUT_S 2
 #define DB_STATEMENT_TIMEOUT_MS 5000

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -38,6 +39,9 @@
 /* Threads do little recursion (the JSON parser is iterative in depth
  * JSON_MAX_DEPTH); a small stack keeps the resident size low. */
 #define THREAD_STACK_BYTES (512 * 1024)
+/* How often an idle or busy worker process returns free heap memory to the
+ * kernel (malloc_trim walks every arena: cheap at this pace). */
+#define MALLOC_TRIM_INTERVAL_S 5
 
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen)
 {
@@ -116,10 +120,52 @@ static const char *reason(int status)
 	}
 }
 
-/* Copy a parameter into the arena (NULL when absent). */
-static const char *param(struct arena *a, FCGX_ParamArray envp, const char *name)
+/* The parameters the service reads. They are found in one pass over the
+ * environment: FCGX_GetParam scans all of it (some 30 strings) per name. */
+enum {
+	P_REQUEST_METHOD, P_DOCUMENT_URI, P_QUERY_STRING, P_CONTENT_TYPE, P_CONTENT_LENGTH,
+	P_HTTP_AUTHORIZATION, P_HTTP_IF_MATCH, P_REQUEST_ID, P__COUNT
+};
+
+#define PARAM_NAME(s) {s, sizeof(s) - 1}
+static const struct {
+	const char *name;
+	size_t len;
+} param_names[P__COUNT] = {
+	[P_REQUEST_METHOD] = PARAM_NAME("REQUEST_METHOD"),
+	[P_DOCUMENT_URI] = PARAM_NAME("DOCUMENT_URI"),
+	[P_QUERY_STRING] = PARAM_NAME("QUERY_STRING"),
+	[P_CONTENT_TYPE] = PARAM_NAME("CONTENT_TYPE"),
+	[P_CONTENT_LENGTH] = PARAM_NAME("CONTENT_LENGTH"),
+	[P_HTTP_AUTHORIZATION] = PARAM_NAME("HTTP_AUTHORIZATION"),
+	[P_HTTP_IF_MATCH] = PARAM_NAME("HTTP_IF_MATCH"),
+	[P_REQUEST_ID] = PARAM_NAME("REQUEST_ID"),
+};
+
+/* vals[i]: the value of param_names[i] ("NAME=value" in envp), the first
+ * one when repeated as with FCGX_GetParam, NULL when absent. */
+static void scan_params(FCGX_ParamArray envp, const char *vals[P__COUNT])
 {
-	const char *v = FCGX_GetParam(name, envp);
+	for (size_t i = 0; i < P__COUNT; i++)
+		vals[i] = NULL;
+	for (char **e = envp; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		if (eq == NULL)
+			continue;
+		size_t n = (size_t)(eq - *e);
+		for (size_t i = 0; i < P__COUNT; i++) {
+			if (n == param_names[i].len && memcmp(*e, param_names[i].name, n) == 0) {
+				if (vals[i] == NULL)
+					vals[i] = eq + 1;
+				break;
+			}
+		}
+	}
+}
+
+/* Copy a parameter into the arena (NULL when absent). */
+static const char *param(struct arena *a, const char *v)
+{
 	return v ? arena_strdup(a, v) : NULL;
 }
 
@@ -144,15 +190,16 @@ static const char *checked_request_id(struct arena *a, const char *v)
 /* Fill req from the FastCGI request. -1 only when the arena is exhausted. */
 static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *req)
 {
-	FCGX_ParamArray envp = fr->envp;
+	const char *v[P__COUNT];
+	scan_params(fr->envp, v);
 	memset(req, 0, sizeof(*req));
-	req->method = param(a, envp, "REQUEST_METHOD");
-	req->path = param(a, envp, "DOCUMENT_URI");
-	req->query = param(a, envp, "QUERY_STRING");
-	req->content_type = param(a, envp, "CONTENT_TYPE");
-	req->authorization = param(a, envp, "HTTP_AUTHORIZATION");
-	req->if_match = param(a, envp, "HTTP_IF_MATCH");
-	req->request_id = checked_request_id(a, FCGX_GetParam("REQUEST_ID", envp));
+	req->method = param(a, v[P_REQUEST_METHOD]);
+	req->path = param(a, v[P_DOCUMENT_URI]);
+	req->query = param(a, v[P_QUERY_STRING]);
+	req->content_type = param(a, v[P_CONTENT_TYPE]);
+	req->authorization = param(a, v[P_HTTP_AUTHORIZATION]);
+	req->if_match = param(a, v[P_HTTP_IF_MATCH]);
+	req->request_id = checked_request_id(a, v[P_REQUEST_ID]);
 	if (req->method == NULL)
 		req->method = "GET";
 	if (req->path == NULL)
@@ -164,7 +211,7 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 	if (req->request_id == NULL)
 		return -1;
 
-	const char *cl = FCGX_GetParam("CONTENT_LENGTH", envp);
+	const char *cl = v[P_CONTENT_LENGTH];
 	unsigned long long length = 0;
 	if (cl != NULL && cl[0] != '\0') {
 		char *end;
@@ -195,15 +242,47 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 	return 0;
 }
 
+static void put(FCGX_Stream *out, const char *s)
+{
+	FCGX_PutStr(s, (int)strlen(s), out);
+}
+
+/* n in decimal into buf (at least 21 bytes); returns buf. */
+static const char *decimal(char *buf, size_t n)
+{
+	char *p = buf + 20;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	return p;
+}
+
+/* The head piece by piece into libfcgi's buffer (FCGX_FPrintF formats
+ * through vsnprintf: a tenth of a GET's instructions went there). */
 static void write_response(FCGX_Request *fr, const struct http_response *r)
 {
-	FCGX_FPrintF(fr->out, "Status: %d %s\r\n", r->status, reason(r->status));
-	if (r->content_type != NULL)
-		FCGX_FPrintF(fr->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type,
-		             r->body_len);
-	for (size_t i = 0; i < r->nheaders; i++)
-		FCGX_FPrintF(fr->out, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
-	FCGX_PutS("\r\n", fr->out);
+	char num[21];
+	put(fr->out, "Status: ");
+	put(fr->out, decimal(num, (size_t)(r->status >= 100 && r->status <= 999 ? r->status : 500)));
+	put(fr->out, " ");
+	put(fr->out, reason(r->status));
+	put(fr->out, "\r\n");
+	if (r->content_type != NULL) {
+		put(fr->out, "Content-Type: ");
+		put(fr->out, r->content_type);
+		put(fr->out, "\r\nContent-Length: ");
+		put(fr->out, decimal(num, r->body_len));
+		put(fr->out, "\r\n");
+	}
+	for (size_t i = 0; i < r->nheaders; i++) {
+		put(fr->out, r->headers[i].name);
+		put(fr->out, ": ");
+		put(fr->out, r->headers[i].value);
+		put(fr->out, "\r\n");
+	}
+	put(fr->out, "\r\n");
 	if (r->body_len > 0)
 		FCGX_PutStr(r->body, (int)r->body_len, fr->out);
 }
@@ -335,6 +414,14 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 		return 1;
 	}
 
+	/* One malloc arena for all the threads (glibc's default is up to eight
+	 * per core, one per thread here): freed memory serves any thread, and
+	 * what libcurl and OpenSSL keep after an outbound call stays together.
+	 * Small blocks come from each thread's tcache without the lock, so the
+	 * one arena cost nothing measurable at 10,000 requests a second; a
+	 * process kept 4 MiB instead of 7 MiB of heap after the OAuth tests. */
+	mallopt(M_ARENA_MAX, 1);
+
 	struct thread_slot *slots = calloc((size_t)threads, sizeof(*slots));
 	if (slots == NULL)
 		return 1;
@@ -358,9 +445,24 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	}
 	log_info("worker process ready with %d threads", started);
 
-	int sig = 0;
-	while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
-		; /* SIGHUP: nothing to reload yet */
+	/* Until SIGTERM: SIGHUP has nothing to reload yet; every
+	 * MALLOC_TRIM_INTERVAL_S the free memory of every thread's malloc arena
+	 * goes back to the kernel. glibc gives each thread its own arena and
+	 * keeps what a thread once used: after an outbound call (libcurl and
+	 * OpenSSL load the CA bundle, about a megabyte in small pieces) each
+	 * thread kept 1.1-1.3 MiB, 18 MiB a process after the API suite
+	 * (docs/performance.md). */
+	for (;;) {
+		struct timespec trim_every = {MALLOC_TRIM_INTERVAL_S, 0};
+		int sig = sigtimedwait(&stop_set, NULL, &trim_every);
+		if (sig < 0 && errno == EAGAIN) {
+			malloc_trim(0);
+			continue;
+		}
+		if (sig == SIGHUP || (sig < 0 && errno == EINTR))
+			continue;
+		break;
+	}
 	atomic_store(&stopping, 1);
 	FCGX_ShutdownPending();
 

@@ -84,22 +84,45 @@ static enum jwt_result check_header(const struct json_value *hdr,
 	return JWT_VALID;
 }
 
-static enum jwt_result check_claims(const struct jwt_policy *p,
-                                    const struct json_value *pl, time_t now,
-                                    struct jwt_identity *id)
+/* The claims that depend on the clock, kept by the cache to check again. */
+struct jwt_times {
+	int64_t exp;
+	int64_t nbf;
+	int has_nbf;
+};
+
+/* The exp and nbf rules, for a fresh token and for a remembered one alike. */
+static enum jwt_result check_times(const struct jwt_policy *p, const struct jwt_times *tm,
+                                   time_t now)
 {
 	int64_t leeway = p->leeway_s > 0 ? (int64_t)p->leeway_s : 0;
 	int64_t t = (int64_t)now;
+	if (t >= add_sat(tm->exp, leeway))
+		return JWT_EXPIRED;
+	if (tm->has_nbf && add_sat(t, leeway) < tm->nbf)
+		return JWT_NOT_YET_VALID;
+	return JWT_VALID;
+}
 
+static enum jwt_result check_claims(const struct jwt_policy *p,
+                                    const struct json_value *pl, time_t now,
+                                    struct jwt_identity *id, struct jwt_times *tm)
+{
 	/* exp is required and must be an integer: libjwt reads a string or a
 	 * float as 0 and never checks it (PITFALLS). */
 	const struct json_value *exp = json_get(pl, "exp");
-	if (!is_int(exp) || t >= add_sat(exp->u.number.i, leeway))
+	if (!is_int(exp))
 		return JWT_EXPIRED;
+	tm->exp = exp->u.number.i;
 
+	/* exp before nbf, as ever: an expired token with a bad nbf is expired. */
 	const struct json_value *nbf = json_get(pl, "nbf");
-	if (nbf != NULL &&
-	    (!is_int(nbf) || add_sat(t, leeway) < nbf->u.number.i))
+	tm->has_nbf = nbf != NULL && is_int(nbf);
+	tm->nbf = tm->has_nbf ? nbf->u.number.i : 0;
+	enum jwt_result tr = check_times(p, tm, now);
+	if (tr != JWT_VALID)
+		return tr;
+	if (nbf != NULL && !is_int(nbf))
 		return JWT_NOT_YET_VALID;
 
 	const struct json_value *iat = json_get(pl, "iat");
@@ -148,9 +171,9 @@ static enum jwt_result check_claims(const struct jwt_policy *p,
 	return JWT_VALID;
 }
 
-enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
-                           const char *token, size_t len, time_t now,
-                           struct jwt_identity *id)
+static enum jwt_result verify(const struct jwt_policy *p, struct arena *a,
+                              const char *token, size_t len, time_t now,
+                              struct jwt_identity *id, struct jwt_times *tm)
 {
 	if (id != NULL) {
 		id->sub = "";
@@ -208,9 +231,70 @@ enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
 		return JWT_MALFORMED;
 
 	struct jwt_identity tmp = {"", 0};
-	r = check_claims(p, pl, now, &tmp);
+	r = check_claims(p, pl, now, &tmp, tm);
 	if (r == JWT_VALID)
 		*id = tmp; /* an identity only for a valid token */
+	return r;
+}
+
+enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
+                           const char *token, size_t len, time_t now,
+                           struct jwt_identity *id)
+{
+	struct jwt_times tm;
+	return verify(p, a, token, len, now, id, &tm);
+}
+
+void jwt_cache_clear(struct jwt_cache *cache)
+{
+	explicit_bzero(cache, sizeof(*cache));
+}
+
+enum jwt_result jwt_verify_cached(const struct jwt_policy *p, struct jwt_cache *cache,
+                                  struct arena *a, const char *token, size_t len,
+                                  time_t now, struct jwt_identity *id)
+{
+	if (cache == NULL || p == NULL || a == NULL || id == NULL || token == NULL)
+		return jwt_verify(p, a, token, len, now, id);
+	if (cache->policy != p) {
+		jwt_cache_clear(cache);
+		cache->policy = p;
+	}
+	for (size_t i = 0; i < JWT_CACHE_ENTRIES; i++) {
+		struct jwt_cache_entry *e = &cache->entries[i];
+		if (e->len == 0 || e->len != len || !crypto_equal(e->token, token, len))
+			continue;
+		struct jwt_times tm = {e->exp, e->nbf, e->has_nbf};
+		enum jwt_result r = check_times(p, &tm, now);
+		if (r != JWT_VALID) {
+			explicit_bzero(e, sizeof(*e)); /* it will not become valid again */
+			id->sub = "";
+			id->is_administrator = 0;
+			return r;
+		}
+		const char *sub = arena_strdup(a, e->sub);
+		if (sub == NULL)
+			break; /* out of memory: verify the long way, which will say so */
+		id->sub = sub;
+		id->is_administrator = e->is_administrator;
+		return JWT_VALID;
+	}
+
+	struct jwt_times tm;
+	enum jwt_result r = verify(p, a, token, len, now, id, &tm);
+	size_t sublen = strlen(id->sub);
+	if (r != JWT_VALID || len > JWT_CACHE_TOKEN_MAX_BYTES || sublen > JWT_CACHE_SUB_MAX_BYTES)
+		return r;
+	struct jwt_cache_entry *e = &cache->entries[cache->next % JWT_CACHE_ENTRIES];
+	cache->next = (cache->next + 1) % JWT_CACHE_ENTRIES;
+	explicit_bzero(e, sizeof(*e));
+	memcpy(e->token, token, len);
+	memcpy(e->sub, id->sub, sublen + 1);
+	e->exp = tm.exp;
+	e->nbf = tm.nbf;
+	e->has_nbf = tm.has_nbf;
+	e->is_administrator = id->is_administrator;
+	e->len = len;
 	return r;
 }
 

@@ -98,7 +98,8 @@ static err_t authenticate(struct ctx *c)
 	size_t len = strlen(tok);
 	while (len > 0 && tok[len - 1] == ' ')
 		len--;
-	enum jwt_result r = jwt_verify(&c->w->app->jwt, c->arena, tok, len, time(NULL), &c->who);
+	enum jwt_result r = jwt_verify_cached(&c->w->app->jwt, &c->w->jwt_cache, c->arena, tok, len,
+	                                      time(NULL), &c->who);
 	if (r != JWT_VALID) {
 		log_info("bearer token refused: %s", jwt_result_str(r));
 		return reject(c, E_UNAUTHORIZED, "the bearer token is invalid or expired");
@@ -267,6 +268,7 @@ int worker_init(struct worker *w, const struct app *app)
 
 void worker_free(struct worker *w)
 {
+	jwt_cache_clear(&w->jwt_cache);
 	arena_free(w->arena);
 	json_out_free(w->out);
 	db_free(w->db);

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # run_all.sh - every suite, what `make test` runs (after building). In order:
 #   unit     every build/tests/test_* cmocka binary
+#   valgrind the same binaries under valgrind (memory errors and definite
+#            leaks fail; one test per binary)
 #   openapi  tests/openapi_lint.sh, when present (one test)
 #   api      the API suite (pytest tests/api) against a real stack started
 #            here on its own ports and directory
+#   drills   the fault drills (pytest tests/drills) against the same stack,
+#            after the API suite
+#   sanitizers  the stack runs the ASan+UBSan build (build/asan/mailsrv,
+#            mk/sanitize.mk) unless TEST_SANITIZE=0; once it has stopped,
+#            tests/sanitizer_check.sh counts the reports in its log
+#            directory (one test: zero reports)
 #   fuzz     tests/fuzz/run_brief.sh, when present
 # It prints a line per suite and, as the very last line, "N passed, M failed"
 # over all suites; it exits 1 when anything failed or a suite could not run.
@@ -45,7 +53,9 @@ export PYTHONDONTWRITEBYTECODE=1
 
 # Per-suite timeouts (seconds): a hung suite fails instead of hanging CI.
 UNIT_TIMEOUT=${TEST_UNIT_TIMEOUT:-300}
+VALGRIND_TIMEOUT=${TEST_VALGRIND_TIMEOUT:-600}
 API_TIMEOUT=${TEST_API_TIMEOUT:-2400}
+DRILLS_TIMEOUT=${TEST_DRILLS_TIMEOUT:-900}
 FUZZ_TIMEOUT=${TEST_FUZZ_TIMEOUT:-900}
 
 total_pass=0
@@ -60,7 +70,34 @@ note() { printf '== %s\n' "$*"; }
 record() { # suite passed failed [remark]
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
-	summary+=("$(printf '%-8s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+	summary+=("$(printf '%-10s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+# record_junit SUITE JUNIT_XML PYTEST_EXIT: record a pytest run from its
+# junit report.
+record_junit() {
+	local suite=$1 junit=$2 rc=$3 n_tests n_fail n_err n_skip n_pass n_bad
+	read -r n_tests n_fail n_err n_skip < <(/usr/bin/python3 - "$junit" <<'PY' 2>/dev/null
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) for s in suites)
+e = sum(int(s.get("errors", 0)) for s in suites)
+k = sum(int(s.get("skipped", 0)) for s in suites)
+print(t, f, e, k)
+PY
+	) || true
+	if [[ -z ${n_tests:-} ]]; then
+		record "$suite" 0 1 "pytest exit $rc, no junit report"
+		return
+	fi
+	n_pass=$((n_tests - n_fail - n_err - n_skip))
+	n_bad=$((n_fail + n_err))
+	# pytest 5: nothing collected; anything else non-zero without a
+	# counted failure (internal error, timeout) is a failure too.
+	if ((rc != 0 && rc != 5 && n_bad == 0)); then n_bad=1; fi
+	record "$suite" "$n_pass" "$n_bad" "$n_fail failed, $n_err errors, $n_skip skipped"
 }
 
 stop_stack() {
@@ -143,6 +180,33 @@ else
 	record unit "$u_pass" "$u_fail" "$u_bins binaries"
 fi
 
+# ---- unit tests under valgrind ---------------------------------------------
+# Memory errors and definite leaks fail a binary (one test each); children
+# that exec (the openssl command of test_crypto) run natively.
+if command -v valgrind >/dev/null 2>&1; then
+	note "unit tests under valgrind"
+	v_pass=0 v_fail=0
+	shopt -s nullglob
+	for t in build/tests/test_*; do
+		[[ -f $t && -x $t ]] || continue
+		log=$logdir/valgrind-$(basename "$t").log
+		if run_logged "$log" "$VALGRIND_TIMEOUT" valgrind -q --error-exitcode=99 \
+			--leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+			--track-origins=yes --trace-children=no --child-silent-after-fork=yes "$t"; then
+			v_pass=$((v_pass + 1))
+			printf '   %-40s clean\n' "$(basename "$t")"
+		else
+			v_fail=$((v_fail + 1))
+			printf '   %-40s FAILED; output:\n' "$(basename "$t")"
+			grep -E '^==[0-9]+==|FAILED' "$log" | head -n 40 | sed 's/^/     | /'
+		fi
+	done
+	shopt -u nullglob
+	record valgrind "$v_pass" "$v_fail"
+else
+	record valgrind 0 1 "valgrind is not installed"
+fi
+
 # ---- OpenAPI lint ----------------------------------------------------------
 if [[ -x tests/openapi_lint.sh ]]; then
 	note "OpenAPI lint"
@@ -167,6 +231,30 @@ if [[ ! -e $STACK_VAR ]]; then
 	mkdir -p -- "$STACK_VAR" && touch "$STACK_VAR/.run_all-test-stack"
 fi
 stack_ok=1
+# The service under test is the ASan+UBSan build (mk/sanitize.mk): every
+# report goes to $STACK_VAR/log/sanitizer.<pid>, counted after the stack has
+# stopped. allocator_may_return_null: a huge allocation returns NULL as with
+# glibc (libfcgi's own assert then ends the process, as in production),
+# instead of ASan aborting with a report. Workers leave with _exit, which
+# skips LeakSanitizer's exit check; src/main.c runs it in a worker that
+# drained cleanly, and at the master's exit it runs by itself.
+sanitize=
+if [[ ${TEST_SANITIZE:-1} != 0 ]]; then
+	note "sanitizer build (make asan)"
+	if make -s asan >"$logdir/asan-build.log" 2>&1; then
+		sanitize=1
+		# Only this run's reports: earlier ones of a reused STACK_VAR go.
+		rm -f "$STACK_VAR"/log/sanitizer.* "$STACK_VAR/log/expected-crashes"
+		san_log_from=$(stat -c %s "$STACK_VAR/log/mailsrv.log" 2>/dev/null || echo 0)
+		export STACK_MAILSRV_BIN=$repo/build/asan/mailsrv
+		export ASAN_OPTIONS="log_path=$STACK_VAR/log/sanitizer:detect_leaks=1:allocator_may_return_null=1:print_summary=1"
+		export UBSAN_OPTIONS="log_path=$STACK_VAR/log/sanitizer:halt_on_error=1:print_stacktrace=1"
+		record asan-build 1 0
+	else
+		tail -n 20 "$logdir/asan-build.log" >&2
+		record asan-build 0 1 "make asan failed; the stack runs build/mailsrv"
+	fi
+fi
 # The OAuth tests' stand-in provider listens on 127.0.0.1 with a certificate
 # of a test CA: the service trusts that CA and admits exactly 127.0.0.1/32
 # (every other loopback address stays refused, which the refused-destination
@@ -213,30 +301,36 @@ else
 		SHOW=1 run_logged "$logdir/api.log" "$API_TIMEOUT" \
 			/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/api
 		rc=$?
-		read -r a_tests a_fail a_err a_skip < <(/usr/bin/python3 - "$junit" <<'PY' 2>/dev/null
-import sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-t = sum(int(s.get("tests", 0)) for s in suites)
-f = sum(int(s.get("failures", 0)) for s in suites)
-e = sum(int(s.get("errors", 0)) for s in suites)
-k = sum(int(s.get("skipped", 0)) for s in suites)
-print(t, f, e, k)
-PY
-		) || true
-		if [[ -z ${a_tests:-} ]]; then
-			record api 0 1 "pytest exit $rc, no junit report"
-		else
-			a_pass=$((a_tests - a_fail - a_err - a_skip))
-			a_bad=$((a_fail + a_err))
-			# pytest 5: nothing collected; anything else non-zero without a
-			# counted failure (internal error, timeout) is a failure too.
-			if ((rc != 0 && rc != 5 && a_bad == 0)); then a_bad=1; fi
-			record api "$a_pass" "$a_bad" "$a_fail failed, $a_err errors, $a_skip skipped"
+		record_junit api "$junit" "$rc"
+	fi
+
+	# The fault drills, against the same stack (each one leaves it healthy).
+	if compgen -G 'tests/drills/test_*.py' >/dev/null; then
+		note "fault drills (pytest tests/drills)"
+		junit=$STACK_VAR/junit-drills.xml
+		rm -f "$junit" "$STACK_VAR/drill-figures.log"
+		SHOW=1 run_logged "$logdir/drills.log" "$DRILLS_TIMEOUT" \
+			/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/drills
+		rc=$?
+		record_junit drills "$junit" "$rc"
+		if [[ -s $STACK_VAR/drill-figures.log ]]; then
+			sed 's/^/   drill /' "$STACK_VAR/drill-figures.log"
 		fi
 	fi
 fi
 stop_stack
+
+# ---- sanitizer reports of the service ---------------------------------------
+if [[ -n $sanitize && -n $stack_ok ]]; then
+	note "sanitizer reports (tests/sanitizer_check.sh)"
+	if SHOW=1 run_logged "$logdir/sanitizers.log" 120 tests/sanitizer_check.sh "$STACK_VAR/log" "$san_log_from"; then
+		record sanitizers 1 0 "ASan+UBSan build, no report"
+	else
+		n=$(sed -n 's/^sanitizers: \([0-9][0-9]*\) reports$/\1/p' "$logdir/sanitizers.log" | tail -n 1)
+		record sanitizers 0 "${n:-1}" "reports in $STACK_VAR/log/sanitizer.*"
+	fi
+fi
+unset ASAN_OPTIONS UBSAN_OPTIONS STACK_MAILSRV_BIN
 
 # ---- brief fuzzing -------------------------------------------------------
 if [[ -x tests/fuzz/run_brief.sh ]]; then

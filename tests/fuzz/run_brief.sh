@@ -11,7 +11,8 @@
 # Prints "fuzz <target>: ok (<N> execs)" or "fuzz <target>: FAILED" per
 # target and, last, "fuzz: P passed, F failed"; exits non-zero on a failure.
 # A target's log is build/fuzz/<target>.log; a crashing input is saved as
-# build/fuzz/artifacts/<target>-crash-*.
+# build/fuzz/artifacts/<target>-crash-*. Extra libFuzzer flags of a target
+# (one or more a line, # comments) may sit in tests/fuzz/<target>.options.
 set -u
 
 cd "$(dirname "$0")/../.." || exit 2
@@ -98,10 +99,15 @@ for target_src in tests/fuzz/fuzz_*.c; do
 		cp -R "tests/fuzz/corpus/$t/." "$corpus/"
 	fi
 
+	extra=()
+	if [ -r "tests/fuzz/$t.options" ]; then
+		read -r -a extra < <(sed 's/#.*//' "tests/fuzz/$t.options" | tr '\n' ' ')
+	fi
+
 	# timeout: a hung target (outside libFuzzer's own -timeout) still ends.
 	timeout --kill-after=10 $((FUZZ_SECONDS + 120)) \
 		"$bin" -max_total_time="$FUZZ_SECONDS" -max_len=70000 -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 \
+		-rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$OUT/artifacts/$t-" "$corpus" >>"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)

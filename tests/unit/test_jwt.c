@@ -733,6 +733,103 @@ static void test_length_limit(void **state)
 	assert_true(over);
 }
 
+/* ---- the per-thread cache of verified tokens ---- */
+
+static int cached_entries(const struct jwt_cache *c)
+{
+	int n = 0;
+	for (size_t i = 0; i < JWT_CACHE_ENTRIES; i++)
+		n += c->entries[i].len != 0;
+	return n;
+}
+
+static void test_cache(void **state)
+{
+	(void)state;
+	static struct jwt_cache cache; /* zero: empty */
+	struct jwt_policy p = {fx.hs, NULL, NULL, LEEWAY};
+	struct jwt_policy p_iss = {fx.hs, "https://issuer.example", NULL, LEEWAY};
+	struct jwt_identity id;
+	const char *tok = make_token(
+	    fx.hs, HS, "{\"sub\":\"alice\",\"roles\":[\"administrator\"],\"nbf\":1699999000," EXP_OK "}");
+	size_t len = strlen(tok);
+
+	/* Verified, remembered, then answered from memory with the same identity. */
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW, &id), JWT_VALID);
+	assert_int_equal(cached_entries(&cache), 1);
+	for (int i = 0; i < 3; i++) {
+		id.sub = NULL;
+		id.is_administrator = 0;
+		assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW + i, &id), JWT_VALID);
+		assert_string_equal(id.sub, "alice");
+		assert_int_equal(id.is_administrator, 1);
+	}
+	assert_int_equal(cached_entries(&cache), 1);
+
+	/* The same length with one signature byte changed is not a hit. */
+	char *flip = arena_strdup(fx.a, tok);
+	char *sig = strrchr(flip, '.') + 1;
+	sig[2] = sig[2] == 'A' ? 'B' : 'A';
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, flip, len, NOW, &id), JWT_BAD_SIGNATURE);
+	assert_string_equal(id.sub, "");
+	assert_int_equal(id.is_administrator, 0);
+	/* A prefix of it neither. */
+	assert_int_not_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len - 1, NOW, &id), JWT_VALID);
+
+	/* The clock is checked on every hit, with the leeway: nbf ... */
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1699999000 - LEEWAY - 1, &id),
+	                 JWT_NOT_YET_VALID);
+	assert_int_equal(cached_entries(&cache), 0);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW, &id), JWT_VALID);
+	/* ... and exp: exactly at exp + leeway it has expired, and is forgotten. */
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY - 1, &id),
+	                 JWT_VALID);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY, &id),
+	                 JWT_EXPIRED);
+	assert_string_equal(id.sub, "");
+	assert_int_equal(cached_entries(&cache), 0);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY, &id),
+	                 JWT_EXPIRED);
+	assert_int_equal(cached_entries(&cache), 0);
+
+	/* Another policy empties the cache: its rules apply at once. */
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW, &id), JWT_VALID);
+	assert_int_equal(jwt_verify_cached(&p_iss, &cache, fx.a, tok, len, NOW, &id), JWT_BAD_ISSUER);
+	assert_int_equal(cached_entries(&cache), 0);
+	assert_ptr_equal(cache.policy, &p_iss);
+
+	/* More tokens than entries: each still verifies as itself. */
+	const char *toks[JWT_CACHE_ENTRIES + 2];
+	for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++)
+		toks[i] = make_token(fx.hs, HS,
+		                     arena_printf(fx.a, "{\"sub\":\"u%zu\",\"roles\":[%s]," EXP_OK "}", i,
+		                                  i % 2 ? "\"administrator\"" : ""));
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++) {
+			assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, toks[i], strlen(toks[i]), NOW, &id),
+			                 JWT_VALID);
+			assert_string_equal(id.sub, arena_printf(fx.a, "u%zu", i));
+			assert_int_equal(id.is_administrator, (int)(i % 2));
+		}
+	assert_int_equal(cached_entries(&cache), JWT_CACHE_ENTRIES);
+
+	/* A token too long to remember is verified every time. */
+	jwt_cache_clear(&cache);
+	char pad[JWT_CACHE_TOKEN_MAX_BYTES];
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	const char *big = make_token(fx.hs, HS, arena_printf(fx.a, "{\"pad\":\"%s\"," EXP_OK "}", pad));
+	assert_true(strlen(big) > JWT_CACHE_TOKEN_MAX_BYTES);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, big, strlen(big), NOW, &id), JWT_VALID);
+	assert_int_equal(cached_entries(&cache), 0);
+
+	/* A refused token is never remembered. */
+	const char *late = make_token(fx.hs, HS, "{\"sub\":\"bob\",\"exp\":1600000000}");
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, late, strlen(late), NOW, &id), JWT_EXPIRED);
+	assert_int_equal(cached_entries(&cache), 0);
+	jwt_cache_clear(&cache);
+}
+
 static void test_result_strings(void **state)
 {
 	(void)state;
@@ -755,7 +852,7 @@ int main(void)
 	    T(test_algorithm_confusion), T(test_round_trip_hs256),
 	    T(test_round_trip_rs256),  T(test_round_trip_es256),
 	    T(test_issue),             T(test_length_limit),
-	    T(test_result_strings),
+	    T(test_result_strings),    T(test_cache),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
