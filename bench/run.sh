@@ -33,6 +33,10 @@
 #   BENCH_STACK_VAR      default <repo>/var/bench
 #   BENCH_HTTP_PORT, BENCH_PG_PORT, BENCH_REF_PORT  28080, 55470, 28081
 #   BENCH_RESULTS        output directory (default <repo>/bench/results)
+#   BENCH_NGINX_WORKERS  worker_processes for both nginx (default: the deploy
+#                        template's), to compare settings
+#   BENCH_STATEMENT_SQL  the statement printer (make bench builds it); with
+#                        STACK_MAILSRV_BIN, an older build can be measured
 #   STACK_PROCESSES, STACK_THREADS and MAILSRV_* reach the service as with
 #   scripts/stack.sh.
 # Everything it starts (the stack, the reference nginx) is stopped on exit,
@@ -54,6 +58,7 @@ else
 fi
 conns=${BENCH_CONNECTIONS:-16 64}
 only=${BENCH_ONLY:-}
+nginx_workers=${BENCH_NGINX_WORKERS:-}
 q=${BENCH_Q:-bravo}
 seed_rows=1000
 wrk_threads=2
@@ -69,6 +74,7 @@ say() { echo "bench: $*" >&2; }
 for n in "$rounds" "$duration" "$warmup"; do
 	[[ $n =~ ^[0-9]+$ ]] && ((n > 0)) || die "BENCH_ROUNDS, BENCH_DURATION and BENCH_WARMUP must be positive integers"
 done
+[[ -z $nginx_workers || $nginx_workers =~ ^(auto|[1-9][0-9]?)$ ]] || die "BENCH_NGINX_WORKERS must be auto or a number"
 [[ $q =~ ^[A-Za-z0-9]+$ ]] || die "BENCH_Q must be letters and digits (it goes into a URL and a LIKE pattern)"
 for t in wrk pgbench nginx psql python3 curl; do
 	command -v "$t" >/dev/null || die "$t is missing (scripts/install-deps.sh installs it)"
@@ -87,6 +93,7 @@ ref_conf=$ref_dir/nginx.conf
 
 stack_started=
 ref_started=
+cur_round=0
 cleanup() {
 	local rc=$?
 	trap '' INT TERM
@@ -130,7 +137,7 @@ start_ref() {
 	t=${t//@LOG_DIR@/$STACK_VAR/log}
 	t=${t//@TEMP_DIR@/$ref_dir/tmp}
 	t=${t//@USER@/$user}
-	workers=$(sed -n 's/^worker_processes \([a-z0-9]*\);.*/\1/p' deploy/nginx.conf.template | head -n 1)
+	workers=${nginx_workers:-$(sed -n 's/^worker_processes \([a-z0-9]*\);.*/\1/p' deploy/nginx.conf.template | head -n 1)}
 	t=${t//@WORKERS@/${workers:-auto}}
 	printf '%s\n' "$t" >"$ref_conf"
 	stop_ref
@@ -155,6 +162,7 @@ psql_super() {
 # decrypts anything, so the seed needs none.
 seed() {
 	psql_super >/dev/null <<SQL
+SET client_min_messages = warning;
 TRUNCATE mail_server RESTART IDENTITY CASCADE;
 INSERT INTO mail_server (name, server, port, sender_name, sender_email, is_default,
                          enable_ssl, auth_type, username)
@@ -219,8 +227,10 @@ run_wrk() {
 	shift 5
 	out=$work/wrk-$kind-$c.json
 	rm -f "$out"
+	# BENCH_RUN makes the names that POST creates unique to this one run
+	# of wrk (a warm-up and its measurement must not collide: 409).
 	env BENCH_LUA_DIR="$repo/bench/lua" BENCH_TOKEN="$token" BENCH_IDS="$seed_rows" \
-		BENCH_RUN="$run_tag" BENCH_RESULT="$out" "$@" \
+		BENCH_RUN="$run_tag-$kind-$c-$cur_round" BENCH_RESULT="$out" "$@" \
 		timeout $((secs + 30)) wrk -t "$wrk_threads" -c "$c" -d "${secs}s" --timeout 5s \
 		-s "$repo/bench/lua/$script" "$url" >"$work/wrk-$kind-$c.log" 2>&1 ||
 		{ cat "$work/wrk-$kind-$c.log" >&2; die "wrk failed ($kind, c=$c)"; }
@@ -258,6 +268,7 @@ PY
 measure() {
 	local r=$1 kind=$2 c=$3 api=http://127.0.0.1:$STACK_HTTP_PORT res
 	local -a how
+	cur_round=$r
 	case $kind in
 	ref_http) how=(wrk "http://127.0.0.1:$ref_port" ref.lua) ;;
 	ref_pg_get) how=(pgbench "$work/pg_get.sql") ;;
@@ -325,6 +336,13 @@ scripts/stack.sh stop >/dev/null 2>&1 || true
 stack_started=1
 scripts/stack.sh start >&2
 eval "$(scripts/stack.sh env)"
+if [[ -n $nginx_workers ]]; then
+	sed -i "s/^worker_processes [a-z0-9]*;/worker_processes $nginx_workers;/" "$STACK_VAR/nginx/nginx.conf"
+	nginx -q -t -c "$STACK_VAR/nginx/nginx.conf" -p "$STACK_VAR/nginx/" -e "$STACK_VAR/log/nginx-error.log" ||
+		die "nginx refused worker_processes $nginx_workers"
+	kill -HUP "$(head -n 1 "$STACK_VAR/nginx/nginx.pid")"
+	sleep 1
+fi
 install -d -m 0755 "$work"
 rm -f "$raw"
 start_ref
@@ -367,6 +385,8 @@ print(json.dumps({
     "quick": "${BENCH_QUICK:-0}" == "1", "q": "$q", "seed_rows": $seed_rows,
     "wrk_threads": $wrk_threads,
     "processes": os.environ.get("MAILSRV_PROCESSES"), "threads": os.environ.get("MAILSRV_THREADS"),
+    "nginx_workers": "$(sed -n 's/^worker_processes \([a-z0-9]*\);.*/\1/p' "$STACK_VAR/nginx/nginx.conf" | head -n 1)",
+    "mailsrv_bin": "${STACK_MAILSRV_BIN:-build/mailsrv}",
     "cpus": os.cpu_count(), "kernel": platform.release(),
     "loadavg_end": open("/proc/loadavg").read().split()[:3],
     "commit": out(["git", "-C", "$repo", "describe", "--always", "--dirty"]),

@@ -7,8 +7,9 @@
  * items. The tree lives in the caller's arena. Strings keep their length and
  * may contain NUL (from \u0000): validators decide about those.
  *
- * Output: struct json_out wraps yajl_gen with a sticky error, so a handler
- * writes a whole document and checks once at the end.
+ * Output: struct json_out writes compact JSON (what yajl_gen wrote, byte for
+ * byte, without its cost) into a bounded buffer with a sticky error, so a
+ * handler writes a whole document and checks once at the end.
  */
 #ifndef MAILSRV_JSON_H
 #define MAILSRV_JSON_H
@@ -77,7 +78,7 @@ struct json_out;
 
 struct json_out *json_out_new(void);
 void json_out_free(struct json_out *o);
-/* Discard the document and start again (reuses the yajl_gen). */
+/* Discard the document and start again (keeps a small buffer). */
 void json_out_reset(struct json_out *o);
 void json_out_object_open(struct json_out *o);
 void json_out_object_close(struct json_out *o);

@@ -18,6 +18,9 @@
  * check (quadratic in members) and batch-delete lists. */
 #define JSON_MAX_MEMBERS 256
 #define JSON_MAX_ITEMS 1000
+/* A response document: the longest listing (LIST_LIMIT_MAX servers with
+ * every field at its longest, quotes escaped) stays well below it. */
+#define JSON_OUT_MAX_BYTES (16 * 1024 * 1024)
 /* Field lengths from the contract (section 1). Counted in Unicode characters
  * unless said otherwise. */
 #define NAME_MAX_CHARS 100

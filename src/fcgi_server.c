@@ -368,8 +368,12 @@ static void *serve_thread(void *arg)
 		if (rc < 0) {
 			if (atomic_load(&stopping))
 				break;
+			/* EINVAL: the master shut the listening socket down to
+			 * stop; SIGTERM is on its way. */
 			if (rc != -EINTR) {
-				log_warning("could not accept a FastCGI request: %s", strerror(-rc));
+				if (rc != -EINVAL)
+					log_warning("could not accept a FastCGI request: %s",
+					            strerror(-rc));
 				struct timespec ts_wait = {0, 10 * 1000 * 1000};
 				nanosleep(&ts_wait, NULL);
 			}

@@ -1,5 +1,6 @@
 /*
- * json.c - JSON in and out (see json.h); the only file that includes yajl.
+ * json.c - JSON in and out (see json.h); the only file that includes yajl,
+ * which parses; documents are written by our own small writer (below).
  *
  * Parsing uses yajl's streaming API, never yajl_tree_parse (shared/PITFALLS.md:
  * it accepts comments, keeps duplicate keys, cuts strings at \u0000 and
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 #include "arena.h"
@@ -408,50 +408,50 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 	return NULL;
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ *
+ * Written straight into one growing buffer, not through yajl_gen: yajl_gen
+ * spent some 600 instructions on a string (a print callback each for the
+ * separator, both quotes and the text, and a UTF-8 pass of its own behind
+ * ours), four fifths of the instructions of a 50-row listing and a third of
+ * a GET's (docs/performance.md). The text is what yajl_gen wrote, byte for
+ * byte: no whitespace; in strings '"' and '\' escaped, \b \f \n \r \t by
+ * name, other control characters (NUL too) as \u00xx, '/' and everything
+ * else as it is; integers in decimal. Strings must be strict UTF-8 (what
+ * json_parse accepts), so we never write what we would refuse to read. */
 
-/* Our documents are shallow; yajl_gen's own limit is 128. */
+/* Our documents are shallow; yajl_gen's own limit was 128. */
 #define JSON_OUT_MAX_DEPTH 64
+/* The buffer's first size; a larger one than JSON_OUT_KEEP_BYTES (a long
+ * listing) is given back at the next reset, so a thread keeps little. */
+#define JSON_OUT_FIRST_BYTES 4096
+#define JSON_OUT_KEEP_BYTES (64 * 1024)
 
-/* What each open container expects next. yajl_gen checks only that keys are
- * strings: it writes "{]" or {"a"} without complaint, so the shape is
- * tracked here too. */
+/* What each open container expects next (keys and values alternate in an
+ * object). */
 enum out_level { LEVEL_ARRAY, LEVEL_OBJECT_KEY, LEVEL_OBJECT_VALUE };
 
 struct json_out {
-	yajl_gen g;
-	int error;    /* sticky: any failed call spoils the document */
-	int started;  /* something was written */
-	size_t depth; /* open containers */
+	char *buf;     /* NUL-terminated text, len bytes */
+	size_t len, cap;
+	int error;     /* sticky: any failed call spoils the document */
+	int started;   /* something was written */
+	int complete;  /* the root value is complete: nothing may follow */
+	size_t depth;  /* open containers */
 	unsigned char levels[JSON_OUT_MAX_DEPTH];
+	unsigned char nonempty[JSON_OUT_MAX_DEPTH]; /* a member or item was written */
 };
-
-static void gen_configure(yajl_gen g)
-{
-	yajl_gen_config(g, yajl_gen_beautify, 0);
-	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	yajl_gen_config(g, yajl_gen_escape_solidus, 0);
-}
 
 struct json_out *json_out_new(void)
 {
-	struct json_out *o = calloc(1, sizeof(*o));
-	if (o == NULL)
-		return NULL;
-	o->g = yajl_gen_alloc(NULL);
-	if (o->g == NULL) {
-		free(o);
-		return NULL;
-	}
-	gen_configure(o->g);
-	return o;
+	return calloc(1, sizeof(struct json_out));
 }
 
 void json_out_free(struct json_out *o)
 {
 	if (o == NULL)
 		return;
-	yajl_gen_free(o->g);
+	free(o->buf);
 	free(o);
 }
 
@@ -459,47 +459,109 @@ void json_out_reset(struct json_out *o)
 {
 	if (o == NULL)
 		return;
-	yajl_gen_clear(o->g);       /* drops the buffered text */
-	yajl_gen_reset(o->g, NULL); /* and the generator's state */
+	if (o->cap > JSON_OUT_KEEP_BYTES) {
+		free(o->buf);
+		o->buf = NULL;
+		o->cap = 0;
+	}
+	o->len = 0;
 	o->error = 0;
 	o->depth = 0;
 	o->started = 0;
+	o->complete = 0;
 }
 
-static void check(struct json_out *o, yajl_gen_status s)
+static int grow(struct json_out *o, size_t n);
+
+/* Room for n more bytes and the NUL; 0, or -1 (and the sticky error) past
+ * JSON_OUT_MAX_BYTES or without memory. */
+static inline int reserve(struct json_out *o, size_t n)
 {
-	if (s != yajl_gen_status_ok)
-		o->error = 1;
+	return o->cap - o->len > n ? 0 : grow(o, n);
 }
 
-/* A value may come: at the root, in an array, or after a key. */
-static int value_allowed(struct json_out *o)
+static int grow(struct json_out *o, size_t n)
+{
+	if (n >= JSON_OUT_MAX_BYTES - o->len) {
+		o->error = 1;
+		return -1;
+	}
+	size_t cap = o->cap ? o->cap : JSON_OUT_FIRST_BYTES;
+	while (cap - o->len <= n)
+		cap *= 2;
+	if (cap > JSON_OUT_MAX_BYTES)
+		cap = JSON_OUT_MAX_BYTES;
+	char *b = realloc(o->buf, cap);
+	if (b == NULL) {
+		o->error = 1;
+		return -1;
+	}
+	o->buf = b;
+	o->cap = cap;
+	return 0;
+}
+
+/* Append n bytes (room reserved by the caller). */
+static void put(struct json_out *o, const char *s, size_t n)
+{
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void put_char(struct json_out *o, char c)
+{
+	o->buf[o->len++] = c;
+	o->buf[o->len] = '\0';
+}
+
+/* A value may come: at the root (once), in an array (after a comma when it
+ * is not the first), or after a key. Reserves room for n bytes and the
+ * comma. */
+static int value_begin(struct json_out *o, size_t n)
 {
 	o->started = 1;
 	if (o->error)
 		return 0;
-	if (o->depth > 0 && o->levels[o->depth - 1] == LEVEL_OBJECT_KEY) {
+	if (o->depth == 0) {
+		if (o->complete) {
+			o->error = 1;
+			return 0;
+		}
+	} else if (o->levels[o->depth - 1] == LEVEL_OBJECT_KEY) {
 		o->error = 1;
 		return 0;
+	}
+	if (reserve(o, n + 1) != 0)
+		return 0;
+	if (o->depth > 0 && o->levels[o->depth - 1] == LEVEL_ARRAY) {
+		if (o->nonempty[o->depth - 1])
+			put_char(o, ',');
+		o->nonempty[o->depth - 1] = 1;
 	}
 	return 1;
 }
 
-/* A value is complete: its object, if any, now wants a key. */
+/* A value is complete: its object, if any, now wants a key; at the root,
+ * the document is complete. */
 static void value_done(struct json_out *o)
 {
-	if (o->depth > 0 && o->levels[o->depth - 1] == LEVEL_OBJECT_VALUE)
+	if (o->depth == 0)
+		o->complete = 1;
+	else if (o->levels[o->depth - 1] == LEVEL_OBJECT_VALUE)
 		o->levels[o->depth - 1] = LEVEL_OBJECT_KEY;
 }
 
-static void open_level(struct json_out *o, enum out_level l, yajl_gen_status s)
+static void open_level(struct json_out *o, enum out_level l, char c)
 {
-	check(o, s);
 	if (o->depth >= JSON_OUT_MAX_DEPTH) {
 		o->error = 1;
 		return;
 	}
-	o->levels[o->depth++] = (unsigned char)l;
+	put_char(o, c);
+	o->levels[o->depth] = (unsigned char)l;
+	o->nonempty[o->depth] = 0;
+	o->depth++;
 }
 
 static int close_allowed(struct json_out *o, enum out_level want)
@@ -511,37 +573,104 @@ static int close_allowed(struct json_out *o, enum out_level want)
 		o->error = 1;
 		return 0;
 	}
-	return 1;
+	return reserve(o, 1) == 0;
+}
+
+/* The length of the prefix of s that is printable ASCII other than '"' and
+ * '\': it is written as it is, and is valid UTF-8 by itself (so only the
+ * rest needs utf8_valid, from a character boundary). Keys and most values
+ * are all of it. */
+static size_t plain_prefix(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+			break;
+		i++;
+	}
+	return i;
+}
+
+/* The quoted, escaped string; s[0..plain) is plain_prefix's, the rest was
+ * checked as strict UTF-8 by the caller. */
+static void put_string(struct json_out *o, const char *s, size_t len, size_t plain)
+{
+	static const char hex[] = "0123456789abcdef";
+	/* The common case in one reservation: nothing to escape. */
+	if (reserve(o, len + 2) != 0)
+		return;
+	put_char(o, '"');
+	put(o, s, plain);
+	size_t i = plain;
+	while (i < len) {
+		size_t run = i;
+		while (run < len && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			if (reserve(o, run - i + 1) != 0)
+				return;
+			put(o, s + i, run - i);
+			i = run;
+			if (i == len)
+				break;
+		}
+		unsigned char c = (unsigned char)s[i++];
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t n = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		if (reserve(o, n + 1) != 0)
+			return;
+		put(o, esc, n);
+	}
+	if (reserve(o, 1) != 0)
+		return;
+	put_char(o, '"');
 }
 
 void json_out_object_open(struct json_out *o)
 {
-	if (o == NULL || !value_allowed(o))
+	if (o == NULL || !value_begin(o, 1))
 		return;
-	open_level(o, LEVEL_OBJECT_KEY, yajl_gen_map_open(o->g));
+	open_level(o, LEVEL_OBJECT_KEY, '{');
 }
 
 void json_out_object_close(struct json_out *o)
 {
 	if (o == NULL || !close_allowed(o, LEVEL_OBJECT_KEY))
 		return;
-	check(o, yajl_gen_map_close(o->g));
+	put_char(o, '}');
 	o->depth--;
 	value_done(o);
 }
 
 void json_out_array_open(struct json_out *o)
 {
-	if (o == NULL || !value_allowed(o))
+	if (o == NULL || !value_begin(o, 1))
 		return;
-	open_level(o, LEVEL_ARRAY, yajl_gen_array_open(o->g));
+	open_level(o, LEVEL_ARRAY, '[');
 }
 
 void json_out_array_close(struct json_out *o)
 {
 	if (o == NULL || !close_allowed(o, LEVEL_ARRAY))
 		return;
-	check(o, yajl_gen_array_close(o->g));
+	put_char(o, ']');
 	o->depth--;
 	value_done(o);
 }
@@ -558,26 +687,44 @@ void json_out_key(struct json_out *o, const char *key)
 		o->error = 1;
 		return;
 	}
-	check(o, yajl_gen_string(o->g, (const unsigned char *)key, strlen(key)));
+	size_t len = strlen(key);
+	size_t plain = plain_prefix(key, len);
+	if ((plain < len && !utf8_valid(key + plain, len - plain)) || reserve(o, len + 4) != 0) {
+		o->error = 1;
+		return;
+	}
+	if (o->nonempty[o->depth - 1])
+		put_char(o, ',');
+	o->nonempty[o->depth - 1] = 1;
+	put_string(o, key, len, plain);
+	if (o->error || reserve(o, 1) != 0)
+		return;
+	put_char(o, ':');
 	o->levels[o->depth - 1] = LEVEL_OBJECT_VALUE;
 }
 
 void json_out_string(struct json_out *o, const char *s, size_t len)
 {
-	if (o == NULL || !value_allowed(o))
+	if (o == NULL)
 		return;
 	if (s == NULL && len > 0) {
+		o->started = 1;
 		o->error = 1;
 		return;
 	}
-	/* yajl escapes control characters, NUL included (\u0000); its UTF-8
-	 * check lets overlong forms and surrogates through, so we check
-	 * strictly: we never write what json_parse would refuse. */
-	if (!utf8_valid(s ? s : "", len)) {
+	if (s == NULL)
+		s = "";
+	/* Strictly: overlong forms and surrogates are refused here, as the
+	 * parser refuses them. */
+	size_t plain = plain_prefix(s, len);
+	if (plain < len && !utf8_valid(s + plain, len - plain)) {
+		o->started = 1;
 		o->error = 1;
 		return;
 	}
-	check(o, yajl_gen_string(o->g, (const unsigned char *)(s ? s : ""), len));
+	if (!value_begin(o, len + 2))
+		return;
+	put_string(o, s, len, plain);
 	value_done(o);
 }
 
@@ -593,25 +740,39 @@ void json_out_cstring(struct json_out *o, const char *s)
 
 void json_out_int(struct json_out *o, int64_t v)
 {
-	if (o == NULL || !value_allowed(o))
+	char digits[24];
+	char *p = digits + sizeof(digits);
+	/* Magnitude as unsigned, so INT64_MIN needs no special case. */
+	uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		*--p = (char)('0' + m % 10);
+		m /= 10;
+	} while (m > 0);
+	if (v < 0)
+		*--p = '-';
+	size_t n = (size_t)(digits + sizeof(digits) - p);
+	if (o == NULL || !value_begin(o, n))
 		return;
-	check(o, yajl_gen_integer(o->g, (long long)v));
+	put(o, p, n);
 	value_done(o);
 }
 
 void json_out_bool(struct json_out *o, int v)
 {
-	if (o == NULL || !value_allowed(o))
+	if (o == NULL || !value_begin(o, 5))
 		return;
-	check(o, yajl_gen_bool(o->g, v ? 1 : 0));
+	if (v)
+		put(o, "true", 4);
+	else
+		put(o, "false", 5);
 	value_done(o);
 }
 
 void json_out_null(struct json_out *o)
 {
-	if (o == NULL || !value_allowed(o))
+	if (o == NULL || !value_begin(o, 4))
 		return;
-	check(o, yajl_gen_null(o->g));
+	put(o, "null", 4);
 	value_done(o);
 }
 
@@ -621,13 +782,9 @@ int json_out_result(struct json_out *o, const char **buf, size_t *len)
 		return -1;
 	*buf = NULL;
 	*len = 0;
-	if (o->error || o->depth != 0 || !o->started)
+	if (o->error || o->depth != 0 || !o->started || o->buf == NULL)
 		return -1;
-	const unsigned char *b = NULL;
-	size_t n = 0;
-	if (yajl_gen_get_buf(o->g, &b, &n) != yajl_gen_status_ok)
-		return -1;
-	*buf = (const char *)b;
-	*len = n;
+	*buf = o->buf;
+	*len = o->len;
 	return 0;
 }

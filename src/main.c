@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +133,10 @@ int main(void)
 			for (int i = 0; i < n; i++)
 				if (kids[i].pid > 0)
 					kill(kids[i].pid, SIGTERM);
+			/* Refuse new connections at once (nginx answers 503) instead
+			 * of letting them wait in the backlog of a socket nobody
+			 * accepts from any more; accepted requests still finish. */
+			shutdown(fd, SHUT_RDWR);
 		} else if (sig == SIGHUP) {
 			for (int i = 0; i < n; i++)
 				if (kids[i].pid > 0)

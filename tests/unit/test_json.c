@@ -631,6 +631,43 @@ static void test_out_sticky_error(void **state)
 	json_out_free(NULL);
 }
 
+/* Growth past the first buffer, every escape yajl_gen made, and a reset
+ * after a large document. */
+static void test_out_growth(void **state)
+{
+	struct arena *a = *state;
+	struct json_out *o = json_out_new();
+	assert_non_null(o);
+	json_out_object_open(o);
+	json_out_key(o, "esc");
+	json_out_string(o, "\b\f\r\x1f\x7f/\xe2\x82\xac", 9);
+	json_out_key(o, "items");
+	json_out_array_open(o);
+	for (int i = 0; i < 900; i++)
+		json_out_cstring(o, "0123456789abcdefghij");
+	json_out_array_close(o);
+	json_out_object_close(o);
+	const char *buf;
+	size_t len;
+	assert_int_equal(json_out_result(o, &buf, &len), 0);
+	const char *head = "{\"esc\":\"\\b\\f\\r\\u001f\x7f/\xe2\x82\xac\",\"items\":[\"0123";
+	assert_memory_equal(buf, head, strlen(head));
+	assert_int_equal(len, strlen(head) - 5 + 900 * 23 - 1 + 2);
+	assert_int_equal(buf[len], '\0');
+	struct json_value *v;
+	arena_reset(a);
+	assert_int_equal(parse(a, buf, len, &v), JSON_OK);
+	assert_int_equal(json_get(v, "items")->u.array.count, 900);
+
+	json_out_reset(o);
+	json_out_array_open(o);
+	json_out_int(o, -1);
+	json_out_int(o, 0);
+	json_out_array_close(o);
+	expect_doc(o, "[-1,0]");
+	json_out_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +688,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_escaping, setup_arena,
 	                                    teardown_arena),
 	    cmocka_unit_test(test_out_sticky_error),
+	    cmocka_unit_test_setup_teardown(test_out_growth, setup_arena,
+	                                    teardown_arena),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
