@@ -188,11 +188,12 @@ SQL
 	psql_super -c 'VACUUM ANALYZE mail_server' >/dev/null
 }
 
-# pgbench scripts from the service's own statements: $1.. become pgbench
-# variables (-M prepared turns them back into parameters). The list's
-# pattern is NULL without q; pgbench variables cannot be NULL, so the NULL
-# is written into the text (the service's custom plan folds the same
-# constant, see docs/performance.md).
+# pgbench scripts from the service's own statements, with their parameters
+# as pgbench variables (-M prepared sends them as parameters, as the service
+# does: the listing is planned for its values on every execution, and that
+# is part of its cost). One exception: the listing's pattern is NULL without
+# q, and a pgbench variable cannot be NULL, so that NULL is written into the
+# text (the service's plan for a NULL pattern folds the same constant).
 write_pgbench_scripts() {
 	local get list
 	# pgbench takes every ":word" for a variable, even inside a string
@@ -205,13 +206,10 @@ write_pgbench_scripts() {
 		echo "\\set id random(1, $seed_rows)"
 		printf '%s;\n' "$(sed -E 's/\$1([^0-9]|$)/:id\1/g' <<<"$get")"
 	} >"$work/pg_get.sql"
-	{
-		printf '%s;\n' "$(sed -E 's/\$1([^0-9]|$)/NULL\1/g; s/\$2([^0-9]|$)/50\1/g; s/\$3([^0-9]|$)/0\1/g' <<<"$list")"
-	} >"$work/pg_list.sql"
-	{
-		# The pattern as the service makes it: '%' q '%'.
-		printf '%s;\n' "$(sed -E "s/\\\$1([^0-9]|\$)/'%$q%'\\1/g; s/\\\$2([^0-9]|\$)/50\\1/g; s/\\\$3([^0-9]|\$)/0\\1/g" <<<"$list")"
-	} >"$work/pg_listq.sql"
+	printf '%s;\n' "$(sed -E 's/\$1([^0-9]|$)/NULL\1/g; s/\$2([^0-9]|$)/:lim\1/g; s/\$3([^0-9]|$)/:off\1/g' <<<"$list")" \
+		>"$work/pg_list.sql"
+	printf '%s;\n' "$(sed -E 's/\$1([^0-9]|$)/:pattern\1/g; s/\$2([^0-9]|$)/:lim\1/g; s/\$3([^0-9]|$)/:off\1/g' <<<"$list")" \
+		>"$work/pg_listq.sql"
 }
 
 # ---- measurements ---------------------------------------------------------
@@ -243,7 +241,10 @@ run_wrk() {
 run_pgbench() {
 	local kind=$1 c=$2 secs=$3 script=$4 log
 	log=$work/pgbench-$kind-$c.log
+	# The list's parameters as the service sends them for
+	# ?limit=50&sort=name[&q=...]: the pattern is '%' q '%'.
 	(cd / && timeout $((secs + 60)) pgbench -n -M prepared -c "$c" -j "$wrk_threads" -T "$secs" \
+		-D lim=50 -D off=0 -D pattern="%$q%" \
 		-h "$STACK_PG_SOCKET_DIR" -p "$STACK_PG_PORT" -U mailsrv_app -f "$script" mailsrv) \
 		>"$log" 2>&1 || { cat "$log" >&2; die "pgbench failed ($kind, c=$c)"; }
 	python3 - "$log" "$secs" <<'PY'

@@ -160,11 +160,13 @@ def main():
 
     lines = []
     lines.append("mailsrv benchmark, %s, %d round(s) of %ss (warm-up %ss), wrk -t%s, "
-                 "%s processes x %s threads, %s CPUs%s" % (
+                 "%s processes x %s threads, nginx worker_processes %s, %s CPUs%s" % (
                      meta.get("started"), meta.get("rounds"), meta.get("duration_s"),
                      meta.get("warmup_s"), meta.get("wrk_threads"), meta.get("processes"),
-                     meta.get("threads"), meta.get("cpus"),
+                     meta.get("threads"), meta.get("nginx_workers"), meta.get("cpus"),
                      " (QUICK: smoke run)" if meta.get("quick") else ""))
+    lines.append("service binary %s; 1,000 servers; list q=%s" % (
+        meta.get("mailsrv_bin"), meta.get("q")))
     lines.append("figures: min / median / max over the rounds; ratio = figure / "
                  "(1 / (1/nginx + 1/pgbench)) of the same round and concurrency")
     for c in conns:

@@ -13,6 +13,7 @@
 #include "fcgi_server.h"
 
 #include <errno.h>
+#include <fastcgi.h>
 #include <fcgiapp.h>
 #include <grp.h>
 #include <malloc.h>
@@ -25,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -242,9 +244,28 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 	return 0;
 }
 
-static void put(FCGX_Stream *out, const char *s)
+/* The response head goes into a buffer, or (when it does not fit, which
+ * our headers never make happen) straight into libfcgi's stream. */
+struct text {
+	char *buf;
+	size_t len, cap;
+	int overflow;
+	FCGX_Stream *stream; /* non-NULL: write here instead */
+};
+
+static void text_put(struct text *t, const char *s)
 {
-	FCGX_PutStr(s, (int)strlen(s), out);
+	size_t n = strlen(s);
+	if (t->stream != NULL) {
+		FCGX_PutStr(s, (int)n, t->stream);
+		return;
+	}
+	if (n > t->cap - t->len) {
+		t->overflow = 1;
+		return;
+	}
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
 }
 
 /* n in decimal into buf (at least 21 bytes); returns buf. */
@@ -259,30 +280,123 @@ static const char *decimal(char *buf, size_t n)
 	return p;
 }
 
-/* The head piece by piece into libfcgi's buffer (FCGX_FPrintF formats
- * through vsnprintf: a tenth of a GET's instructions went there). */
-static void write_response(FCGX_Request *fr, const struct http_response *r)
+/* The CGI response head, piece by piece (FCGX_FPrintF formats through
+ * vsnprintf: a tenth of a GET's instructions went there). */
+static void build_head(struct text *t, const struct http_response *r)
 {
 	char num[21];
-	put(fr->out, "Status: ");
-	put(fr->out, decimal(num, (size_t)(r->status >= 100 && r->status <= 999 ? r->status : 500)));
-	put(fr->out, " ");
-	put(fr->out, reason(r->status));
-	put(fr->out, "\r\n");
+	text_put(t, "Status: ");
+	text_put(t, decimal(num, (size_t)(r->status >= 100 && r->status <= 999 ? r->status : 500)));
+	text_put(t, " ");
+	text_put(t, reason(r->status));
+	text_put(t, "\r\n");
 	if (r->content_type != NULL) {
-		put(fr->out, "Content-Type: ");
-		put(fr->out, r->content_type);
-		put(fr->out, "\r\nContent-Length: ");
-		put(fr->out, decimal(num, r->body_len));
-		put(fr->out, "\r\n");
+		text_put(t, "Content-Type: ");
+		text_put(t, r->content_type);
+		text_put(t, "\r\nContent-Length: ");
+		text_put(t, decimal(num, r->body_len));
+		text_put(t, "\r\n");
 	}
 	for (size_t i = 0; i < r->nheaders; i++) {
-		put(fr->out, r->headers[i].name);
-		put(fr->out, ": ");
-		put(fr->out, r->headers[i].value);
-		put(fr->out, "\r\n");
+		text_put(t, r->headers[i].name);
+		text_put(t, ": ");
+		text_put(t, r->headers[i].value);
+		text_put(t, "\r\n");
 	}
-	put(fr->out, "\r\n");
+	text_put(t, "\r\n");
+}
+
+/* writev all of iov[0..n), whatever the kernel takes at a time. */
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A response larger than libfcgi's stream buffer (FCGX_OUT_BUFFER_BYTES: a
+ * listing of 50 servers is about 35 KB) went out in one write(2) per 8 KiB,
+ * each a FastCGI record that woke nginx again. Such a response is written
+ * here instead, as FCGI_STDOUT records of up to FCGI_MAX_LENGTH bytes in one
+ * writev(2) per DIRECT_RECORDS_PER_WRITE records. libfcgi's own stream for
+ * the request stays empty, so what it writes when the request is finished
+ * (the empty FCGI_STDOUT record that ends the stream, FCGI_END_REQUEST)
+ * still comes last. -1: the connection failed (finishing the request will
+ * find that out too).
+ */
+#define FCGX_OUT_BUFFER_BYTES 8192
+#define DIRECT_RECORDS_PER_WRITE 16
+
+static int write_records(FCGX_Request *fr, const char *head, size_t head_len, const char *body,
+                         size_t body_len)
+{
+	FCGI_Header hdrs[DIRECT_RECORDS_PER_WRITE];
+	struct iovec iov[3 * DIRECT_RECORDS_PER_WRITE];
+	const char *part[2] = {head, body};
+	size_t left[2] = {head_len, body_len};
+	int p = 0;
+	while (left[0] + left[1] > 0) {
+		int niov = 0, nrec = 0;
+		while (nrec < DIRECT_RECORDS_PER_WRITE && left[0] + left[1] > 0) {
+			size_t content = left[0] + left[1] > FCGI_MAX_LENGTH ? FCGI_MAX_LENGTH : left[0] + left[1];
+			FCGI_Header *h = &hdrs[nrec++];
+			h->version = FCGI_VERSION_1;
+			h->type = FCGI_STDOUT;
+			h->requestIdB1 = (unsigned char)((fr->requestId >> 8) & 0xff);
+			h->requestIdB0 = (unsigned char)(fr->requestId & 0xff);
+			h->contentLengthB1 = (unsigned char)((content >> 8) & 0xff);
+			h->contentLengthB0 = (unsigned char)(content & 0xff);
+			h->paddingLength = 0;
+			h->reserved = 0;
+			iov[niov].iov_base = h;
+			iov[niov++].iov_len = sizeof(*h);
+			while (content > 0) {
+				while (left[p] == 0)
+					p++;
+				size_t n = left[p] < content ? left[p] : content;
+				iov[niov].iov_base = (void *)part[p];
+				iov[niov++].iov_len = n;
+				part[p] += n;
+				left[p] -= n;
+				content -= n;
+			}
+		}
+		if (writev_all(fr->ipcFd, iov, niov) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void write_response(FCGX_Request *fr, const struct http_response *r)
+{
+	char buf[4096];
+	struct text head = {buf, 0, sizeof(buf), 0, NULL};
+	build_head(&head, r);
+	if (head.overflow) {
+		struct text direct = {NULL, 0, 0, 0, fr->out};
+		build_head(&direct, r);
+	} else if (head.len + r->body_len > FCGX_OUT_BUFFER_BYTES) {
+		write_records(fr, head.buf, head.len, r->body, r->body_len);
+		return;
+	} else {
+		FCGX_PutStr(head.buf, (int)head.len, fr->out);
+	}
 	if (r->body_len > 0)
 		FCGX_PutStr(r->body, (int)r->body_len, fr->out);
 }
