@@ -9,6 +9,11 @@
  * the process's main thread, which sets `stopping` and wakes the threads
  * blocked in accept with SIGUSR2 (no SA_RESTART, FCGI_FAIL_ACCEPT_ON_INTR);
  * threads busy with a request are not signalled, they finish it first.
+ *
+ * Two things go around libfcgi for speed, each explained where it is done
+ * (docs/performance.md): the lingering close is skipped once the input has
+ * been read to its end (finish), and a response larger than libfcgi's 8 KiB
+ * stream buffer is written as whole records in one writev (write_records).
  */
 #include "fcgi_server.h"
 
