@@ -84,6 +84,7 @@ os.environ.update(STACK_VAR=str(STACK_VAR), STACK_HTTP_PORT=str(HTTP_PORT),
                   STACK_PG_PORT=str(PG_PORT),
                   MAILSRV_TEST_URL="http://127.0.0.1:%d" % HTTP_PORT)
 sys.path.insert(0, str(REPO / "tests" / "api"))
+sys.path.insert(0, str(REPO / "tests" / "drills"))
 BASE = os.environ["MAILSRV_TEST_URL"]
 
 
@@ -97,20 +98,6 @@ def stack(*args, check=True):
 
 
 # ---------------------------------------------------------------- sampling
-
-
-def proc_children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    rest = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(rest[1]) == ppid and rest[0] != "Z":
-                out.append(int(d))
-    return sorted(out)
 
 
 def rss_kib(pid):
@@ -305,11 +292,12 @@ def main():
                 os.environ[k] = subprocess.run(["bash", "-c", "printf %s " + v],
                                                capture_output=True, text=True).stdout
         import mailapi
+        import drill  # the drills' /proc helpers (children of the master)
         sock_dir = os.environ["STACK_PG_SOCKET_DIR"]
         procs = int(os.environ["MAILSRV_PROCESSES"])
         threads = int(os.environ["MAILSRV_THREADS"])
         master = int((STACK_VAR / "run" / "mailsrv.pid").read_text().split()[0])
-        workers0 = proc_children(master)
+        workers0 = drill.children(master)
 
         api = mailapi.Client()
         ids = [api.create(mailapi.basic_body(name="soak seed %d" % i))["id"] for i in range(30)]
@@ -333,7 +321,7 @@ def main():
         for i in range(nsamples):
             time.sleep(max(0.0, start + i * INTERVAL - time.monotonic()))
             now = time.monotonic()
-            workers = proc_children(master)
+            workers = drill.children(master)
             rss_w = [rss_kib(p) for p in workers]
             sample = {
                 "t": round(now - t0, 1),
