@@ -70,7 +70,7 @@ int config_load(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (env_int("MAILSRV_PROCESSES", 2, 1, 64, &c->processes, err, errlen) != 0 ||
-	    env_int("MAILSRV_THREADS", 8, 1, 256, &c->threads, err, errlen) != 0 ||
+	    env_int("MAILSRV_THREADS", 4, 1, 256, &c->threads, err, errlen) != 0 ||
 	    env_int("MAILSRV_OUTBOUND_DENY_PRIVATE", 0, 0, 1, &c->outbound_deny_private, err,
 	            errlen) != 0 ||
 	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0)

@@ -49,8 +49,9 @@ LOG = STACK_VAR / "log" / "mailsrv.log"
 PIDFILE = STACK_VAR / "run" / "mailsrv.pid"
 SOCKET = Path(os.environ.get("MAILSRV_SOCKET") or (STACK_VAR / "run" / "mailsrv.sock"))
 EXPECTED_CRASHES = STACK_VAR / "log" / "expected-crashes"
-PROCESSES = int(os.environ.get("MAILSRV_PROCESSES", "2"))
-THREADS = int(os.environ.get("MAILSRV_THREADS", "8"))
+# The pool as the stack started it (tests/run_all.sh exports scripts/stack.sh env).
+PROCESSES = int(os.environ["MAILSRV_PROCESSES"])
+THREADS = int(os.environ["MAILSRV_THREADS"])
 POOL = PROCESSES * THREADS
 
 # include/mailsrv_limits.h
