@@ -14,6 +14,10 @@
  * no surrogates, nothing above U+10FFFF). yajl's own check lets overlong
  * forms and encoded surrogates through, so the JSON parser calls this. */
 int utf8_valid(const char *s, size_t len);
+/* Decodes the UTF-8 sequence at s (at most left >= 1 bytes) by the same
+ * rules: its length in bytes with the code point in *cp, or 0 when it is
+ * not a valid sequence. */
+size_t utf8_decode(const char *s, size_t left, unsigned int *cp);
 /* Number of Unicode code points in valid UTF-8. */
 size_t utf8_count(const char *s, size_t len);
 /* 1 when s holds a control character: C0 (U+0000-U+001F, NUL included),

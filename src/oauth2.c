@@ -225,54 +225,17 @@ char *oauth2_form(struct arena *a, size_t n, const char *const *names,
 	return out;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if none;
- * *cp gets the code point. RFC 3629: no overlongs, surrogates, > U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t left, unsigned *cp)
-{
-	unsigned char b = s[0];
-	size_t n;
-	unsigned c;
-	if (b < 0x80) {
-		*cp = b;
-		return 1;
-	} else if ((b & 0xE0) == 0xC0) {
-		n = 2;
-		c = b & 0x1F;
-	} else if ((b & 0xF0) == 0xE0) {
-		n = 3;
-		c = b & 0x0F;
-	} else if ((b & 0xF8) == 0xF0) {
-		n = 4;
-		c = b & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > left)
-		return 0;
-	for (size_t k = 1; k < n; k++) {
-		if ((s[k] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[k] & 0x3F);
-	}
-	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
-	    c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
-	*cp = c;
-	return n;
-}
-
 char *oauth2_clean_text(struct arena *a, const char *s, size_t len, size_t max_chars)
 {
 	if (s == NULL)
 		return NULL;
-	const unsigned char *in = (const unsigned char *)s;
 	char *out = arena_alloc(a, len + 1);
 	if (out == NULL)
 		return NULL;
 	size_t o = 0, chars = 0;
 	for (size_t i = 0; i < len && chars < max_chars; chars++) {
 		unsigned cp;
-		size_t n = utf8_seq(in + i, len - i, &cp);
+		size_t n = utf8_decode(s + i, len - i, &cp);
 		if (n == 0) {
 			out[o++] = '?';
 			i++;
@@ -280,7 +243,7 @@ char *oauth2_clean_text(struct arena *a, const char *s, size_t len, size_t max_c
 			out[o++] = ' ';
 			i += n;
 		} else {
-			memcpy(out + o, in + i, n);
+			memcpy(out + o, s + i, n);
 			o += n;
 			i += n;
 		}

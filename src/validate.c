@@ -52,41 +52,54 @@
 
 static const char MSG_CONTROL[] = "must not contain control characters";
 
-/* Is s valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)? */
-int utf8_valid(const char *str, size_t len)
+size_t utf8_decode(const char *str, size_t left, unsigned int *cp)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	unsigned char b = s[0];
+	size_t n;
+	unsigned int c;
+	if (b < 0x80) {
+		*cp = b;
+		return 1;
+	} else if ((b & 0xE0) == 0xC0) {
+		n = 2;
+		c = b & 0x1F;
+	} else if ((b & 0xF0) == 0xE0) {
+		n = 3;
+		c = b & 0x0F;
+	} else if ((b & 0xF8) == 0xF0) {
+		n = 4;
+		c = b & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > left)
+		return 0;
+	for (size_t k = 1; k < n; k++) {
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[k] & 0x3F);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+int utf8_valid(const char *s, size_t len)
+{
 	size_t i = 0;
 	while (i < len) {
-		unsigned char b = s[i];
-		size_t n;
-		unsigned int cp;
-		if (b < 0x80) {
+		if ((unsigned char)s[i] < 0x80) {
 			i++;
 			continue;
-		} else if ((b & 0xE0) == 0xC0) {
-			n = 1;
-			cp = b & 0x1F;
-		} else if ((b & 0xF0) == 0xE0) {
-			n = 2;
-			cp = b & 0x0F;
-		} else if ((b & 0xF8) == 0xF0) {
-			n = 3;
-			cp = b & 0x07;
-		} else {
-			return 0;
 		}
-		if (n >= len - i)
+		unsigned int cp;
+		size_t n = utf8_decode(s + i, len - i, &cp);
+		if (n == 0)
 			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += n + 1;
+		i += n;
 	}
 	return 1;
 }

@@ -80,6 +80,59 @@ static void test_utf8_count(void **state)
 		assert_int_equal(utf8_count(v[i].s, v[i].len), v[i].n);
 }
 
+/* The decoder behind utf8_valid and oauth2_clean_text, at RFC 3629's
+ * boundaries. */
+static void test_utf8_decode(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		size_t n;       /* bytes of the first sequence, 0 when invalid */
+		unsigned int cp;
+	} v[] = {
+		{S("a"), 1, 'a'},
+		{S("\x7f"), 1, 0x7F},
+		{S("\xc2\x80"), 2, 0x80},
+		{S("\xdf\xbf"), 2, 0x7FF},
+		{S("\xe0\xa0\x80"), 3, 0x800},
+		{S("\xed\x9f\xbf"), 3, 0xD7FF},
+		{S("\xee\x80\x80"), 3, 0xE000},
+		{S("\xef\xbf\xbf"), 3, 0xFFFF},
+		{S("\xf0\x90\x80\x80"), 4, 0x10000},
+		{S("\xf4\x8f\xbf\xbf"), 4, 0x10FFFF},
+		{S("\xc3\xa9zz"), 2, 0xE9},        /* only the first sequence */
+		{S("\xc0\xaf"), 0, 0},             /* overlong '/' */
+		{S("\xc1\xbf"), 0, 0},
+		{S("\xe0\x9f\xbf"), 0, 0},        /* overlong U+07FF */
+		{S("\xf0\x8f\xbf\xbf"), 0, 0},    /* overlong U+FFFF */
+		{S("\xed\xa0\x80"), 0, 0},        /* surrogate U+D800 */
+		{S("\xed\xbf\xbf"), 0, 0},        /* surrogate U+DFFF */
+		{S("\xf4\x90\x80\x80"), 0, 0},    /* U+110000 */
+		{S("\x80"), 0, 0},                  /* lone continuation */
+		{S("\xf8\x88\x80\x80\x80"), 0, 0}, /* five-byte form */
+		{S("\xff"), 0, 0},
+		{S("\xc3"), 0, 0},                  /* truncated */
+		{S("\xe2\x82"), 0, 0},
+		{S("\xe2\x28\xa1"), 0, 0},         /* bad continuation */
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		unsigned int cp = 0xFFFFFFFF;
+		size_t n = utf8_decode(v[i].s, v[i].len, &cp);
+		assert_int_equal(n, v[i].n);
+		if (n > 0)
+			assert_int_equal(cp, v[i].cp);
+		/* utf8_valid agrees on the sequence taken alone */
+		size_t whole = v[i].n > 0 ? v[i].n : v[i].len;
+		assert_int_equal(utf8_valid(v[i].s, whole), v[i].n > 0);
+	}
+	/* a sequence cut by the length given, not by the string */
+	unsigned int cp;
+	assert_int_equal(utf8_decode("\xc3\xa9", 1, &cp), 0);
+	assert_true(utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+	assert_false(utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80", 9));
+	assert_true(utf8_valid("", 0));
+}
+
 static void test_has_control_chars(void **state)
 {
 	static const struct {
@@ -534,6 +587,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_count),
+		cmocka_unit_test(test_utf8_decode),
 		cmocka_unit_test(test_has_control_chars),
 		cmocka_unit_test(test_trim_spaces),
 		cmocka_unit_test(test_validate_text),
