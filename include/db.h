@@ -21,11 +21,23 @@ struct db;
 struct db_statement {
 	const char *name;
 	const char *sql;
+	/* 1: a single statement that only reads. When the connection is lost
+	 * under it (pg_terminate_backend, a failover, a server restart) while no
+	 * transaction is open and nothing is pinned (db_pin), db_exec runs it once
+	 * more on a new connection instead of failing the request: nothing it
+	 * did can have stayed behind. */
+	int reads_only;
 };
 extern const struct db_statement db_statements[];
 extern const size_t db_statement_count;
 
 struct db *db_new(const char *conninfo);
+/* The caller holds session state on this connection (an advisory session
+ * lock): until db_unpin, no statement is run again on a new connection,
+ * where that state would be missing. Counted; db_unpin after the state is
+ * given back, or lost with the connection. */
+void db_pin(struct db *db);
+void db_unpin(struct db *db);
 void db_free(struct db *db);
 
 /* Connect and prepare every statement when not connected. */

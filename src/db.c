@@ -22,6 +22,7 @@ struct db {
 	const char *conninfo;
 	PGconn *conn;
 	time_t last_attempt;    /* throttles reconnects during an outage */
+	int pinned;             /* db_pin: session state held, no re-runs */
 	char sqlstate[6];
 	char constraint[64];
 };
@@ -176,27 +177,51 @@ static err_t classify(struct db *db, PGresult *res)
 	return E_INTERNAL;
 }
 
+void db_pin(struct db *db)
+{
+	db->pinned++;
+}
+
+void db_unpin(struct db *db)
+{
+	if (db->pinned > 0)
+		db->pinned--;
+}
+
 err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
               const int *lengths, const int *fmt, struct pg_result **out)
 {
 	if (out != NULL)
 		*out = NULL;
-	db->sqlstate[0] = db->constraint[0] = '\0';
-	if (db->conn == NULL)
-		return E_DB_UNAVAILABLE;
-	PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
-	                               lengths, fmt, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-		if (out != NULL)
-			*out = res;
-		else
-			PQclear(res);
-		return E_OK;
+	for (int attempt = 0;; attempt++) {
+		db->sqlstate[0] = db->constraint[0] = '\0';
+		if (db->conn == NULL)
+			return E_DB_UNAVAILABLE;
+		int may_run_again = attempt == 0 && db_statements[stmt].reads_only &&
+		                    db->pinned == 0 && PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+		PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
+		                               lengths, fmt, 0);
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			if (out != NULL)
+				*out = res;
+			else
+				PQclear(res);
+			return E_OK;
+		}
+		err_t e = classify(db, res);
+		PQclear(res);
+		/* Lost: classify gave the connection up, or the server ended the
+		 * session under the statement (57P01 admin_shutdown, which
+		 * pg_terminate_backend and a fast shutdown send). */
+		int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
+		if (e != E_DB_UNAVAILABLE || !lost || !may_run_again)
+			return e;
+		log_info("running %s again on a new connection", db_statements[stmt].name);
+		db_disconnect(db);
+		if (db_ensure(db) != E_OK)
+			return E_DB_UNAVAILABLE;
 	}
-	err_t e = classify(db, res);
-	PQclear(res);
-	return e;
 }
 
 void db_clear(struct pg_result *res)

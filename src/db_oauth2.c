@@ -159,8 +159,10 @@ err_t db_oauth2_lock(struct db *db, long long id)
 	err_t e = db_begin(db);
 	if (e == E_OK)
 		e = db_exec(db, ST_OA_LOCK_TIMEOUTS, 1, pt, NULL, NULL, NULL);
-	if (e == E_OK && (e = db_exec(db, ST_OA_LOCK, 1, pl, NULL, NULL, NULL)) == E_OK)
+	if (e == E_OK && (e = db_exec(db, ST_OA_LOCK, 1, pl, NULL, NULL, NULL)) == E_OK) {
 		locked = 1;
+		db_pin(db);
+	}
 	if (e == E_OK)
 		e = db_commit(db);
 	if (e != E_OK) {
@@ -184,7 +186,10 @@ void db_oauth2_unlock(struct db *db, long long id)
 	snprintf(idbuf, sizeof(idbuf), "%lld", id);
 	const char *p[] = {idbuf};
 	struct pg_result *r;
+	/* Given back below, or gone with a lost connection: unpinned either way
+	 * once this returns. */
 	err_t e = db_exec(db, ST_OA_UNLOCK, 1, p, NULL, NULL, &r);
+	db_unpin(db);
 	if (e == E_OK) {
 		int released = db_ntuples(r) == 1 && db_value(r, 0, 0)[0] == 't';
 		db_clear(r);
