@@ -21,12 +21,6 @@ struct db;
 struct db_statement {
 	const char *name;
 	const char *sql;
-	/* 1: a single statement that only reads. When the connection is lost
-	 * under it (pg_terminate_backend, a failover, a server restart) while no
-	 * transaction is open and nothing is pinned (db_pin), db_exec runs it once
-	 * more on a new connection instead of failing the request: nothing it
-	 * did can have stayed behind. */
-	int reads_only;
 };
 extern const struct db_statement db_statements[];
 extern const size_t db_statement_count;

@@ -42,4 +42,11 @@ enum db_statement_id {
 	ST__COUNT
 };
 
+/* 1 for a single statement that only reads. When the connection is lost
+ * under it (pg_terminate_backend, a failover, a server restart) while no
+ * transaction is open and nothing is pinned (db_pin), db_exec runs it once
+ * more on a new connection instead of failing the request: nothing it did
+ * can have stayed behind. Writes never are: a lost one may have committed. */
+int db_statement_reads_only(int stmt);
+
 #endif

@@ -7,6 +7,7 @@
  * never waits on the database longer than DB_STATEMENT_TIMEOUT_MS.
  */
 #include "db.h"
+#include "db_statements.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -197,7 +198,7 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
 		db->sqlstate[0] = db->constraint[0] = '\0';
 		if (db->conn == NULL)
 			return E_DB_UNAVAILABLE;
-		int may_run_again = attempt == 0 && db_statements[stmt].reads_only &&
+		int may_run_again = attempt == 0 && db_statement_reads_only(stmt) &&
 		                    db->pinned == 0 && PQtransactionStatus(db->conn) == PQTRANS_IDLE;
 		PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
 		                               lengths, fmt, 0);

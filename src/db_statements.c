@@ -33,9 +33,8 @@
 	" FROM mail_server" MS_FILTER " ORDER BY " key " " dir ", id ASC LIMIT $2 OFFSET $3"
 
 #define MS_LIST_PAIR(id, name, key)                                                       \
-	[ST_MS_LIST_FIRST + 2 * id] = {"ms_list_" name "_asc", MS_LIST(key, "ASC"), .reads_only = 1}, \
-	[ST_MS_LIST_FIRST + 2 * id + 1] = {"ms_list_" name "_desc", MS_LIST(key, "DESC"),         \
-	                                   .reads_only = 1}
+	[ST_MS_LIST_FIRST + 2 * id] = {"ms_list_" name "_asc", MS_LIST(key, "ASC")},          \
+	[ST_MS_LIST_FIRST + 2 * id + 1] = {"ms_list_" name "_desc", MS_LIST(key, "DESC")}
 
 /* A constant key for the advisory lock that serializes moves of the default
  * (any fixed 64-bit number; this one spells "mailsrvd"). */
@@ -47,13 +46,13 @@
 #define OA_LOCK_KEY "($1::bigint % 2147483648)::integer"
 
 const struct db_statement db_statements[] = {
-	[ST_HEALTH] = {"health", "SELECT 1", .reads_only = 1},
-	[ST_MS_GET] = {"ms_get", "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1", .reads_only = 1},
+	[ST_HEALTH] = {"health", "SELECT 1"},
+	[ST_MS_GET] = {"ms_get", "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1"},
 	[ST_MS_GET_FOR_UPDATE] = {"ms_get_for_update",
 	                          "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1 FOR UPDATE"},
 	[ST_MS_GET_DEFAULT] = {"ms_get_default",
-	                       "SELECT " MS_COLUMNS " FROM mail_server WHERE is_default", .reads_only = 1},
-	[ST_MS_COUNT] = {"ms_count", "SELECT count(*) FROM mail_server" MS_FILTER, .reads_only = 1},
+	                       "SELECT " MS_COLUMNS " FROM mail_server WHERE is_default"},
+	[ST_MS_COUNT] = {"ms_count", "SELECT count(*) FROM mail_server" MS_FILTER},
 	[ST_MS_NEXT_ID] = {"ms_next_id", "SELECT nextval(pg_get_serial_sequence('mail_server', 'id'))"},
 	/* Parameters of insert and update, in this order: $1 id, $2 name,
 	 * $3 server, $4 port, $5 sender_name, $6 sender_email, $7 is_default,
@@ -169,6 +168,20 @@ const struct db_statement db_statements[] = {
 	                       "DELETE FROM oauth2_state"
 	                       " WHERE expires_at < now() - $1::integer * interval '1 second'"},
 };
+
+int db_statement_reads_only(int stmt)
+{
+	switch (stmt) {
+	case ST_HEALTH:
+	case ST_MS_GET:
+	case ST_MS_GET_DEFAULT:
+	case ST_MS_COUNT:
+		return 1;
+	default:
+		/* not ST_OA_GET: the refresh flow reads it under its session lock */
+		return stmt >= ST_MS_LIST_FIRST && stmt <= ST_MS_LIST_LAST;
+	}
+}
 
 const size_t db_statement_count = sizeof(db_statements) / sizeof(db_statements[0]);
 

@@ -6,7 +6,7 @@ and at most one request fails per killed connection (the one that finds it
 dead). The service does better for reads: an idle connection the server
 closed is found before use (one poll), and a read whose connection is
 terminated under it runs once more on a new connection (db_exec,
-reads_only), so only writes may fail: the service retries nothing that might
+db_statement_reads_only), so only writes may fail: the service retries nothing that might
 have been committed. The failures are 503 database-unavailable with
 Retry-After; no worker crashes; afterwards the service holds one new
 connection per thread and none of the old ones.
