@@ -9,6 +9,10 @@
 #   ref_pg_get    pgbench: the service's ms_get statement, -M prepared
 #   ref_pg_list   pgbench: ms_list_name_asc (limit 50, no q)
 #   ref_pg_listq  pgbench: ms_list_name_asc with a q pattern
+#   ref_pg_list_pool  pgbench list as ref_pg_list, but with as many clients
+#                 as the service has database connections (processes x
+#                 threads) whatever the concurrency: the list's reference
+#                 without the cost of 64 backends (docs/performance.md)
 #   get           GET /mail-servers/{id}, random ids, bearer token each time
 #   list          GET /mail-servers?limit=50&sort=name
 #   listq         GET /mail-servers?limit=50&sort=name&q=<BENCH_Q>
@@ -63,7 +67,7 @@ q=${BENCH_Q:-bravo}
 seed_rows=1000
 wrk_threads=2
 statement_sql=${BENCH_STATEMENT_SQL:-$repo/build/bench/statement-sql}
-kinds=(ref_http ref_pg_get ref_pg_list ref_pg_listq get list listq patch post mix)
+kinds=(ref_http ref_pg_get ref_pg_list ref_pg_listq ref_pg_list_pool get list listq patch post mix)
 
 die() {
 	echo "bench: $*" >&2
@@ -275,6 +279,7 @@ measure() {
 	ref_pg_get) how=(pgbench "$work/pg_get.sql") ;;
 	ref_pg_list) how=(pgbench "$work/pg_list.sql") ;;
 	ref_pg_listq) how=(pgbench "$work/pg_listq.sql") ;;
+	ref_pg_list_pool) how=(pgbench "$work/pg_list.sql" "$pool") ;;
 	get) how=(wrk "$api" get.lua) ;;
 	list) how=(wrk "$api" list.lua BENCH_LIST_QUERY="limit=50&sort=name") ;;
 	listq) how=(wrk "$api" list.lua BENCH_LIST_QUERY="limit=50&sort=name&q=$q") ;;
@@ -287,8 +292,9 @@ measure() {
 		run_wrk "$kind-warmup" "$c" "$warmup" "${how[@]:1}" >/dev/null
 		res=$(run_wrk "$kind" "$c" "$duration" "${how[@]:1}")
 	else
-		run_pgbench "$kind-warmup" "$c" "$warmup" "${how[1]}" >/dev/null
-		res=$(run_pgbench "$kind" "$c" "$duration" "${how[1]}")
+		# recorded under the run's concurrency c, run with the pool's when given
+		run_pgbench "$kind-warmup" "${how[2]:-$c}" "$warmup" "${how[1]}" >/dev/null
+		res=$(run_pgbench "$kind" "${how[2]:-$c}" "$duration" "${how[1]}")
 	fi
 	record "$r" "$kind" "$c" "$res"
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); r=d["requests"]/(d["duration_us"]/1e6) if d["duration_us"] else 0; print("bench: round %s %-12s c=%-3s %9.0f/s" % (sys.argv[2], sys.argv[3], sys.argv[4], r))' \
@@ -337,6 +343,7 @@ scripts/stack.sh stop >/dev/null 2>&1 || true
 stack_started=1
 scripts/stack.sh start >&2
 eval "$(scripts/stack.sh env)"
+pool=$((MAILSRV_PROCESSES * MAILSRV_THREADS))
 if [[ -n $nginx_workers ]]; then
 	sed -i "s/^worker_processes [a-z0-9]*;/worker_processes $nginx_workers;/" "$STACK_VAR/nginx/nginx.conf"
 	nginx -q -t -c "$STACK_VAR/nginx/nginx.conf" -p "$STACK_VAR/nginx/" -e "$STACK_VAR/log/nginx-error.log" ||
@@ -384,7 +391,7 @@ print(json.dumps({
     "started": "$started", "elapsed_s": $elapsed, "rounds": $rounds,
     "duration_s": $duration, "warmup_s": $warmup, "connections": "$conns".split(),
     "quick": "${BENCH_QUICK:-0}" == "1", "q": "$q", "seed_rows": $seed_rows,
-    "wrk_threads": $wrk_threads,
+    "wrk_threads": $wrk_threads, "pool": $pool,
     "processes": os.environ.get("MAILSRV_PROCESSES"), "threads": os.environ.get("MAILSRV_THREADS"),
     "nginx_workers": "$(sed -n 's/^worker_processes \([a-z0-9]*\);.*/\1/p' "$STACK_VAR/nginx/nginx.conf" | head -n 1)",
     "mailsrv_bin": "${STACK_MAILSRV_BIN:-build/mailsrv}",

@@ -11,6 +11,10 @@ of each round's figure to that round's combined ceiling
   get, post, patch, mix  -> nginx `return 200` with pgbench ms_get
   list                   -> nginx with pgbench ms_list_name_asc (no q)
   listq                  -> nginx with pgbench ms_list_name_asc (with q)
+and, for list, a second ratio (ratio_pool) to nginx with pgbench list run
+with as many clients as the service has database connections (the pool),
+whatever the concurrency: pgbench with 64 backends on two cores is slower
+than the service's 8 connections running the same statement.
 """
 import json
 import statistics
@@ -28,17 +32,19 @@ CEILING_OF = {
     "get": "ref_pg_get", "post": "ref_pg_get", "patch": "ref_pg_get", "mix": "ref_pg_get",
     "list": "ref_pg_list", "listq": "ref_pg_listq",
 }
-ORDER = ["ref_http", "ref_pg_get", "ref_pg_list", "ref_pg_listq",
-         "ceiling_get", "ceiling_list", "ceiling_listq",
+ORDER = ["ref_http", "ref_pg_get", "ref_pg_list", "ref_pg_listq", "ref_pg_list_pool",
+         "ceiling_get", "ceiling_list", "ceiling_listq", "ceiling_list_pool",
          "get", "list", "listq", "post", "patch", "mix"]
 LABEL = {
     "ref_http": "nginx return 200",
     "ref_pg_get": "pgbench ms_get",
     "ref_pg_list": "pgbench list",
     "ref_pg_listq": "pgbench list q",
+    "ref_pg_list_pool": "pgbench list pool",
     "ceiling_get": "ceiling (get)",
     "ceiling_list": "ceiling (list)",
     "ceiling_listq": "ceiling (list q)",
+    "ceiling_list_pool": "ceiling list pool",
     "get": "GET by id",
     "list": "GET list",
     "listq": "GET list q",
@@ -88,7 +94,8 @@ def main():
         for rnd in rounds:
             http = per.get(("ref_http", c), {}).get(rnd)
             for ck, pk in (("ceiling_get", "ref_pg_get"), ("ceiling_list", "ref_pg_list"),
-                           ("ceiling_listq", "ref_pg_listq")):
+                           ("ceiling_listq", "ref_pg_listq"),
+                           ("ceiling_list_pool", "ref_pg_list_pool")):
                 pg = per.get((pk, c), {}).get(rnd)
                 if http and pg:
                     ceil.setdefault(ck, {})[rnd] = combined(rps(http), rps(pg))
@@ -121,6 +128,9 @@ def main():
                           for rnd in results if rnd in ceil.get(cname, {})]
                 f["ratio"] = stats(ratios)
                 f["ratio_to"] = cname
+            if kind == "list" and "ceiling_list_pool" in ceil:
+                f["ratio_pool"] = stats([rps(results[rnd]) / ceil["ceiling_list_pool"][rnd]
+                                         for rnd in results if rnd in ceil["ceiling_list_pool"]])
             figures.setdefault(str(c), {})[kind] = f
 
     workers = memory.get("workers", [])
@@ -189,9 +199,16 @@ def main():
             err = "%d" % f["errors_total"] if "errors_total" in f else ""
             lines.append("  %-18s %8.0f %8.0f %8.0f   %-19s %7s %7s %6s" % (
                 LABEL[kind], r["median"], r["min"], r["max"], ratio, p50, p99, err))
+            if f.get("ratio_pool"):
+                rp = f["ratio_pool"]
+                lines.append("  %-18s %8s %8s %8s   %-19s" % (
+                    "  vs list pool", "", "", "",
+                    "%.3f (%.3f-%.3f)" % (rp["median"], rp["min"], rp["max"])))
     lines.append("")
     lines.append("  (* pgbench: mean latency, not p50. post, patch and mix are given as ratios to "
-                 "the GET ceiling; list and list q to their own.)")
+                 "the GET ceiling; list and list q to their own. \"list pool\": pgbench list "
+                 "with %s clients, the service's database connections, at every c; \"vs list "
+                 "pool\": the list's ratio to that ceiling.)" % meta.get("pool", "?"))
     lines.append("")
     lines.append("worker processes after the run (master pid %s, %.1f MiB):" % (
         memory.get("master", {}).get("pid"), memory.get("master", {}).get("VmRSS", 0) / 1024))
