@@ -135,24 +135,30 @@ def test_a_later_success_clears_the_error(api, provider):
     assert rep["oauth2_status"] == "connected" and rep["oauth2_last_error"] is None
 
 
-def test_fifty_concurrent_refreshes_make_one_call(api, provider):
-    s = connected(api, provider)
-    calls = provider.stats()["token_calls"]
-    # The provider takes a while, so the requests pile up on the lock and,
-    # beyond the worker threads, in nginx's queue.
-    provider.mode("slow", delay=1.0)
-    n = 50
+def refresh_at_once(api, sid, n):
+    """n refreshes of one server from n clients released together; their
+    answers in order (None for a thread that did not finish)."""
     barrier = threading.Barrier(n)
     results = [None] * n
 
     def go(i):
         client = mailapi.Client(token=api.token)
         barrier.wait()
-        results[i] = refresh(client, s["id"], timeout=90)
+        results[i] = refresh(client, sid, timeout=90)
 
     threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
     [t.start() for t in threads]
     [t.join(120) for t in threads]
+    return results
+
+
+def test_fifty_concurrent_refreshes_make_one_call(api, provider):
+    s = connected(api, provider)
+    calls = provider.stats()["token_calls"]
+    # The provider takes a while, so the requests pile up on the lock and,
+    # beyond the worker threads, in nginx's queue.
+    provider.mode("slow", delay=1.0)
+    results = refresh_at_once(api, s["id"], 50)
     assert all(r is not None for r in results)
     bad = [describe(r) for r in results if r.status_code != 200]
     assert not bad, bad[:3]
@@ -170,17 +176,7 @@ def test_concurrent_failures_make_one_call_too(api, provider):
     s = seeded(api, provider)
     provider.mode("invalid_grant")
     n = 20
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def go(i):
-        client = mailapi.Client(token=api.token)
-        barrier.wait()
-        results[i] = refresh(client, s["id"], timeout=90)
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
-    [t.start() for t in threads]
-    [t.join(120) for t in threads]
+    results = refresh_at_once(api, s["id"], n)
     assert [r.status_code for r in results] == [502] * n
     assert {r.json()["error_code"] for r in results} == {"invalid_grant"}
     assert provider.stats()["token_calls"] == 1

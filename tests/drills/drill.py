@@ -446,6 +446,19 @@ class Load:
         return [r for r in self.results if self.ok(r) and
                 (t_from is None or r.t0 >= t_from) and (t_to is None or r.t1 <= t_to)]
 
+    def in_flight_failures(self, t_gone):
+        """The failures, asserted to be what a worker process that ended at
+        t_gone can cost: at most one per thread of it, each nginx's 503
+        upstream-unreachable, each started before the process was gone
+        (polled every 5 ms, hence the 0.25 s)."""
+        failed = self.failures()
+        assert len(failed) <= THREADS, "%d failures: %s" % (len(failed), self.summary())
+        assert all(r.status == 503 and r.slug == "upstream-unreachable" for r in failed), \
+            self.summary()
+        assert all(r.t0 <= t_gone + 0.25 for r in failed), \
+            "failures after the process ended: %s" % failed
+        return failed
+
     def summary(self):
         by = {}
         for r in self.results:

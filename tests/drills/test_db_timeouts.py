@@ -52,6 +52,22 @@ def same_connection_serves_next(pid, since):
     raise AssertionError("backend %d served no request after the timeout" % pid)
 
 
+def failed_after_and_connection_kept(api, r, took, timeout_s, sid, before, pid, pids_before):
+    """The outcome both drills state: answer r came after took seconds, as
+    503 database-unavailable with Retry-After once timeout_s had passed; row
+    sid is still `before`; backend pid serves the next requests with no
+    reconnect anywhere. Returns how many requests reached that backend."""
+    mailapi.problem(r, 503, "database-unavailable")
+    assert r.headers.get("Retry-After"), mailapi.describe(r)
+    assert timeout_s - 0.1 <= took <= timeout_s + MARGIN_S, took
+    assert api.fetch(sid) == before
+
+    t_fail = time.time()
+    n = same_connection_serves_next(pid, t_fail)
+    assert set(drill.backends()) == pids_before, "connections changed: a reconnect happened"
+    return n
+
+
 def test_row_lock_times_out_and_the_connection_stays(api):
     sid = api.create(mailapi.basic_body(name=drill.unique("drill locked row")))["id"]
     before = api.fetch(sid)
@@ -71,14 +87,8 @@ def test_row_lock_times_out_and_the_connection_stays(api):
     finally:
         holder.close()
     r, took = out["r"], out["took"]
-    mailapi.problem(r, 503, "database-unavailable")
-    assert r.headers.get("Retry-After"), mailapi.describe(r)
-    assert drill.DB_LOCK_TIMEOUT_S - 0.1 <= took <= drill.DB_LOCK_TIMEOUT_S + MARGIN_S, took
-    assert api.fetch(sid) == before
-
-    t_fail = time.time()
-    n = same_connection_serves_next(waiter.pid, t_fail)
-    assert set(drill.backends()) == pids_before, "connections changed: a reconnect happened"
+    n = failed_after_and_connection_kept(api, r, took, drill.DB_LOCK_TIMEOUT_S, sid, before,
+                                         waiter.pid, pids_before)
     # And the row takes the change now that nobody holds it.
     assert api.update(sid, {"port": 2525})["port"] == 2525
     drill.report("lock-timeout", answer=r.status_code, took_s="%.2f" % took,
@@ -98,13 +108,7 @@ def test_slow_statement_times_out_and_the_connection_stays(api):
         sleeper = waiting_backend(lambda b: b.wait_event == "PgSleep")
         t.join(30)
     r, took = out["r"], out["took"]
-    mailapi.problem(r, 503, "database-unavailable")
-    assert r.headers.get("Retry-After"), mailapi.describe(r)
-    assert drill.DB_STATEMENT_TIMEOUT_S - 0.1 <= took <= drill.DB_STATEMENT_TIMEOUT_S + MARGIN_S, took
-    assert api.fetch(sid) == before
-
-    t_fail = time.time()
-    n = same_connection_serves_next(sleeper.pid, t_fail)
-    assert set(drill.backends()) == pids_before, "connections changed: a reconnect happened"
+    n = failed_after_and_connection_kept(api, r, took, drill.DB_STATEMENT_TIMEOUT_S, sid, before,
+                                         sleeper.pid, pids_before)
     drill.report("statement-timeout", answer=r.status_code, took_s="%.2f" % took,
                  backend=sleeper.pid, same_backend_served_after_requests=n)
