@@ -275,7 +275,9 @@ measure() {
 	local -a how
 	cur_round=$r
 	case $kind in
-	ref_http) how=(wrk "http://127.0.0.1:$ref_port" ref.lua) ;;
+	# The very requests of `get` (path, random id, bearer token), answered
+	# by the reference nginx's `return 200`.
+	ref_http) how=(wrk "http://127.0.0.1:$ref_port" get.lua) ;;
 	ref_pg_get) how=(pgbench "$work/pg_get.sql") ;;
 	ref_pg_list) how=(pgbench "$work/pg_list.sql") ;;
 	ref_pg_listq) how=(pgbench "$work/pg_listq.sql") ;;
