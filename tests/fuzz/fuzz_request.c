@@ -358,32 +358,38 @@ static void check_plan(const struct ms_row *cur, const struct ms_input *in)
 	}
 }
 
-static void check_body(const struct http_request *req, const struct json_value *body,
-                       const struct ms_row *cur)
+/* Parse body as the mode's write of cur (NULL for a create): refused with
+ * field errors or accepted without, and when accepted, the input and its
+ * plan must keep the rules. */
+static err_t check_parse(struct ctx *c, const struct json_value *body, enum ms_mode mode,
+                         const struct ms_row *cur)
 {
-	struct http_response resp;
-	struct ctx c;
 	struct ms_input in;
-
-	/* POST: a create. */
-	ctx_for(&c, req, &resp);
-	err_t e = ms_input_parse(&c, body, MS_CREATE, NULL, &in);
-	if ((e == E_OK) != (c.nerrors == 0) || (e != E_OK && e != E_VALIDATION))
-		abort();
-	if (e == E_OK) {
-		check_input(&in);
-		check_plan(NULL, &in);
-	}
-
-	/* PUT: a replace of cur. */
-	ctx_for(&c, req, &resp);
-	e = ms_input_parse(&c, body, MS_REPLACE, cur, &in);
-	if ((e == E_OK) != (c.nerrors == 0))
+	err_t e = ms_input_parse(c, body, mode, cur, &in);
+	if ((e == E_OK) != (c->nerrors == 0))
 		abort();
 	if (e == E_OK) {
 		check_input(&in);
 		check_plan(cur, &in);
 	}
+	return e;
+}
+
+static void check_body(const struct http_request *req, const struct json_value *body,
+                       const struct ms_row *cur)
+{
+	struct http_response resp;
+	struct ctx c;
+
+	/* POST: a create. */
+	ctx_for(&c, req, &resp);
+	err_t e = check_parse(&c, body, MS_CREATE, NULL);
+	if (e != E_OK && e != E_VALIDATION)
+		abort();
+
+	/* PUT: a replace of cur. */
+	ctx_for(&c, req, &resp);
+	check_parse(&c, body, MS_REPLACE, cur);
 
 	/* PATCH: merged onto cur, then a replace. */
 	ctx_for(&c, req, &resp);
@@ -393,13 +399,7 @@ static void check_body(const struct http_request *req, const struct json_value *
 		return; /* the arena is full: the request would be refused */
 	if (e != E_OK || merged == NULL || merged->type != JSON_OBJECT)
 		abort();
-	e = ms_input_parse(&c, merged, MS_REPLACE, cur, &in);
-	if ((e == E_OK) != (c.nerrors == 0))
-		abort();
-	if (e == E_OK) {
-		check_input(&in);
-		check_plan(cur, &in);
-	}
+	check_parse(&c, merged, MS_REPLACE, cur);
 }
 
 static void check_representation(const struct ms_row *r)
