@@ -198,8 +198,10 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
 		db->sqlstate[0] = db->constraint[0] = '\0';
 		if (db->conn == NULL)
 			return E_DB_UNAVAILABLE;
-		int may_run_again = attempt == 0 && db_statement_reads_only(stmt) &&
-		                    db->pinned == 0 && PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+		/* Taken before the statement: after a failure the status is the
+		 * failure's. Whether the statement only reads is asked on failure. */
+		int alone = attempt == 0 && db->pinned == 0 &&
+		            PQtransactionStatus(db->conn) == PQTRANS_IDLE;
 		PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
 		                               lengths, fmt, 0);
 		ExecStatusType st = PQresultStatus(res);
@@ -216,7 +218,7 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
 		 * session under the statement (57P01 admin_shutdown, which
 		 * pg_terminate_backend and a fast shutdown send). */
 		int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
-		if (e != E_DB_UNAVAILABLE || !lost || !may_run_again)
+		if (e != E_DB_UNAVAILABLE || !lost || !alone || !db_statement_reads_only(stmt))
 			return e;
 		log_info("running %s again on a new connection", db_statements[stmt].name);
 		db_disconnect(db);
