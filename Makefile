@@ -17,7 +17,7 @@ LIBOBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps unit token run start stop test bench fuzz clean
+.PHONY: all deps unit token run start stop test bench fuzz clean format format-check
 all: $(BUILD)/mailsrv $(BUILD)/mailsrv-tool
 
 deps:
@@ -51,6 +51,14 @@ unit: $(UNIT_BIN)
 
 clean:
 	rm -rf $(BUILD)
+
+# Formatting is clang-format's job (.clang-format); `make test` runs the check.
+FORMAT_SRC = $(wildcard src/*.c include/*.h tools/*.c tests/unit/*.c tests/fuzz/*.c bench/*.c)
+format:
+	@clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_SRC)
 
 # ---- the local stack (scripts/stack.sh): PostgreSQL under var/, the worker
 # pool and nginx on 127.0.0.1:8080 ----

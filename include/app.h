@@ -44,7 +44,6 @@ void worker_free(struct worker *w);
 
 /* Serve one request: route, authenticate, validate, handle, and always
  * leave a complete response in resp (strings in the worker's arena). */
-void app_handle(struct worker *w, const struct http_request *req,
-                struct http_response *resp);
+void app_handle(struct worker *w, const struct http_request *req, struct http_response *resp);
 
 #endif

@@ -11,22 +11,22 @@
 #include "outbound.h"
 
 struct config {
-	const char *database_url;   /* MAILSRV_DATABASE_URL, libpq conninfo or URI */
-	const char *socket_path;    /* MAILSRV_SOCKET */
-	const char *socket_group;   /* MAILSRV_SOCKET_GROUP, NULL: keep ours */
-	int processes;              /* MAILSRV_PROCESSES, 1-64 */
-	int threads;                /* MAILSRV_THREADS per process, 1-256 */
-	const char *jwt_alg;        /* MAILSRV_JWT_ALG: HS256, RS256, ES256 */
-	const char *jwt_key_file;   /* MAILSRV_JWT_KEY_FILE */
-	const char *jwt_issuer;     /* MAILSRV_JWT_ISSUER or NULL */
-	const char *jwt_audience;   /* MAILSRV_JWT_AUDIENCE or NULL */
-	const char *secret_key_file;/* MAILSRV_SECRET_KEY_FILE */
-	const char *public_url;     /* MAILSRV_PUBLIC_URL */
-	const char *console_url;    /* MAILSRV_CONSOLE_URL */
-	const char *ca_file;        /* MAILSRV_CA_FILE or NULL */
-	const char *outbound_allow; /* MAILSRV_OUTBOUND_ALLOW or NULL */
-	int outbound_deny_private;  /* MAILSRV_OUTBOUND_DENY_PRIVATE */
-	int test_rate;              /* MAILSRV_TEST_RATE per minute */
+	const char *database_url;        /* MAILSRV_DATABASE_URL, libpq conninfo or URI */
+	const char *socket_path;         /* MAILSRV_SOCKET */
+	const char *socket_group;        /* MAILSRV_SOCKET_GROUP, NULL: keep ours */
+	int processes;                   /* MAILSRV_PROCESSES, 1-64 */
+	int threads;                     /* MAILSRV_THREADS per process, 1-256 */
+	const char *jwt_alg;             /* MAILSRV_JWT_ALG: HS256, RS256, ES256 */
+	const char *jwt_key_file;        /* MAILSRV_JWT_KEY_FILE */
+	const char *jwt_issuer;          /* MAILSRV_JWT_ISSUER or NULL */
+	const char *jwt_audience;        /* MAILSRV_JWT_AUDIENCE or NULL */
+	const char *secret_key_file;     /* MAILSRV_SECRET_KEY_FILE */
+	const char *public_url;          /* MAILSRV_PUBLIC_URL */
+	const char *console_url;         /* MAILSRV_CONSOLE_URL */
+	const char *ca_file;             /* MAILSRV_CA_FILE or NULL */
+	const char *outbound_allow;      /* MAILSRV_OUTBOUND_ALLOW or NULL */
+	int outbound_deny_private;       /* MAILSRV_OUTBOUND_DENY_PRIVATE */
+	int test_rate;                   /* MAILSRV_TEST_RATE per minute */
 	struct outbound_policy outbound; /* parsed MAILSRV_OUTBOUND_ALLOW and _DENY_PRIVATE */
 };
 

@@ -25,8 +25,8 @@ int crypto_random(void *buf, size_t n);
  * terminated string into the arena; decode refuses padding, whitespace and
  * any character outside the alphabet. 0 on success, -1 on bad input/NOMEM. */
 char *base64url_encode(struct arena *a, const void *data, size_t len);
-int base64url_decode(struct arena *a, const char *s, size_t len,
-                     unsigned char **out, size_t *outlen);
+int base64url_decode(struct arena *a, const char *s, size_t len, unsigned char **out,
+                     size_t *outlen);
 
 /* SHA-256 of data into out[32]. */
 int crypto_sha256(const void *data, size_t len, unsigned char out[32]);
@@ -55,8 +55,8 @@ const char *sig_alg_name(enum sig_alg alg);
  * the key's type must match alg (an RSA key for ES256 is refused).
  * On failure err holds a message naming the file, not its content.
  */
-int sig_key_load(enum sig_alg alg, const char *path, int private_key,
-                 struct sig_key **out, char *err, size_t errlen);
+int sig_key_load(enum sig_alg alg, const char *path, int private_key, struct sig_key **out,
+                 char *err, size_t errlen);
 void sig_key_free(struct sig_key *k);
 /* Write a new HS256 key file: 32 random bytes as 64 hex characters and a
  * newline (RFC 7518 section 3.2: a key of at least the hash size), mode
@@ -66,12 +66,12 @@ enum sig_alg sig_key_alg(const struct sig_key *k);
 
 /* Verify sig over data. 0 when valid, -1 otherwise (constant time for HMAC;
  * ES256 takes the 64-byte JWS r||s form). */
-int sig_verify(const struct sig_key *k, const void *data, size_t len,
-               const unsigned char *sig, size_t siglen);
+int sig_verify(const struct sig_key *k, const void *data, size_t len, const unsigned char *sig,
+               size_t siglen);
 /* Sign data (HS256 with the secret, RS256/ES256 with a private key). The
  * signature (JWS form) goes into the arena. 0 on success. */
-int sig_sign(const struct sig_key *k, struct arena *a, const void *data,
-             size_t len, unsigned char **sig, size_t *siglen);
+int sig_sign(const struct sig_key *k, struct arena *a, const void *data, size_t len,
+             unsigned char **sig, size_t *siglen);
 
 /* ---- stored secrets ---- */
 struct secret_keyring;
@@ -83,8 +83,7 @@ struct secret_keyring;
  * re-encrypted). Blank lines and lines starting with '#' are skipped.
  * The file must not be readable by others (mode & 077 == 0 is required).
  */
-int secret_keyring_load(const char *path, struct secret_keyring **out,
-                        char *err, size_t errlen);
+int secret_keyring_load(const char *path, struct secret_keyring **out, char *err, size_t errlen);
 void secret_keyring_free(struct secret_keyring *kr);
 /* Write a new key file with one random key (mode 0600). Fails when the file
  * exists. */
@@ -95,14 +94,12 @@ int secret_keyring_generate(const char *path, char *err, size_t errlen);
  * e.g. "mail_server:42:password". Output (into the arena):
  *   0x01 | id length (1 byte) | id | 12-byte nonce | ciphertext | 16-byte tag
  */
-int secret_encrypt(const struct secret_keyring *kr, struct arena *a,
-                   const char *aad, const void *plain, size_t plain_len,
-                   unsigned char **out, size_t *outlen);
+int secret_encrypt(const struct secret_keyring *kr, struct arena *a, const char *aad,
+                   const void *plain, size_t plain_len, unsigned char **out, size_t *outlen);
 /* Decrypt; -1 when the key id is unknown, the format is bad or the tag does
  * not verify (a ciphertext moved to another row or column). The plaintext
  * is NUL-terminated in the arena. */
-int secret_decrypt(const struct secret_keyring *kr, struct arena *a,
-                   const char *aad, const unsigned char *blob, size_t blob_len,
-                   char **plain, size_t *plain_len);
+int secret_decrypt(const struct secret_keyring *kr, struct arena *a, const char *aad,
+                   const unsigned char *blob, size_t blob_len, char **plain, size_t *plain_len);
 
 #endif

@@ -46,8 +46,8 @@ err_t db_ensure(struct db *db);
  * in db_constraint(); lock/statement timeouts and lost connections give
  * E_DB_UNAVAILABLE.
  */
-err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
-              const int *lengths, const int *fmt, struct pg_result **res);
+err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, const int *lengths,
+              const int *fmt, struct pg_result **res);
 void db_clear(struct pg_result *res);
 
 err_t db_begin(struct db *db);

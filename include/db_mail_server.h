@@ -19,8 +19,8 @@ struct secret_keyring;
 
 /* *found = 0 when there is no such row (E_OK). for_update locks the row
  * until the transaction ends. */
-err_t db_ms_get(struct db *db, struct arena *a, long long id, int for_update,
-                struct ms_row *out, int *found);
+err_t db_ms_get(struct db *db, struct arena *a, long long id, int for_update, struct ms_row *out,
+                int *found);
 err_t db_ms_get_default(struct db *db, struct arena *a, struct ms_row *out, int *found);
 
 /* pattern: an ILIKE pattern or NULL. */
@@ -29,10 +29,10 @@ err_t db_ms_list(struct db *db, struct arena *a, const char *pattern, enum ms_so
                  long long *total);
 
 err_t db_ms_next_id(struct db *db, long long *id);
-err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                   long long id, const struct ms_change *ch, struct ms_row *out);
-err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                   long long id, const struct ms_change *ch, struct ms_row *out);
+err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
+                   const struct ms_change *ch, struct ms_row *out);
+err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
+                   const struct ms_change *ch, struct ms_row *out);
 
 /* Serialize moves of the default (transaction-scoped advisory lock), then
  * unmark every default but keep_id. */

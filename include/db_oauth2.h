@@ -34,10 +34,10 @@ struct oauth2_server {
 	size_t access_token_len;
 	const char *refresh_token;
 	int has_expiry;
-	long long expires_in_s;        /* access token: seconds left (may be < 0) */
-	const char *status;            /* oauth2_status */
-	const char *last_attempt;      /* opaque mark of the last token request, NULL: none */
-	long long ms_since_attempt;    /* -1: none */
+	long long expires_in_s;     /* access token: seconds left (may be < 0) */
+	const char *status;         /* oauth2_status */
+	const char *last_attempt;   /* opaque mark of the last token request, NULL: none */
+	long long ms_since_attempt; /* -1: none */
 	const char *last_error_code;
 	const char *last_error_description;
 };
@@ -74,8 +74,8 @@ err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, cons
 /* ---- states ---- */
 
 err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                             const unsigned char hash[32], long long server_id,
-                             const char *actor, const char *code_verifier);
+                             const unsigned char hash[32], long long server_id, const char *actor,
+                             const char *code_verifier);
 
 enum oauth2_state_result {
 	OAUTH2_STATE_VALID,   /* consumed now: it was unused and unexpired */
@@ -88,8 +88,7 @@ enum oauth2_state_result {
  * actor and code_verifier for VALID. */
 err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secret_keyring *kr,
                               const unsigned char hash[32], enum oauth2_state_result *res,
-                              long long *server_id, const char **actor,
-                              const char **code_verifier);
+                              long long *server_id, const char **actor, const char **code_verifier);
 
 /* Delete states expired more than OAUTH2_STATE_KEEP_S ago. */
 err_t db_oauth2_state_purge(struct db *db);

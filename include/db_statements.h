@@ -8,8 +8,15 @@
 /* Sort keys of the listing, in the order of the ST_MS_LIST_* statements:
  * statement ST_MS_LIST_FIRST + 2 * key + (descending ? 1 : 0). */
 enum ms_sort {
-	SORT_NAME, SORT_SERVER, SORT_PORT, SORT_SENDER_NAME, SORT_SENDER_EMAIL,
-	SORT_IS_DEFAULT, SORT_CREATED_AT, SORT_UPDATED_AT, SORT__COUNT
+	SORT_NAME,
+	SORT_SERVER,
+	SORT_PORT,
+	SORT_SENDER_NAME,
+	SORT_SENDER_EMAIL,
+	SORT_IS_DEFAULT,
+	SORT_CREATED_AT,
+	SORT_UPDATED_AT,
+	SORT__COUNT
 };
 
 enum db_statement_id {

@@ -27,7 +27,7 @@ struct http_request {
 	const char *request_id;    /* from nginx, checked; "" when absent */
 	const char *body;          /* NULL when none was read */
 	size_t body_len;
-	int body_too_large;        /* CONTENT_LENGTH above MAX_BODY_BYTES: not read */
+	int body_too_large; /* CONTENT_LENGTH above MAX_BODY_BYTES: not read */
 };
 
 #define HTTP_MAX_HEADERS 8
@@ -39,7 +39,7 @@ struct http_header {
 
 struct http_response {
 	int status;
-	const char *content_type;  /* NULL: no body */
+	const char *content_type; /* NULL: no body */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	size_t nheaders;
 	const char *body;
@@ -59,16 +59,16 @@ struct ctx {
 	struct arena *arena;
 	const struct http_request *req;
 	struct http_response *resp;
-	struct json_out *out;            /* the response document */
-	struct jwt_identity who;         /* the authenticated administrator */
-	long long id;                    /* {id} from the path, 0 when none */
-	const struct json_value *body;   /* parsed JSON object, when the route has a body */
+	struct json_out *out;          /* the response document */
+	struct jwt_identity who;       /* the authenticated administrator */
+	long long id;                  /* {id} from the path, 0 when none */
+	const struct json_value *body; /* parsed JSON object, when the route has a body */
 	/* Problem details filled on the way out of a failing handler. */
 	const char *detail;
-	const char *allow;               /* 405: the Allow header */
-	int retry_after;                 /* >0: a Retry-After header */
-	const char *error_code;          /* a problem's "error_code" member (an OAuth 2.0
-	                                  * provider's error code or ours), NULL: none */
+	const char *allow;      /* 405: the Allow header */
+	int retry_after;        /* >0: a Retry-After header */
+	const char *error_code; /* a problem's "error_code" member (an OAuth 2.0
+	                         * provider's error code or ours), NULL: none */
 	struct field_error errors[MAX_FIELD_ERRORS];
 	size_t nerrors;
 };

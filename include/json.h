@@ -36,11 +36,11 @@ struct json_value {
 		struct {
 			const char *text; /* the number as written */
 			size_t len;
-			int is_int;       /* an integer literal that fits int64 */
+			int is_int; /* an integer literal that fits int64 */
 			int64_t i;
 		} number;
 		struct {
-			const char *ptr;  /* NUL-terminated copy, may hold NULs */
+			const char *ptr; /* NUL-terminated copy, may hold NULs */
 			size_t len;
 		} string;
 		struct {
@@ -56,19 +56,19 @@ struct json_value {
 
 enum json_status {
 	JSON_OK = 0,
-	JSON_ERR_SYNTAX,      /* not JSON, bad UTF-8, trailing garbage, empty */
-	JSON_ERR_DEPTH,       /* nested deeper than JSON_MAX_DEPTH */
-	JSON_ERR_DUPLICATE,   /* a key repeated in one object */
-	JSON_ERR_TOO_MANY,    /* more than JSON_MAX_MEMBERS / JSON_MAX_ITEMS */
-	JSON_ERR_NOMEM,       /* the arena is exhausted */
+	JSON_ERR_SYNTAX,    /* not JSON, bad UTF-8, trailing garbage, empty */
+	JSON_ERR_DEPTH,     /* nested deeper than JSON_MAX_DEPTH */
+	JSON_ERR_DUPLICATE, /* a key repeated in one object */
+	JSON_ERR_TOO_MANY,  /* more than JSON_MAX_MEMBERS / JSON_MAX_ITEMS */
+	JSON_ERR_NOMEM,     /* the arena is exhausted */
 };
 
 /*
  * Parse len bytes. On JSON_OK *out is the root (any type). On failure a
  * short, client-safe description is written to msg (never the input).
  */
-enum json_status json_parse(struct arena *a, const char *buf, size_t len,
-                            struct json_value **out, char *msg, size_t msglen);
+enum json_status json_parse(struct arena *a, const char *buf, size_t len, struct json_value **out,
+                            char *msg, size_t msglen);
 
 /* Member lookup by NUL-terminated key; NULL when absent or not an object. */
 const struct json_value *json_get(const struct json_value *obj, const char *key);

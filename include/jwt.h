@@ -22,11 +22,11 @@ struct sig_key;
 
 enum jwt_result {
 	JWT_VALID = 0,
-	JWT_MALFORMED,      /* not three base64url parts / not JSON objects */
-	JWT_BAD_ALG,        /* header alg differs from the pinned one */
+	JWT_MALFORMED, /* not three base64url parts / not JSON objects */
+	JWT_BAD_ALG,   /* header alg differs from the pinned one */
 	JWT_BAD_SIGNATURE,
-	JWT_EXPIRED,        /* exp missing, not an integer, or in the past */
-	JWT_NOT_YET_VALID,  /* nbf in the future */
+	JWT_EXPIRED,       /* exp missing, not an integer, or in the past */
+	JWT_NOT_YET_VALID, /* nbf in the future */
 	JWT_BAD_ISSUER,
 	JWT_BAD_AUDIENCE,
 };
@@ -45,9 +45,8 @@ struct jwt_identity {
 
 /* Verify a compact JWS of len bytes at time now. The identity's strings
  * live in the arena. */
-enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
-                           const char *token, size_t len, time_t now,
-                           struct jwt_identity *id);
+enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a, const char *token,
+                           size_t len, time_t now, struct jwt_identity *id);
 /*
  * A worker thread's memory of the tokens it verified lately. A console sends
  * the same token on every request, and verifying it again (the signature and
@@ -82,8 +81,8 @@ struct jwt_cache {
 /* jwt_verify, answered from the cache when it can be; remembers what it
  * verifies. The identity's strings live in the arena, as with jwt_verify. */
 enum jwt_result jwt_verify_cached(const struct jwt_policy *p, struct jwt_cache *cache,
-                                  struct arena *a, const char *token, size_t len,
-                                  time_t now, struct jwt_identity *id);
+                                  struct arena *a, const char *token, size_t len, time_t now,
+                                  struct jwt_identity *id);
 /* Forget (and wipe) every entry. */
 void jwt_cache_clear(struct jwt_cache *cache);
 
@@ -93,8 +92,7 @@ const char *jwt_result_str(enum jwt_result r);
 /* Make a token (for the token tool and tests): sub, roles (comma list),
  * lifetime ttl_s from now, optional iss/aud (NULL to omit). Signed with
  * key's alg; the NUL-terminated token goes into the arena. */
-char *jwt_issue(const struct sig_key *key, struct arena *a, const char *sub,
-                const char *roles_csv, long ttl_s, time_t now,
-                const char *issuer, const char *audience);
+char *jwt_issue(const struct sig_key *key, struct arena *a, const char *sub, const char *roles_csv,
+                long ttl_s, time_t now, const char *issuer, const char *audience);
 
 #endif

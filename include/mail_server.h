@@ -65,11 +65,11 @@ struct ms_input {
 	int is_default;
 	int enable_ssl;
 	enum auth_type auth;
-	const char *username;          /* NULL: none (empty means no login) */
+	const char *username; /* NULL: none (empty means no login) */
 	const char *client_id;
 	const char *authorization_url;
 	const char *token_url;
-	const char *scope;             /* NULL: none */
+	const char *scope; /* NULL: none */
 	struct secret_in password, secret_key, access_token, refresh_token;
 };
 
@@ -78,9 +78,9 @@ struct ms_input {
 struct ms_change {
 	const struct ms_input *in;
 	struct secret_in password, secret_key, access_token, refresh_token;
-	const char *oauth2_status;     /* NULL for basic */
-	int keep_oauth2_state;         /* keep expiry/last refresh/last error */
-	int move_default;              /* unmark the other default first */
+	const char *oauth2_status; /* NULL for basic */
+	int keep_oauth2_state;     /* keep expiry/last refresh/last error */
+	int move_default;          /* unmark the other default first */
 };
 
 /* Which body a parse is for: a create needs the secret_key of an oauth2

@@ -17,46 +17,46 @@
 /* Members of one JSON object / items of one array: bounds the duplicate-key
  * check (quadratic in members) and batch-delete lists. */
 #define JSON_MAX_MEMBERS 256
-#define JSON_MAX_ITEMS 1000
+#define JSON_MAX_ITEMS   1000
 /* A response document: the longest listing (LIST_LIMIT_MAX servers with
  * every field at its longest, quotes escaped) stays well below it. */
 #define JSON_OUT_MAX_BYTES (16 * 1024 * 1024)
 /* Field lengths from the contract (section 1). Counted in Unicode characters
  * unless said otherwise. */
-#define NAME_MAX_CHARS 100
+#define NAME_MAX_CHARS        100
 #define SENDER_NAME_MAX_CHARS 100
-#define HOSTNAME_MAX_BYTES 253
-#define EMAIL_MAX_BYTES 254
+#define HOSTNAME_MAX_BYTES    253
+#define EMAIL_MAX_BYTES       254
 /* Fields the contract leaves open: generous but bounded. */
-#define USERNAME_MAX_CHARS 320
-#define SECRET_MAX_BYTES 8192     /* OAuth tokens from Azure can reach ~3 KB */
-#define URL_MAX_BYTES 2048
+#define USERNAME_MAX_CHARS  320
+#define SECRET_MAX_BYTES    8192 /* OAuth tokens from Azure can reach ~3 KB */
+#define URL_MAX_BYTES       2048
 #define CLIENT_ID_MAX_CHARS 255
-#define SCOPE_MAX_CHARS 1024
+#define SCOPE_MAX_CHARS     1024
 /* Listing (contract section 2). */
 #define LIST_LIMIT_DEFAULT 50
-#define LIST_LIMIT_MAX 200
-#define LIST_OFFSET_MAX 1000000000L
-#define LIST_Q_MAX_CHARS 200
+#define LIST_LIMIT_MAX     200
+#define LIST_OFFSET_MAX    1000000000L
+#define LIST_Q_MAX_CHARS   200
 /* Batch delete (contract section 2). */
 #define BATCH_DELETE_MAX_IDS 500
 /* Query string and header sizes we look at. nginx caps headers at 8 KiB. */
 #define QUERY_STRING_MAX_BYTES 4096
 #define BEARER_TOKEN_MAX_BYTES 8192
-#define REQUEST_ID_MAX_BYTES 64
+#define REQUEST_ID_MAX_BYTES   64
 /* Bearer tokens a worker thread remembers as verified (jwt.h): a few
  * administrators at once per thread. A longer token or sub is verified on
  * every request instead: the cache lives in each thread's worker (about
  * 5 KiB each), so it stays small. */
-#define JWT_CACHE_ENTRIES 4
+#define JWT_CACHE_ENTRIES         4
 #define JWT_CACHE_TOKEN_MAX_BYTES 1024
-#define JWT_CACHE_SUB_MAX_BYTES 255
+#define JWT_CACHE_SUB_MAX_BYTES   255
 /* PostgreSQL: how long a request may wait on the database (seconds/ms). */
-#define DB_CONNECT_TIMEOUT_S 2
-#define DB_STATEMENT_TIMEOUT_MS 5000
-#define DB_LOCK_TIMEOUT_MS 2000
+#define DB_CONNECT_TIMEOUT_S     2
+#define DB_STATEMENT_TIMEOUT_MS  5000
+#define DB_LOCK_TIMEOUT_MS       2000
 #define DB_IDLE_IN_TX_TIMEOUT_MS 10000
-#define DB_TCP_USER_TIMEOUT_MS 10000
+#define DB_TCP_USER_TIMEOUT_MS   10000
 /* Retry-After (seconds) on 503 database-unavailable. */
 #define RETRY_AFTER_DB_S 1
 /* Graceful shutdown: in-flight requests get this long after SIGTERM. */
@@ -70,7 +70,7 @@
  * calls"). Connect about 10 s and total about 30 s at most, both below
  * nginx's fastcgi_read_timeout (35 s) so the service answers first. */
 #define OUTBOUND_CONNECT_TIMEOUT_MS 10000
-#define OUTBOUND_TOTAL_TIMEOUT_MS 30000
+#define OUTBOUND_TOTAL_TIMEOUT_MS   30000
 /* A token response holds two tokens of at most SECRET_MAX_BYTES and perhaps
  * an id_token: 64 KiB is generous. Enforced in the write callback (a chunked
  * body ignores CURLOPT_MAXFILESIZE, PITFALLS.md). */
@@ -80,11 +80,11 @@
 /* OAuth 2.0 (issue 3). A state is valid ten minutes (contract section 3);
  * a spent or expired one is kept a day longer so that the callback can tell
  * "expired or used" (303 invalid_state) from "unknown" (400). */
-#define OAUTH2_STATE_TTL_S 600
+#define OAUTH2_STATE_TTL_S  600
 #define OAUTH2_STATE_KEEP_S 86400
 /* Random bytes of a state and of a PKCE verifier: 256 bits, 43 base64url
  * characters (RFC 7636 section 4.1 asks for 43-128). */
-#define OAUTH2_STATE_BYTES 32
+#define OAUTH2_STATE_BYTES    32
 #define OAUTH2_VERIFIER_BYTES 32
 /* An access token that expires within this margin is refreshed before use,
  * so it cannot expire during the SMTP session that uses it. */
@@ -99,7 +99,7 @@
 #define OAUTH2_LOCK_WAIT_MS 32000
 /* What is kept of a provider's answer (RFC 6749 section 5.2 error codes are
  * short ASCII words; descriptions are shown to administrators). */
-#define OAUTH2_ERROR_CODE_MAX_BYTES 64
+#define OAUTH2_ERROR_CODE_MAX_BYTES        64
 #define OAUTH2_ERROR_DESCRIPTION_MAX_CHARS 300
 /* expires_in beyond a year is nonsense; it is capped, not refused. */
 #define OAUTH2_EXPIRES_IN_MAX_S (366 * 86400)

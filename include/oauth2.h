@@ -43,7 +43,7 @@ struct oauth2_authorize_params {
 	const char *authorization_url; /* the server's, may hold a query */
 	const char *client_id;
 	const char *redirect_uri;
-	const char *scope;             /* NULL or "": not sent */
+	const char *scope; /* NULL or "": not sent */
 	const char *state;
 	const char *code_challenge;
 };
@@ -64,8 +64,8 @@ char *oauth2_console_url(struct arena *a, const char *console_url, long long id,
 
 /* application/x-www-form-urlencoded body: n name/value pairs (a NULL value
  * leaves its pair out). */
-char *oauth2_form(struct arena *a, size_t n, const char *const *names,
-                  const char *const *values, size_t *len);
+char *oauth2_form(struct arena *a, size_t n, const char *const *names, const char *const *values,
+                  size_t *len);
 
 /* A copy of s fit for storing and showing: control characters become
  * spaces, at most max_chars Unicode characters (cut at a character
@@ -77,19 +77,19 @@ int oauth2_error_code_ok(const char *s, size_t len);
 
 /* A token endpoint's answer (RFC 6749 sections 5.1 and 5.2). */
 struct oauth2_token_response {
-	const char *access_token;     /* tokens: in the arena, never logged */
+	const char *access_token; /* tokens: in the arena, never logged */
 	size_t access_token_len;
-	const char *refresh_token;    /* NULL: the answer has none (keep the old) */
+	const char *refresh_token; /* NULL: the answer has none (keep the old) */
 	size_t refresh_token_len;
-	long long expires_in;         /* seconds, capped; -1 when absent */
-	const char *error;            /* error answers: the code */
-	const char *error_description;/* cleaned, NULL when absent */
+	long long expires_in;          /* seconds, capped; -1 when absent */
+	const char *error;             /* error answers: the code */
+	const char *error_description; /* cleaned, NULL when absent */
 };
 
 enum oauth2_answer {
-	OAUTH2_ANSWER_TOKENS,   /* a usable token answer */
-	OAUTH2_ANSWER_ERROR,    /* an RFC 6749 error answer */
-	OAUTH2_ANSWER_INVALID,  /* neither: *why says what is wrong */
+	OAUTH2_ANSWER_TOKENS,  /* a usable token answer */
+	OAUTH2_ANSWER_ERROR,   /* an RFC 6749 error answer */
+	OAUTH2_ANSWER_INVALID, /* neither: *why says what is wrong */
 };
 
 /* Read a parsed JSON object: access_token (1-SECRET_MAX_BYTES, no control
@@ -98,12 +98,10 @@ enum oauth2_answer {
  * refresh_token (same rules as access_token); or error with optional
  * error_description. Other members are ignored. */
 enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json_value *root,
-                                              struct oauth2_token_response *out,
-                                              const char **why);
+                                              struct oauth2_token_response *out, const char **why);
 /* The same from raw bytes, through json_parse (for the fuzzer and tests). */
 enum oauth2_answer oauth2_parse_token_response(struct arena *a, const char *buf, size_t len,
-                                               struct oauth2_token_response *out,
-                                               const char **why);
+                                               struct oauth2_token_response *out, const char **why);
 
 /* ---- flows (database and network) ---- */
 

@@ -71,20 +71,20 @@ int outbound_global_init(void);
 /* One POST of a form. */
 struct outbound_request {
 	const char *url;
-	const char *form;      /* application/x-www-form-urlencoded body */
+	const char *form; /* application/x-www-form-urlencoded body */
 	size_t form_len;
-	const char *ca_file;   /* MAILSRV_CA_FILE or NULL */
+	const char *ca_file; /* MAILSRV_CA_FILE or NULL */
 	const struct outbound_policy *policy;
 };
 
 /* What a call says beyond its err_t: for the log and for the stored last
  * error. Never holds response bytes. */
 struct outbound_result {
-	long status;           /* HTTP status, 0 when none was received */
-	const char *code;      /* "timeout", "unreachable", "tls_failed",
-	                        * "destination_refused", "invalid_response";
-	                        * NULL on success */
-	const char *reason;    /* English, for logs: curl's message or ours */
+	long status;        /* HTTP status, 0 when none was received */
+	const char *code;   /* "timeout", "unreachable", "tls_failed",
+	                     * "destination_refused", "invalid_response";
+	                     * NULL on success */
+	const char *reason; /* English, for logs: curl's message or ours */
 };
 
 /*

@@ -27,8 +27,7 @@ int has_control_chars(const char *s, size_t len);
 void trim_spaces(const char **s, size_t *len);
 
 /* Text of min..max characters counted after trimming, no control chars. */
-const char *validate_text(const char *s, size_t len, size_t min_chars,
-                          size_t max_chars);
+const char *validate_text(const char *s, size_t len, size_t min_chars, size_t max_chars);
 /* RFC 1123 host name (labels 1-63 of letters, digits, hyphen, not starting
  * or ending with a hyphen, total at most 253, optional trailing dot is
  * refused) or an IPv4 dotted quad or an IPv6 literal (without brackets). */

@@ -16,8 +16,8 @@ static const char *env_or(const char *name, const char *fallback)
 	return (v != NULL && v[0] != '\0') ? v : fallback;
 }
 
-static int env_int(const char *name, int fallback, int min, int max, int *out,
-                   char *err, size_t errlen)
+static int env_int(const char *name, int fallback, int min, int max, int *out, char *err,
+                   size_t errlen)
 {
 	const char *v = env_or(name, NULL);
 	if (v == NULL) {
@@ -75,18 +75,22 @@ int config_load(struct config *c, char *err, size_t errlen)
 	            errlen) != 0 ||
 	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0)
 		return -1;
-	if (strncmp(c->public_url, "http://", 7) != 0 && strncmp(c->public_url, "https://", 8) != 0) {
+	if (strncmp(c->public_url, "http://", 7) != 0 &&
+	    strncmp(c->public_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "MAILSRV_PUBLIC_URL must be an http or https URL");
 		return -1;
 	}
 	/* The OAuth callback sends the browser there, and the redirect URI is
 	 * built from the public URL: both end up in a Location header. */
-	if (strncmp(c->console_url, "http://", 7) != 0 && strncmp(c->console_url, "https://", 8) != 0) {
+	if (strncmp(c->console_url, "http://", 7) != 0 &&
+	    strncmp(c->console_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "MAILSRV_CONSOLE_URL must be an http or https URL");
 		return -1;
 	}
-	if (strpbrk(c->public_url, " \t\r\n") != NULL || strpbrk(c->console_url, " \t\r\n") != NULL) {
-		snprintf(err, errlen, "MAILSRV_PUBLIC_URL and MAILSRV_CONSOLE_URL must not hold spaces");
+	if (strpbrk(c->public_url, " \t\r\n") != NULL ||
+	    strpbrk(c->console_url, " \t\r\n") != NULL) {
+		snprintf(err, errlen,
+		         "MAILSRV_PUBLIC_URL and MAILSRV_CONSOLE_URL must not hold spaces");
 		return -1;
 	}
 	if (outbound_policy_init(&c->outbound, c->outbound_allow, c->outbound_deny_private, err,

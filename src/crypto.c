@@ -44,22 +44,22 @@
 #define KEY_FILE_MAX_BYTES (64 * 1024)
 /* HS256: RFC 7518 section 3.2 requires a key of at least the hash size. */
 #define HS256_MIN_KEY_BYTES 32
-#define HS256_SIG_BYTES 32
+#define HS256_SIG_BYTES     32
 /* RS256: RFC 7518 section 3.3 requires at least 2048-bit keys. */
 #define RS256_MIN_BITS 2048
 /* ES256: RFC 7518 section 3.4, r and s as 32-byte big-endian integers. */
 #define ES256_COORD_BYTES 32
-#define ES256_SIG_BYTES (2 * ES256_COORD_BYTES)
+#define ES256_SIG_BYTES   (2 * ES256_COORD_BYTES)
 
 /* Stored secrets: AES-256-GCM with the recommended 96-bit nonce and the full
  * 128-bit tag (NIST SP 800-38D sections 5.2.1.1 and 5.2.1.2). */
 #define GCM_KEY_BYTES 32
 /* HS256 key files we generate: 32 random bytes (RFC 7518 section 3.2). */
 #define HMAC_KEY_FILE_BYTES 32
-#define GCM_NONCE_BYTES 12
-#define GCM_TAG_BYTES 16
-#define SECRET_FORMAT_V1 0x01
-#define KEY_ID_MAX 16
+#define GCM_NONCE_BYTES     12
+#define GCM_TAG_BYTES       16
+#define SECRET_FORMAT_V1    0x01
+#define KEY_ID_MAX          16
 /* Rotation keeps a few old keys around; a bounded table keeps the keyring a
  * single allocation that can be wiped in one go. */
 #define KEYRING_MAX_KEYS 64
@@ -85,21 +85,19 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
  * not counted). The caller wipes and frees it. st receives the fstat of the
  * opened descriptor, so checks on it apply to the very file that was read.
  */
-static int read_key_file(const char *path, unsigned char **buf, size_t *len,
-                         struct stat *st, char *err, size_t errlen)
+static int read_key_file(const char *path, unsigned char **buf, size_t *len, struct stat *st,
+                         char *err, size_t errlen)
 {
 	int ret = -1;
 	unsigned char *b = NULL;
 	size_t n = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		set_err(err, errlen, "could not open \"%s\": %s", path,
-		        strerror(errno));
+		set_err(err, errlen, "could not open \"%s\": %s", path, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, st) != 0) {
-		set_err(err, errlen, "could not stat \"%s\": %s", path,
-		        strerror(errno));
+		set_err(err, errlen, "could not stat \"%s\": %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st->st_mode)) {
@@ -113,16 +111,15 @@ static int read_key_file(const char *path, unsigned char **buf, size_t *len,
 	}
 	for (;;) {
 		if (n > KEY_FILE_MAX_BYTES) {
-			set_err(err, errlen, "\"%s\" is larger than %d bytes",
-			        path, KEY_FILE_MAX_BYTES);
+			set_err(err, errlen, "\"%s\" is larger than %d bytes", path,
+			        KEY_FILE_MAX_BYTES);
 			goto out;
 		}
 		ssize_t r = read(fd, b + n, KEY_FILE_MAX_BYTES + 1 - n);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			set_err(err, errlen, "could not read \"%s\": %s", path,
-			        strerror(errno));
+			set_err(err, errlen, "could not read \"%s\": %s", path, strerror(errno));
 			goto out;
 		}
 		if (r == 0)
@@ -190,8 +187,8 @@ char *base64url_encode(struct arena *a, const void *data, size_t len)
 	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= len; i += 3) {
-		unsigned long v = (unsigned long)in[i] << 16 |
-		                  (unsigned long)in[i + 1] << 8 | in[i + 2];
+		unsigned long v =
+		    (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 | in[i + 2];
 		*o++ = b64url_alphabet[(v >> 18) & 63];
 		*o++ = b64url_alphabet[(v >> 12) & 63];
 		*o++ = b64url_alphabet[(v >> 6) & 63];
@@ -204,8 +201,7 @@ char *base64url_encode(struct arena *a, const void *data, size_t len)
 		*o++ = b64url_alphabet[(v >> 18) & 63];
 		*o++ = b64url_alphabet[(v >> 12) & 63];
 	} else if (len - i == 2) {
-		unsigned long v = (unsigned long)in[i] << 16 |
-		                  (unsigned long)in[i + 1] << 8;
+		unsigned long v = (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8;
 		*o++ = b64url_alphabet[(v >> 18) & 63];
 		*o++ = b64url_alphabet[(v >> 12) & 63];
 		*o++ = b64url_alphabet[(v >> 6) & 63];
@@ -235,8 +231,8 @@ static int b64url_value(unsigned char c)
  * last character zero (RFC 4648 section 3.5): each byte string has exactly
  * one accepted encoding, so a token cannot be re-spelled.
  */
-int base64url_decode(struct arena *a, const char *s, size_t len,
-                     unsigned char **out, size_t *outlen)
+int base64url_decode(struct arena *a, const char *s, size_t len, unsigned char **out,
+                     size_t *outlen)
 {
 	if (a == NULL || out == NULL || outlen == NULL || (s == NULL && len != 0))
 		return -1;
@@ -311,10 +307,10 @@ int crypto_ssl_ctx_add_ca_file(void *ssl_ctx, const char *path)
 
 struct sig_key {
 	enum sig_alg alg;
-	int has_private;     /* may sign (RS256/ES256); HS256 always may */
-	EVP_MAC_CTX *hmac;   /* HS256: keyed template, duplicated per use */
-	EVP_PKEY *pkey;      /* RS256/ES256 */
-	EVP_MD *sha256;      /* RS256/ES256: fetched once */
+	int has_private;   /* may sign (RS256/ES256); HS256 always may */
+	EVP_MAC_CTX *hmac; /* HS256: keyed template, duplicated per use */
+	EVP_PKEY *pkey;    /* RS256/ES256 */
+	EVP_MD *sha256;    /* RS256/ES256: fetched once */
 };
 
 int sig_alg_from_name(const char *name, enum sig_alg *out)
@@ -375,8 +371,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-static int load_hs256(struct sig_key *k, const char *path, char *err,
-                      size_t errlen)
+static int load_hs256(struct sig_key *k, const char *path, char *err, size_t errlen)
 {
 	int ret = -1;
 	unsigned char *buf = NULL;
@@ -386,26 +381,24 @@ static int load_hs256(struct sig_key *k, const char *path, char *err,
 	if (read_key_file(path, &buf, &len, &st, err, errlen) != 0)
 		goto out;
 	/* trailing newlines from `echo > file` or an editor are not key bytes */
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-	                   buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+	                   buf[len - 1] == '\t'))
 		len--;
 	if (len < HS256_MIN_KEY_BYTES) {
-		set_err(err, errlen,
-		        "\"%s\": an HS256 key must be at least %d bytes (has %zu)",
+		set_err(err, errlen, "\"%s\": an HS256 key must be at least %d bytes (has %zu)",
 		        path, HS256_MIN_KEY_BYTES, len);
 		goto out;
 	}
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	if (mac != NULL)
 		k->hmac = EVP_MAC_CTX_new(mac);
 	if (k->hmac == NULL || EVP_MAC_init(k->hmac, buf, len, params) != 1) {
-		set_err(err, errlen, "\"%s\": could not set up HMAC-SHA256",
-		        path);
+		set_err(err, errlen, "\"%s\": could not set up HMAC-SHA256", path);
 		goto out;
 	}
 	ret = 0;
@@ -418,14 +411,12 @@ out:
 
 /* The key's type must be the algorithm's (RFC 8725 section 3.1: never let a
  * key be used with another algorithm than the one it was made for). */
-static int check_pkey(enum sig_alg alg, EVP_PKEY *pkey, const char *path,
-                      char *err, size_t errlen)
+static int check_pkey(enum sig_alg alg, EVP_PKEY *pkey, const char *path, char *err, size_t errlen)
 {
 	if (alg == SIG_RS256) {
 		/* "RSA" only: an RSA-PSS restricted key is another algorithm */
 		if (!EVP_PKEY_is_a(pkey, "RSA")) {
-			set_err(err, errlen, "\"%s\": RS256 needs an RSA key",
-			        path);
+			set_err(err, errlen, "\"%s\": RS256 needs an RSA key", path);
 			return -1;
 		}
 		int bits = EVP_PKEY_get_bits(pkey);
@@ -457,8 +448,7 @@ static int check_pkey(enum sig_alg alg, EVP_PKEY *pkey, const char *path,
 	return 0;
 }
 
-static int load_pem(struct sig_key *k, const char *path, int private_key,
-                    char *err, size_t errlen)
+static int load_pem(struct sig_key *k, const char *path, int private_key, char *err, size_t errlen)
 {
 	int ret = -1;
 	unsigned char *buf = NULL;
@@ -478,10 +468,9 @@ static int load_pem(struct sig_key *k, const char *path, int private_key,
 		k->pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
 	if (k->pkey == NULL) {
 		set_err(err, errlen,
-		        private_key
-		            ? "\"%s\" holds no unencrypted PEM private key"
-		            : "\"%s\" holds no PEM public key (\"BEGIN PUBLIC "
-		              "KEY\")",
+		        private_key ? "\"%s\" holds no unencrypted PEM private key"
+		                    : "\"%s\" holds no PEM public key (\"BEGIN PUBLIC "
+		                      "KEY\")",
 		        path);
 		goto out;
 	}
@@ -501,8 +490,8 @@ out:
 	return ret;
 }
 
-int sig_key_load(enum sig_alg alg, const char *path, int private_key,
-                 struct sig_key **out, char *err, size_t errlen)
+int sig_key_load(enum sig_alg alg, const char *path, int private_key, struct sig_key **out,
+                 char *err, size_t errlen)
 {
 	int ret = -1;
 	struct sig_key *k = NULL;
@@ -548,8 +537,7 @@ static int hs256_mac(const struct sig_key *k, const void *data, size_t len,
 		goto out;
 	if (len > 0 && EVP_MAC_update(ctx, data, len) != 1)
 		goto out;
-	if (EVP_MAC_final(ctx, mac, &maclen, HS256_SIG_BYTES) != 1 ||
-	    maclen != HS256_SIG_BYTES)
+	if (EVP_MAC_final(ctx, mac, &maclen, HS256_SIG_BYTES) != 1 || maclen != HS256_SIG_BYTES)
 		goto out;
 	ret = 0;
 out:
@@ -559,8 +547,7 @@ out:
 }
 
 /* JWS r||s (RFC 7518 section 3.4) -> DER ECDSA-Sig-Value for OpenSSL. */
-static int es256_raw_to_der(const unsigned char *sig, unsigned char **der,
-                            int *derlen)
+static int es256_raw_to_der(const unsigned char *sig, unsigned char **der, int *derlen)
 {
 	int ret = -1;
 	ECDSA_SIG *es = NULL;
@@ -584,8 +571,8 @@ out:
 	return ret;
 }
 
-int sig_verify(const struct sig_key *k, const void *data, size_t len,
-               const unsigned char *sig, size_t siglen)
+int sig_verify(const struct sig_key *k, const void *data, size_t len, const unsigned char *sig,
+               size_t siglen)
 {
 	int ret = -1;
 	EVP_MD_CTX *mctx = NULL;
@@ -628,8 +615,7 @@ int sig_verify(const struct sig_key *k, const void *data, size_t len,
 	EVP_PKEY_CTX *pctx = NULL;
 	if (EVP_DigestVerifyInit(mctx, &pctx, k->sha256, NULL, k->pkey) != 1)
 		goto out;
-	if (k->alg == SIG_RS256 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
+	if (k->alg == SIG_RS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
 		goto out;
 	if (EVP_DigestVerify(mctx, vsig, vlen, data, len) != 1)
 		goto out;
@@ -653,8 +639,7 @@ static int es256_der_to_raw(const unsigned char *der, size_t derlen,
 	const BIGNUM *r = ECDSA_SIG_get0_r(es);
 	const BIGNUM *s = ECDSA_SIG_get0_s(es);
 	if (BN_bn2binpad(r, raw, ES256_COORD_BYTES) != ES256_COORD_BYTES ||
-	    BN_bn2binpad(s, raw + ES256_COORD_BYTES, ES256_COORD_BYTES) !=
-	        ES256_COORD_BYTES)
+	    BN_bn2binpad(s, raw + ES256_COORD_BYTES, ES256_COORD_BYTES) != ES256_COORD_BYTES)
 		goto out;
 	ret = 0;
 out:
@@ -662,15 +647,14 @@ out:
 	return ret;
 }
 
-int sig_sign(const struct sig_key *k, struct arena *a, const void *data,
-             size_t len, unsigned char **sig, size_t *siglen)
+int sig_sign(const struct sig_key *k, struct arena *a, const void *data, size_t len,
+             unsigned char **sig, size_t *siglen)
 {
 	int ret = -1;
 	EVP_MD_CTX *mctx = NULL;
 	unsigned char *der = NULL;
 	static const unsigned char empty[1];
-	if (k == NULL || a == NULL || sig == NULL || siglen == NULL ||
-	    (data == NULL && len != 0))
+	if (k == NULL || a == NULL || sig == NULL || siglen == NULL || (data == NULL && len != 0))
 		return -1;
 	if (data == NULL)
 		data = empty;
@@ -690,8 +674,7 @@ int sig_sign(const struct sig_key *k, struct arena *a, const void *data,
 	EVP_PKEY_CTX *pctx = NULL;
 	if (EVP_DigestSignInit(mctx, &pctx, k->sha256, NULL, k->pkey) != 1)
 		goto out;
-	if (k->alg == SIG_RS256 &&
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
+	if (k->alg == SIG_RS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
 		goto out;
 	size_t dlen = 0;
 	if (EVP_DigestSign(mctx, NULL, &dlen, data, len) != 1)
@@ -749,15 +732,14 @@ void secret_keyring_free(struct secret_keyring *kr)
 
 static int is_id_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '-';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-';
 }
 
 /* Parse one non-blank, non-comment line "<id> <64 hex>" into rk. Returns a
  * static description of the problem, or NULL. Never quotes the line: it may
  * hold key bytes. */
-static const char *parse_key_line(const unsigned char *p, size_t n,
-                                  struct ring_key *rk)
+static const char *parse_key_line(const unsigned char *p, size_t n, struct ring_key *rk)
 {
 	size_t i = 0;
 	while (i < n && is_id_char(p[i]))
@@ -783,8 +765,7 @@ static const char *parse_key_line(const unsigned char *p, size_t n,
 	return NULL;
 }
 
-int secret_keyring_load(const char *path, struct secret_keyring **out,
-                        char *err, size_t errlen)
+int secret_keyring_load(const char *path, struct secret_keyring **out, char *err, size_t errlen)
 {
 	int ret = -1;
 	unsigned char *buf = NULL;
@@ -820,8 +801,7 @@ int secret_keyring_load(const char *path, struct secret_keyring **out,
 		pos += n + (nl != NULL ? 1 : 0);
 		lineno++;
 		/* trim surrounding blanks and a CR from CRLF files */
-		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' ||
-		                 line[n - 1] == '\t'))
+		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
 			n--;
 		while (n > 0 && (line[0] == ' ' || line[0] == '\t')) {
 			line++;
@@ -830,20 +810,17 @@ int secret_keyring_load(const char *path, struct secret_keyring **out,
 		if (n == 0 || line[0] == '#')
 			continue;
 		if (memchr(line, '\0', n) != NULL) {
-			set_err(err, errlen, "\"%s\" line %u: NUL byte", path,
-			        lineno);
+			set_err(err, errlen, "\"%s\" line %u: NUL byte", path, lineno);
 			goto out;
 		}
 		if (kr->n == KEYRING_MAX_KEYS) {
-			set_err(err, errlen, "\"%s\": more than %d keys", path,
-			        KEYRING_MAX_KEYS);
+			set_err(err, errlen, "\"%s\": more than %d keys", path, KEYRING_MAX_KEYS);
 			goto out;
 		}
 		struct ring_key *rk = &kr->keys[kr->n];
 		const char *why = parse_key_line(line, n, rk);
 		if (why != NULL) {
-			set_err(err, errlen, "\"%s\" line %u: %s", path, lineno,
-			        why);
+			set_err(err, errlen, "\"%s\" line %u: %s", path, lineno, why);
 			goto out;
 		}
 		for (size_t j = 0; j < kr->n; j++) {
@@ -851,8 +828,7 @@ int secret_keyring_load(const char *path, struct secret_keyring **out,
 			    memcmp(kr->keys[j].id, rk->id, rk->idlen) == 0) {
 				/* two keys under one id: decryption would be
 				 * ambiguous */
-				set_err(err, errlen,
-				        "\"%s\" line %u: duplicate key id \"%s\"",
+				set_err(err, errlen, "\"%s\" line %u: duplicate key id \"%s\"",
 				        path, lineno, rk->id);
 				goto out;
 			}
@@ -995,8 +971,7 @@ out:
  * ciphertext moved to another row or column fail its tag. The header is
  * length-prefixed, so header || aad is unambiguous.
  */
-static int gcm_aad(EVP_CIPHER_CTX *ctx, const unsigned char *hdr,
-                   size_t hdrlen, const char *aad)
+static int gcm_aad(EVP_CIPHER_CTX *ctx, const unsigned char *hdr, size_t hdrlen, const char *aad)
 {
 	int outl = 0;
 	size_t aadlen = strlen(aad);
@@ -1004,22 +979,20 @@ static int gcm_aad(EVP_CIPHER_CTX *ctx, const unsigned char *hdr,
 		return -1;
 	if (EVP_CipherUpdate(ctx, NULL, &outl, hdr, (int)hdrlen) != 1)
 		return -1;
-	if (aadlen > 0 && EVP_CipherUpdate(ctx, NULL, &outl,
-	                                   (const unsigned char *)aad,
-	                                   (int)aadlen) != 1)
+	if (aadlen > 0 &&
+	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)aad, (int)aadlen) != 1)
 		return -1;
 	return 0;
 }
 
-int secret_encrypt(const struct secret_keyring *kr, struct arena *a,
-                   const char *aad, const void *plain, size_t plain_len,
-                   unsigned char **out, size_t *outlen)
+int secret_encrypt(const struct secret_keyring *kr, struct arena *a, const char *aad,
+                   const void *plain, size_t plain_len, unsigned char **out, size_t *outlen)
 {
 	int ret = -1;
 	EVP_CIPHER_CTX *ctx = NULL;
 	/* aad NULL would silently drop the row/column binding: refused */
-	if (kr == NULL || a == NULL || aad == NULL || out == NULL ||
-	    outlen == NULL || (plain == NULL && plain_len != 0) || kr->n == 0)
+	if (kr == NULL || a == NULL || aad == NULL || out == NULL || outlen == NULL ||
+	    (plain == NULL && plain_len != 0) || kr->n == 0)
 		return -1;
 	const struct ring_key *rk = &kr->keys[0];
 	size_t hdrlen = 2 + rk->idlen;
@@ -1044,22 +1017,19 @@ int secret_encrypt(const struct secret_keyring *kr, struct arena *a,
 	if (ctx == NULL)
 		goto out;
 	if (EVP_EncryptInit_ex(ctx, kr->gcm, NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_BYTES,
-	                        NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_BYTES, NULL) != 1 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, rk->key, nonce) != 1)
 		goto out;
 	if (gcm_aad(ctx, blob, hdrlen, aad) != 0)
 		goto out;
 	int outl = 0;
-	if (plain_len > 0 &&
-	    EVP_EncryptUpdate(ctx, ct, &outl, plain, (int)plain_len) != 1)
+	if (plain_len > 0 && EVP_EncryptUpdate(ctx, ct, &outl, plain, (int)plain_len) != 1)
 		goto out;
 	int finl = 0;
 	if (EVP_EncryptFinal_ex(ctx, ct + outl, &finl) != 1 ||
 	    (size_t)outl + (size_t)finl != plain_len)
 		goto out;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GCM_TAG_BYTES, tag) !=
-	    1)
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, GCM_TAG_BYTES, tag) != 1)
 		goto out;
 	*out = blob;
 	*outlen = total;
@@ -1072,16 +1042,15 @@ out:
 	return ret;
 }
 
-int secret_decrypt(const struct secret_keyring *kr, struct arena *a,
-                   const char *aad, const unsigned char *blob, size_t blob_len,
-                   char **plain, size_t *plain_len)
+int secret_decrypt(const struct secret_keyring *kr, struct arena *a, const char *aad,
+                   const unsigned char *blob, size_t blob_len, char **plain, size_t *plain_len)
 {
 	int ret = -1;
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned char *pt = NULL;
 	size_t ptlen = 0;
-	if (kr == NULL || a == NULL || aad == NULL || blob == NULL ||
-	    plain == NULL || plain_len == NULL)
+	if (kr == NULL || a == NULL || aad == NULL || blob == NULL || plain == NULL ||
+	    plain_len == NULL)
 		return -1;
 	/* format: 0x01 | idlen | id | nonce(12) | ct | tag(16) */
 	if (blob_len < 2 || blob[0] != SECRET_FORMAT_V1)
@@ -1096,8 +1065,7 @@ int secret_decrypt(const struct secret_keyring *kr, struct arena *a,
 		return -1;
 	const struct ring_key *rk = NULL;
 	for (size_t i = 0; i < kr->n; i++) {
-		if (kr->keys[i].idlen == idlen &&
-		    memcmp(kr->keys[i].id, blob + 2, idlen) == 0) {
+		if (kr->keys[i].idlen == idlen && memcmp(kr->keys[i].id, blob + 2, idlen) == 0) {
 			rk = &kr->keys[i];
 			break;
 		}
@@ -1114,8 +1082,7 @@ int secret_decrypt(const struct secret_keyring *kr, struct arena *a,
 	if (ctx == NULL)
 		goto out;
 	if (EVP_DecryptInit_ex(ctx, kr->gcm, NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_BYTES,
-	                        NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, GCM_NONCE_BYTES, NULL) != 1 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, rk->key, nonce) != 1)
 		goto out;
 	if (gcm_aad(ctx, blob, hdrlen, aad) != 0)
@@ -1126,13 +1093,11 @@ int secret_decrypt(const struct secret_keyring *kr, struct arena *a,
 	/* the ctrl takes a non-const pointer but only reads the tag */
 	unsigned char tagbuf[GCM_TAG_BYTES];
 	memcpy(tagbuf, tag, GCM_TAG_BYTES);
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GCM_TAG_BYTES,
-	                        tagbuf) != 1)
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, GCM_TAG_BYTES, tagbuf) != 1)
 		goto out;
 	int finl = 0;
 	/* the tag check: nothing decrypted is released before it passes */
-	if (EVP_DecryptFinal_ex(ctx, pt + outl, &finl) != 1 ||
-	    (size_t)outl + (size_t)finl != ptlen)
+	if (EVP_DecryptFinal_ex(ctx, pt + outl, &finl) != 1 || (size_t)outl + (size_t)finl != ptlen)
 		goto out;
 	pt[ptlen] = '\0';
 	*plain = (char *)pt;

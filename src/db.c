@@ -22,8 +22,8 @@
 struct db {
 	const char *conninfo;
 	PGconn *conn;
-	time_t last_attempt;    /* throttles reconnects during an outage */
-	int pinned;             /* db_pin: session state held, no re-runs */
+	time_t last_attempt; /* throttles reconnects during an outage */
+	int pinned;          /* db_pin: session state held, no re-runs */
 	char sqlstate[6];
 	char constraint[64];
 };
@@ -75,7 +75,8 @@ static void notice_to_log(void *arg, const char *message)
 static int prepare_all(struct db *db)
 {
 	for (size_t i = 0; i < db_statement_count; i++) {
-		PGresult *res = PQprepare(db->conn, db_statements[i].name, db_statements[i].sql, 0, NULL);
+		PGresult *res =
+		    PQprepare(db->conn, db_statements[i].name, db_statements[i].sql, 0, NULL);
 		int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!ok)
 			log_error("could not prepare statement \"%s\": %s", db_statements[i].name,
@@ -119,22 +120,26 @@ err_t db_ensure(struct db *db)
 	char connect_timeout[16], tcp_user_timeout[16], options[160];
 	snprintf(connect_timeout, sizeof(connect_timeout), "%d", DB_CONNECT_TIMEOUT_S);
 	snprintf(tcp_user_timeout, sizeof(tcp_user_timeout), "%d", DB_TCP_USER_TIMEOUT_MS);
-	snprintf(options, sizeof(options),
-	         "-c statement_timeout=%d -c lock_timeout=%d -c idle_in_transaction_session_timeout=%d"
-	         " -c TimeZone=UTC",
-	         DB_STATEMENT_TIMEOUT_MS, DB_LOCK_TIMEOUT_MS, DB_IDLE_IN_TX_TIMEOUT_MS);
+	snprintf(
+	    options, sizeof(options),
+	    "-c statement_timeout=%d -c lock_timeout=%d -c idle_in_transaction_session_timeout=%d"
+	    " -c TimeZone=UTC",
+	    DB_STATEMENT_TIMEOUT_MS, DB_LOCK_TIMEOUT_MS, DB_IDLE_IN_TX_TIMEOUT_MS);
 	/* Our defaults first: the configured conninfo (expanded from "dbname",
 	 * last) overrides any of them. */
-	const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-	                      "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-	                      "options", "application_name", "dbname", NULL};
-	const char *vals[] = {connect_timeout, "1", "30", "10", "3", tcp_user_timeout,
-	                      options, "mailsrv", db->conninfo, NULL};
+	const char *keys[] = {"connect_timeout",  "keepalives",
+	                      "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout",
+	                      "options",          "application_name",
+	                      "dbname",           NULL};
+	const char *vals[] = {connect_timeout,  "1",     "30",      "10",         "3",
+	                      tcp_user_timeout, options, "mailsrv", db->conninfo, NULL};
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		/* PQerrorMessage names host and reason, never a password. */
 		char msg[256];
-		snprintf(msg, sizeof(msg), "%s", db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		snprintf(msg, sizeof(msg), "%s",
+		         db->conn ? PQerrorMessage(db->conn) : "out of memory");
 		log_warning("could not connect to the database: %s", msg);
 		db_disconnect(db);
 		return E_DB_UNAVAILABLE;
@@ -189,8 +194,8 @@ void db_unpin(struct db *db)
 		db->pinned--;
 }
 
-err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values,
-              const int *lengths, const int *fmt, struct pg_result **out)
+err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, const int *lengths,
+              const int *fmt, struct pg_result **out)
 {
 	if (out != NULL)
 		*out = NULL;

@@ -15,12 +15,33 @@
 
 /* Column positions of MS_COLUMNS (db_statements.c). */
 enum {
-	C_ID, C_NAME, C_SERVER, C_PORT, C_SENDER_NAME, C_SENDER_EMAIL, C_IS_DEFAULT,
-	C_ENABLE_SSL, C_AUTH_TYPE, C_USERNAME, C_PASSWORD_SET, C_CLIENT_ID,
-	C_AUTHORIZATION_URL, C_TOKEN_URL, C_SCOPE, C_SECRET_KEY_SET, C_ACCESS_TOKEN_SET,
-	C_REFRESH_TOKEN_SET, C_ACCESS_TOKEN_EXPIRES_AT, C_OAUTH2_STATUS,
-	C_OAUTH2_LAST_REFRESHED_AT, C_OAUTH2_LAST_ERROR_CODE, C_OAUTH2_LAST_ERROR_DESCRIPTION,
-	C_CREATED_AT, C_UPDATED_AT, C_VERSION, C__COUNT
+	C_ID,
+	C_NAME,
+	C_SERVER,
+	C_PORT,
+	C_SENDER_NAME,
+	C_SENDER_EMAIL,
+	C_IS_DEFAULT,
+	C_ENABLE_SSL,
+	C_AUTH_TYPE,
+	C_USERNAME,
+	C_PASSWORD_SET,
+	C_CLIENT_ID,
+	C_AUTHORIZATION_URL,
+	C_TOKEN_URL,
+	C_SCOPE,
+	C_SECRET_KEY_SET,
+	C_ACCESS_TOKEN_SET,
+	C_REFRESH_TOKEN_SET,
+	C_ACCESS_TOKEN_EXPIRES_AT,
+	C_OAUTH2_STATUS,
+	C_OAUTH2_LAST_REFRESHED_AT,
+	C_OAUTH2_LAST_ERROR_CODE,
+	C_OAUTH2_LAST_ERROR_DESCRIPTION,
+	C_CREATED_AT,
+	C_UPDATED_AT,
+	C_VERSION,
+	C__COUNT
 };
 
 static const char *col_str(struct arena *a, const struct pg_result *r, int row, int col, int *nomem)
@@ -69,7 +90,8 @@ static err_t read_row(struct arena *a, const struct pg_result *r, int row, struc
 	m->oauth2_status = col_str(a, r, row, C_OAUTH2_STATUS, &nomem);
 	m->oauth2_last_refreshed_at = col_str(a, r, row, C_OAUTH2_LAST_REFRESHED_AT, &nomem);
 	m->oauth2_last_error_code = col_str(a, r, row, C_OAUTH2_LAST_ERROR_CODE, &nomem);
-	m->oauth2_last_error_description = col_str(a, r, row, C_OAUTH2_LAST_ERROR_DESCRIPTION, &nomem);
+	m->oauth2_last_error_description =
+	    col_str(a, r, row, C_OAUTH2_LAST_ERROR_DESCRIPTION, &nomem);
 	m->created_at = col_str(a, r, row, C_CREATED_AT, &nomem);
 	m->updated_at = col_str(a, r, row, C_UPDATED_AT, &nomem);
 	m->version = col_int(r, row, C_VERSION);
@@ -92,8 +114,8 @@ static err_t one_row(struct db *db, struct arena *a, int stmt, int nparams,
 	return e;
 }
 
-err_t db_ms_get(struct db *db, struct arena *a, long long id, int for_update,
-                struct ms_row *out, int *found)
+err_t db_ms_get(struct db *db, struct arena *a, long long id, int for_update, struct ms_row *out,
+                int *found)
 {
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%lld", id);
@@ -215,8 +237,8 @@ static err_t seal_all(struct arena *a, const struct secret_keyring *kr, long lon
 	return E_OK;
 }
 
-err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                   long long id, const struct ms_change *ch, struct ms_row *out)
+err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
+                   const struct ms_change *ch, struct ms_row *out)
 {
 	char idbuf[24], portbuf[8];
 	const char *p[19] = {0};
@@ -237,8 +259,8 @@ err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *
 	return e == E_OK && !found ? E_INTERNAL : e;
 }
 
-err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                   long long id, const struct ms_change *ch, struct ms_row *out)
+err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
+                   const struct ms_change *ch, struct ms_row *out)
 {
 	char idbuf[24], portbuf[8];
 	const char *p[24] = {0};

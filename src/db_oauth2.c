@@ -21,9 +21,21 @@
 
 /* Column positions of ST_OA_GET (db_statements.c). */
 enum {
-	G_ID, G_IS_OAUTH2, G_CLIENT_ID, G_AUTHORIZATION_URL, G_TOKEN_URL, G_SCOPE,
-	G_SECRET_KEY, G_ACCESS_TOKEN, G_REFRESH_TOKEN, G_EXPIRES_IN, G_STATUS,
-	G_LAST_ATTEMPT, G_MS_SINCE_ATTEMPT, G_LAST_ERROR_CODE, G_LAST_ERROR_DESCRIPTION
+	G_ID,
+	G_IS_OAUTH2,
+	G_CLIENT_ID,
+	G_AUTHORIZATION_URL,
+	G_TOKEN_URL,
+	G_SCOPE,
+	G_SECRET_KEY,
+	G_ACCESS_TOKEN,
+	G_REFRESH_TOKEN,
+	G_EXPIRES_IN,
+	G_STATUS,
+	G_LAST_ATTEMPT,
+	G_MS_SINCE_ATTEMPT,
+	G_LAST_ERROR_CODE,
+	G_LAST_ERROR_DESCRIPTION
 };
 
 static const char *col_str(struct arena *a, const struct pg_result *r, int col, int *nomem)
@@ -119,7 +131,8 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 	out->expires_in_s = out->has_expiry ? col_int(r, G_EXPIRES_IN) : 0;
 	out->status = col_str(a, r, G_STATUS, &nomem);
 	out->last_attempt = col_str(a, r, G_LAST_ATTEMPT, &nomem);
-	out->ms_since_attempt = db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : col_int(r, G_MS_SINCE_ATTEMPT);
+	out->ms_since_attempt =
+	    db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : col_int(r, G_MS_SINCE_ATTEMPT);
 	out->last_error_code = col_str(a, r, G_LAST_ERROR_CODE, &nomem);
 	out->last_error_description = col_str(a, r, G_LAST_ERROR_DESCRIPTION, &nomem);
 
@@ -131,8 +144,10 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 		if (aad == NULL) {
 			nomem = 1;
 		} else if (open_hex(a, kr, aad, r, G_SECRET_KEY + i, plain[i], lens[i]) != 0) {
-			log_error("could not decrypt the stored %s of mail server %lld: wrong or missing"
-			          " key in the secret keyring", columns[i], id);
+			log_error(
+			    "could not decrypt the stored %s of mail server %lld: wrong or missing"
+			    " key in the secret keyring",
+			    columns[i], id);
 			e = E_INTERNAL;
 		}
 	}
@@ -202,7 +217,8 @@ void db_oauth2_unlock(struct db *db, long long id)
 	 * leave a session lock behind. */
 	if (db_exec(db, ST_OA_UNLOCK_ALL, 0, NULL, NULL, NULL, NULL) != E_OK)
 		log_warning("could not release the refresh lock of mail server %lld; it goes with"
-		            " the connection", id);
+		            " the connection",
+		            id);
 }
 
 /* ---- stored outcomes ---- */
@@ -247,12 +263,13 @@ err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret
 	p[0] = idbuf;
 	p[1] = s->token_url;
 	p[2] = s->client_id;
-	if (seal(a, kr, s->id, "access_token", access_token, access_len, &p[3], &lengths[3]) != E_OK)
+	if (seal(a, kr, s->id, "access_token", access_token, access_len, &p[3], &lengths[3]) !=
+	    E_OK)
 		return E_INTERNAL;
 	fmt[3] = 1;
 	p[4] = expires_in >= 0 ? expbuf : NULL;
-	if (refresh_token != NULL &&
-	    seal(a, kr, s->id, "refresh_token", refresh_token, refresh_len, &p[5], &lengths[5]) != E_OK)
+	if (refresh_token != NULL && seal(a, kr, s->id, "refresh_token", refresh_token, refresh_len,
+	                                  &p[5], &lengths[5]) != E_OK)
 		return E_INTERNAL;
 	fmt[5] = 1;
 	return affected_one(db, ST_OA_STORE_TOKENS, 6, p, lengths, fmt, stored);
@@ -271,8 +288,8 @@ err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, cons
 /* ---- states ---- */
 
 err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                             const unsigned char hash[32], long long server_id,
-                             const char *actor, const char *code_verifier)
+                             const unsigned char hash[32], long long server_id, const char *actor,
+                             const char *code_verifier)
 {
 	char hex[65], idbuf[24], ttl[16];
 	hex32(hash, hex);
@@ -296,8 +313,7 @@ err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret
 
 err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secret_keyring *kr,
                               const unsigned char hash[32], enum oauth2_state_result *res,
-                              long long *server_id, const char **actor,
-                              const char **code_verifier)
+                              long long *server_id, const char **actor, const char **code_verifier)
 {
 	const char *p[] = {(const char *)hash};
 	int lengths[] = {32};
@@ -319,9 +335,12 @@ err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secre
 		char *aad = arena_printf(a, "oauth2_state:%s:code_verifier", hex);
 		if (nomem || aad == NULL) {
 			e = E_INTERNAL;
-		} else if (open_hex(a, kr, aad, r, 2, code_verifier, NULL) != 0 || *code_verifier == NULL) {
-			log_error("could not decrypt the PKCE verifier of an OAuth 2.0 state of mail"
-			          " server %lld", *server_id);
+		} else if (open_hex(a, kr, aad, r, 2, code_verifier, NULL) != 0 ||
+		           *code_verifier == NULL) {
+			log_error(
+			    "could not decrypt the PKCE verifier of an OAuth 2.0 state of mail"
+			    " server %lld",
+			    *server_id);
 			e = E_INTERNAL;
 		} else {
 			*res = OAUTH2_STATE_VALID;

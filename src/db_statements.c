@@ -10,13 +10,14 @@
 /* The representation's columns (struct ms_row, db_mail_server.c reads them
  * by these positions). Timestamps as RFC 3339 in UTC. */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define MS_COLUMNS                                                                        \
-	"id, name, server, port, sender_name, sender_email, is_default, enable_ssl, "         \
-	"auth_type, username, password_enc IS NOT NULL, client_id, authorization_url, "       \
-	"token_url, scope, secret_key_enc IS NOT NULL, access_token_enc IS NOT NULL, "        \
-	"refresh_token_enc IS NOT NULL, " TS("access_token_expires_at") ", oauth2_status, "   \
-	TS("oauth2_last_refreshed_at") ", oauth2_last_error_code, "                            \
-	"oauth2_last_error_description, " TS("created_at") ", " TS("updated_at") ", version"
+#define MS_COLUMNS                                                                                 \
+	"id, name, server, port, sender_name, sender_email, is_default, enable_ssl, "              \
+	"auth_type, username, password_enc IS NOT NULL, client_id, authorization_url, "            \
+	"token_url, scope, secret_key_enc IS NOT NULL, access_token_enc IS NOT NULL, "             \
+	"refresh_token_enc IS NOT NULL, " TS("access_token_expires_at") ", oauth2_status, " TS(    \
+	    "oauth2_last_refreshed_at") ", oauth2_last_error_code, "                               \
+	                                "oauth2_last_error_description, " TS(                      \
+	                                    "created_at") ", " TS("updated_at") ", version"
 
 /* $1: a LIKE pattern ('%' q '%', wildcards escaped), or NULL for every
  * server. search_text (sql/003_list_search.sql) is the four searched fields,
@@ -28,13 +29,14 @@
 /* The total is a scalar subquery (run once, an index-only count without q)
  * rather than count(*) OVER (), which made every page fetch and buffer all
  * matching rows: 5 times the cost at 1,000 rows (docs/performance.md). */
-#define MS_LIST(key, dir)                                                                 \
-	"SELECT " MS_COLUMNS ", (SELECT count(*) FROM mail_server" MS_FILTER ")"             \
+#define MS_LIST(key, dir)                                                                          \
+	"SELECT " MS_COLUMNS ", (SELECT count(*) FROM mail_server" MS_FILTER ")"                   \
 	" FROM mail_server" MS_FILTER " ORDER BY " key " " dir ", id ASC LIMIT $2 OFFSET $3"
 
-#define MS_LIST_PAIR(id, name, key)                                                       \
-	[ST_MS_LIST_FIRST + 2 * id] = {"ms_list_" name "_asc", MS_LIST(key, "ASC")},          \
-	[ST_MS_LIST_FIRST + 2 * id + 1] = {"ms_list_" name "_desc", MS_LIST(key, "DESC")}
+#define MS_LIST_PAIR(id, name, key)                                                                \
+	[ST_MS_LIST_FIRST + 2 *                                                                    \
+	    id] = {"ms_list_" name "_asc", MS_LIST(key, "ASC")},                                   \
+	    [ST_MS_LIST_FIRST + 2 * id + 1] = {"ms_list_" name "_desc", MS_LIST(key, "DESC")}
 
 /* A constant key for the advisory lock that serializes moves of the default
  * (any fixed 64-bit number; this one spells "mailsrvd"). */
@@ -43,130 +45,133 @@
 /* The class of the per-server OAuth refresh locks (two-key advisory locks
  * never collide with the one-key default lock): "oaut" in ASCII. */
 #define OA_LOCK_CLASS "1868657012"
-#define OA_LOCK_KEY "($1::bigint % 2147483648)::integer"
+#define OA_LOCK_KEY   "($1::bigint % 2147483648)::integer"
 
 const struct db_statement db_statements[] = {
-	[ST_HEALTH] = {"health", "SELECT 1"},
-	[ST_MS_GET] = {"ms_get", "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1"},
-	[ST_MS_GET_FOR_UPDATE] = {"ms_get_for_update",
-	                          "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1 FOR UPDATE"},
-	[ST_MS_GET_DEFAULT] = {"ms_get_default",
-	                       "SELECT " MS_COLUMNS " FROM mail_server WHERE is_default"},
-	[ST_MS_COUNT] = {"ms_count", "SELECT count(*) FROM mail_server" MS_FILTER},
-	[ST_MS_NEXT_ID] = {"ms_next_id", "SELECT nextval(pg_get_serial_sequence('mail_server', 'id'))"},
-	/* Parameters of insert and update, in this order: $1 id, $2 name,
-	 * $3 server, $4 port, $5 sender_name, $6 sender_email, $7 is_default,
-	 * $8 enable_ssl, $9 auth_type, $10 username, $11 client_id,
-	 * $12 authorization_url, $13 token_url, $14 scope, $15 oauth2_status;
-	 * insert: $16-$19 the encrypted password, secret_key, access_token,
-	 * refresh_token; update: $16 keep the OAuth state (expiry, last
-	 * refresh, last error), then per secret a "keep" flag and the value to
-	 * store otherwise (NULL clears): $17/$18 password, $19/$20 secret_key,
-	 * $21/$22 access_token, $23/$24 refresh_token. */
-	[ST_MS_INSERT] = {"ms_insert",
-	                  "INSERT INTO mail_server (id, name, server, port, sender_name, sender_email,"
-	                  " is_default, enable_ssl, auth_type, username, client_id, authorization_url,"
-	                  " token_url, scope, oauth2_status, password_enc, secret_key_enc,"
-	                  " access_token_enc, refresh_token_enc) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-	                  " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-	                  " RETURNING " MS_COLUMNS},
-	[ST_MS_UPDATE] = {"ms_update",
-	                  "UPDATE mail_server SET name = $2, server = $3, port = $4, sender_name = $5,"
-	                  " sender_email = $6, is_default = $7, enable_ssl = $8, auth_type = $9,"
-	                  " username = $10, client_id = $11, authorization_url = $12, token_url = $13,"
-	                  " scope = $14, oauth2_status = $15,"
-	                  " access_token_expires_at = CASE WHEN $16 THEN access_token_expires_at END,"
-	                  " oauth2_last_refreshed_at = CASE WHEN $16 THEN oauth2_last_refreshed_at END,"
-	                  " oauth2_last_error_code = CASE WHEN $16 THEN oauth2_last_error_code END,"
-	                  " oauth2_last_error_description ="
-	                  " CASE WHEN $16 THEN oauth2_last_error_description END,"
-	                  " password_enc = CASE WHEN $17 THEN password_enc ELSE $18 END,"
-	                  " secret_key_enc = CASE WHEN $19 THEN secret_key_enc ELSE $20 END,"
-	                  " access_token_enc = CASE WHEN $21 THEN access_token_enc ELSE $22 END,"
-	                  " refresh_token_enc = CASE WHEN $23 THEN refresh_token_enc ELSE $24 END,"
-	                  " version = version + 1, updated_at = now()"
-	                  " WHERE id = $1 RETURNING " MS_COLUMNS},
-	[ST_MS_LOCK_DEFAULT] = {"ms_lock_default", "SELECT pg_advisory_xact_lock(" DEFAULT_LOCK_KEY ")"},
-	[ST_MS_UNSET_DEFAULT] = {"ms_unset_default",
-	                         "UPDATE mail_server SET is_default = false, version = version + 1,"
-	                         " updated_at = now() WHERE is_default AND id <> $1"},
-	[ST_MS_DELETE] = {"ms_delete", "DELETE FROM mail_server WHERE id = $1"},
-	[ST_MS_BATCH_DELETE] = {"ms_batch_delete",
-	                        "DELETE FROM mail_server WHERE id = ANY ($1::bigint[]) RETURNING id"},
-	MS_LIST_PAIR(SORT_NAME, "name", "lower(name)"),
-	MS_LIST_PAIR(SORT_SERVER, "server", "lower(server)"),
-	MS_LIST_PAIR(SORT_PORT, "port", "port"),
-	MS_LIST_PAIR(SORT_SENDER_NAME, "sender_name", "lower(sender_name)"),
-	MS_LIST_PAIR(SORT_SENDER_EMAIL, "sender_email", "lower(sender_email)"),
-	MS_LIST_PAIR(SORT_IS_DEFAULT, "is_default", "is_default"),
-	MS_LIST_PAIR(SORT_CREATED_AT, "created_at", "created_at"),
-	MS_LIST_PAIR(SORT_UPDATED_AT, "updated_at", "updated_at"),
+    [ST_HEALTH] = {"health", "SELECT 1"},
+    [ST_MS_GET] = {"ms_get", "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1"},
+    [ST_MS_GET_FOR_UPDATE] = {"ms_get_for_update",
+                              "SELECT " MS_COLUMNS " FROM mail_server WHERE id = $1 FOR UPDATE"},
+    [ST_MS_GET_DEFAULT] = {"ms_get_default",
+                           "SELECT " MS_COLUMNS " FROM mail_server WHERE is_default"},
+    [ST_MS_COUNT] = {"ms_count", "SELECT count(*) FROM mail_server" MS_FILTER},
+    [ST_MS_NEXT_ID] = {"ms_next_id", "SELECT nextval(pg_get_serial_sequence('mail_server', 'id'))"},
+    /* Parameters of insert and update, in this order: $1 id, $2 name,
+     * $3 server, $4 port, $5 sender_name, $6 sender_email, $7 is_default,
+     * $8 enable_ssl, $9 auth_type, $10 username, $11 client_id,
+     * $12 authorization_url, $13 token_url, $14 scope, $15 oauth2_status;
+     * insert: $16-$19 the encrypted password, secret_key, access_token,
+     * refresh_token; update: $16 keep the OAuth state (expiry, last
+     * refresh, last error), then per secret a "keep" flag and the value to
+     * store otherwise (NULL clears): $17/$18 password, $19/$20 secret_key,
+     * $21/$22 access_token, $23/$24 refresh_token. */
+    [ST_MS_INSERT] = {"ms_insert",
+                      "INSERT INTO mail_server (id, name, server, port, sender_name, sender_email,"
+                      " is_default, enable_ssl, auth_type, username, client_id, authorization_url,"
+                      " token_url, scope, oauth2_status, password_enc, secret_key_enc,"
+                      " access_token_enc, refresh_token_enc) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                      " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                      " RETURNING " MS_COLUMNS},
+    [ST_MS_UPDATE] = {"ms_update",
+                      "UPDATE mail_server SET name = $2, server = $3, port = $4, sender_name = $5,"
+                      " sender_email = $6, is_default = $7, enable_ssl = $8, auth_type = $9,"
+                      " username = $10, client_id = $11, authorization_url = $12, token_url = $13,"
+                      " scope = $14, oauth2_status = $15,"
+                      " access_token_expires_at = CASE WHEN $16 THEN access_token_expires_at END,"
+                      " oauth2_last_refreshed_at = CASE WHEN $16 THEN oauth2_last_refreshed_at END,"
+                      " oauth2_last_error_code = CASE WHEN $16 THEN oauth2_last_error_code END,"
+                      " oauth2_last_error_description ="
+                      " CASE WHEN $16 THEN oauth2_last_error_description END,"
+                      " password_enc = CASE WHEN $17 THEN password_enc ELSE $18 END,"
+                      " secret_key_enc = CASE WHEN $19 THEN secret_key_enc ELSE $20 END,"
+                      " access_token_enc = CASE WHEN $21 THEN access_token_enc ELSE $22 END,"
+                      " refresh_token_enc = CASE WHEN $23 THEN refresh_token_enc ELSE $24 END,"
+                      " version = version + 1, updated_at = now()"
+                      " WHERE id = $1 RETURNING " MS_COLUMNS},
+    [ST_MS_LOCK_DEFAULT] = {"ms_lock_default",
+                            "SELECT pg_advisory_xact_lock(" DEFAULT_LOCK_KEY ")"},
+    [ST_MS_UNSET_DEFAULT] = {"ms_unset_default",
+                             "UPDATE mail_server SET is_default = false, version = version + 1,"
+                             " updated_at = now() WHERE is_default AND id <> $1"},
+    [ST_MS_DELETE] = {"ms_delete", "DELETE FROM mail_server WHERE id = $1"},
+    [ST_MS_BATCH_DELETE] = {"ms_batch_delete",
+                            "DELETE FROM mail_server WHERE id = ANY ($1::bigint[]) RETURNING id"},
+    MS_LIST_PAIR(SORT_NAME, "name", "lower(name)"),
+    MS_LIST_PAIR(SORT_SERVER, "server", "lower(server)"),
+    MS_LIST_PAIR(SORT_PORT, "port", "port"),
+    MS_LIST_PAIR(SORT_SENDER_NAME, "sender_name", "lower(sender_name)"),
+    MS_LIST_PAIR(SORT_SENDER_EMAIL, "sender_email", "lower(sender_email)"),
+    MS_LIST_PAIR(SORT_IS_DEFAULT, "is_default", "is_default"),
+    MS_LIST_PAIR(SORT_CREATED_AT, "created_at", "created_at"),
+    MS_LIST_PAIR(SORT_UPDATED_AT, "updated_at", "updated_at"),
 
-	/* ---- OAuth 2.0 (db_oauth2.c) ---- */
-	/* A server's OAuth side. Secrets hex-encoded (decrypted by the caller);
-	 * the expiry as seconds left and the last attempt as milliseconds ago,
-	 * both on the database's clock, which every host shares. */
-	[ST_OA_GET] = {"oa_get",
-	               "SELECT id, auth_type = 'oauth2', client_id, authorization_url, token_url, scope,"
-	               " encode(secret_key_enc, 'hex'), encode(access_token_enc, 'hex'),"
-	               " encode(refresh_token_enc, 'hex'),"
-	               " floor(extract(epoch FROM access_token_expires_at - now()))::bigint,"
-	               " oauth2_status, extract(epoch FROM oauth2_last_attempt_at)::text,"
-	               " floor(extract(epoch FROM now() - oauth2_last_attempt_at) * 1000)::bigint,"
-	               " oauth2_last_error_code, oauth2_last_error_description"
-	               " FROM mail_server WHERE id = $1"},
-	/* Inside a short transaction before ST_OA_LOCK: the session's statement
-	 * and lock timeouts are too short to wait for a provider call. */
-	[ST_OA_LOCK_TIMEOUTS] = {"oa_lock_timeouts",
-	                         "SELECT set_config('statement_timeout', $1, true),"
-	                         " set_config('lock_timeout', $1, true)"},
-	/* The per-server refresh lock: a session-level advisory lock in class
-	 * OA_LOCK_CLASS, keyed by the id (ids above 2^31 share keys, which only
-	 * serializes a little more). */
-	[ST_OA_LOCK] = {"oa_lock", "SELECT pg_advisory_lock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
-	[ST_OA_UNLOCK] = {"oa_unlock", "SELECT pg_advisory_unlock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
-	[ST_OA_UNLOCK_ALL] = {"oa_unlock_all", "SELECT pg_advisory_unlock_all()"},
-	/* $1 id, $2 token_url and $3 client_id the tokens were requested with
-	 * (a server whose destination changed meanwhile keeps nothing),
-	 * $4 access token (encrypted), $5 expires_in seconds or NULL,
-	 * $6 refresh token (encrypted) or NULL to keep the stored one. */
-	[ST_OA_STORE_TOKENS] = {"oa_store_tokens",
-	                        "UPDATE mail_server SET access_token_enc = $4,"
-	                        " access_token_expires_at = now() + $5::bigint * interval '1 second',"
-	                        " refresh_token_enc = COALESCE($6, refresh_token_enc),"
-	                        " oauth2_status = 'connected', oauth2_last_refreshed_at = now(),"
-	                        " oauth2_last_attempt_at = now(), oauth2_last_error_code = NULL,"
-	                        " oauth2_last_error_description = NULL, version = version + 1,"
-	                        " updated_at = now()"
-	                        " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
-	                        " AND client_id = $3 RETURNING id"},
-	/* $1-$3 as above, $4 status or NULL to keep it, $5 code, $6 description. */
-	[ST_OA_STORE_FAILURE] = {"oa_store_failure",
-	                         "UPDATE mail_server SET oauth2_status = COALESCE($4, oauth2_status),"
-	                         " oauth2_last_error_code = $5, oauth2_last_error_description = $6,"
-	                         " oauth2_last_attempt_at = now(), version = version + 1,"
-	                         " updated_at = now()"
-	                         " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
-	                         " AND client_id = $3 RETURNING id"},
-	/* $1 SHA-256 of the state, $2 server, $3 actor, $4 verifier
-	 * (encrypted), $5 lifetime in seconds. */
-	[ST_OA_STATE_INSERT] = {"oa_state_insert",
-	                        "INSERT INTO oauth2_state (state_hash, server_id, actor,"
-	                        " code_verifier_enc, expires_at)"
-	                        " VALUES ($1, $2, $3, $4, now() + $5::integer * interval '1 second')"},
-	/* Single use, atomically: of two concurrent consumers the second finds
-	 * used_at set when it re-checks the row it waited for. The verifier is
-	 * returned from the row as it was, and cleared. */
-	[ST_OA_STATE_CONSUME] = {"oa_state_consume",
-	                         "UPDATE oauth2_state AS s SET used_at = now(), code_verifier_enc = NULL"
-	                         " FROM oauth2_state AS old"
-	                         " WHERE s.state_hash = $1 AND old.state_hash = s.state_hash"
-	                         " AND s.used_at IS NULL AND s.expires_at > now()"
-	                         " RETURNING s.server_id, s.actor, encode(old.code_verifier_enc, 'hex')"},
-	[ST_OA_STATE_PEEK] = {"oa_state_peek", "SELECT server_id FROM oauth2_state WHERE state_hash = $1"},
-	[ST_OA_STATE_PURGE] = {"oa_state_purge",
-	                       "DELETE FROM oauth2_state"
-	                       " WHERE expires_at < now() - $1::integer * interval '1 second'"},
+    /* ---- OAuth 2.0 (db_oauth2.c) ---- */
+    /* A server's OAuth side. Secrets hex-encoded (decrypted by the caller);
+     * the expiry as seconds left and the last attempt as milliseconds ago,
+     * both on the database's clock, which every host shares. */
+    [ST_OA_GET] =
+        {"oa_get",
+         "SELECT id, auth_type = 'oauth2', client_id, authorization_url, token_url, scope,"
+         " encode(secret_key_enc, 'hex'), encode(access_token_enc, 'hex'),"
+         " encode(refresh_token_enc, 'hex'),"
+         " floor(extract(epoch FROM access_token_expires_at - now()))::bigint,"
+         " oauth2_status, extract(epoch FROM oauth2_last_attempt_at)::text,"
+         " floor(extract(epoch FROM now() - oauth2_last_attempt_at) * 1000)::bigint,"
+         " oauth2_last_error_code, oauth2_last_error_description"
+         " FROM mail_server WHERE id = $1"},
+    /* Inside a short transaction before ST_OA_LOCK: the session's statement
+     * and lock timeouts are too short to wait for a provider call. */
+    [ST_OA_LOCK_TIMEOUTS] = {"oa_lock_timeouts", "SELECT set_config('statement_timeout', $1, true),"
+                                                 " set_config('lock_timeout', $1, true)"},
+    /* The per-server refresh lock: a session-level advisory lock in class
+     * OA_LOCK_CLASS, keyed by the id (ids above 2^31 share keys, which only
+     * serializes a little more). */
+    [ST_OA_LOCK] = {"oa_lock", "SELECT pg_advisory_lock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
+    [ST_OA_UNLOCK] = {"oa_unlock", "SELECT pg_advisory_unlock(" OA_LOCK_CLASS ", " OA_LOCK_KEY ")"},
+    [ST_OA_UNLOCK_ALL] = {"oa_unlock_all", "SELECT pg_advisory_unlock_all()"},
+    /* $1 id, $2 token_url and $3 client_id the tokens were requested with
+     * (a server whose destination changed meanwhile keeps nothing),
+     * $4 access token (encrypted), $5 expires_in seconds or NULL,
+     * $6 refresh token (encrypted) or NULL to keep the stored one. */
+    [ST_OA_STORE_TOKENS] = {"oa_store_tokens",
+                            "UPDATE mail_server SET access_token_enc = $4,"
+                            " access_token_expires_at = now() + $5::bigint * interval '1 second',"
+                            " refresh_token_enc = COALESCE($6, refresh_token_enc),"
+                            " oauth2_status = 'connected', oauth2_last_refreshed_at = now(),"
+                            " oauth2_last_attempt_at = now(), oauth2_last_error_code = NULL,"
+                            " oauth2_last_error_description = NULL, version = version + 1,"
+                            " updated_at = now()"
+                            " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
+                            " AND client_id = $3 RETURNING id"},
+    /* $1-$3 as above, $4 status or NULL to keep it, $5 code, $6 description. */
+    [ST_OA_STORE_FAILURE] = {"oa_store_failure",
+                             "UPDATE mail_server SET oauth2_status = COALESCE($4, oauth2_status),"
+                             " oauth2_last_error_code = $5, oauth2_last_error_description = $6,"
+                             " oauth2_last_attempt_at = now(), version = version + 1,"
+                             " updated_at = now()"
+                             " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
+                             " AND client_id = $3 RETURNING id"},
+    /* $1 SHA-256 of the state, $2 server, $3 actor, $4 verifier
+     * (encrypted), $5 lifetime in seconds. */
+    [ST_OA_STATE_INSERT] = {"oa_state_insert",
+                            "INSERT INTO oauth2_state (state_hash, server_id, actor,"
+                            " code_verifier_enc, expires_at)"
+                            " VALUES ($1, $2, $3, $4, now() + $5::integer * interval '1 second')"},
+    /* Single use, atomically: of two concurrent consumers the second finds
+     * used_at set when it re-checks the row it waited for. The verifier is
+     * returned from the row as it was, and cleared. */
+    [ST_OA_STATE_CONSUME] =
+        {"oa_state_consume",
+         "UPDATE oauth2_state AS s SET used_at = now(), code_verifier_enc = NULL"
+         " FROM oauth2_state AS old"
+         " WHERE s.state_hash = $1 AND old.state_hash = s.state_hash"
+         " AND s.used_at IS NULL AND s.expires_at > now()"
+         " RETURNING s.server_id, s.actor, encode(old.code_verifier_enc, 'hex')"},
+    [ST_OA_STATE_PEEK] = {"oa_state_peek",
+                          "SELECT server_id FROM oauth2_state WHERE state_hash = $1"},
+    [ST_OA_STATE_PURGE] = {"oa_state_purge",
+                           "DELETE FROM oauth2_state"
+                           " WHERE expires_at < now() - $1::integer * interval '1 second'"},
 };
 
 int db_statement_reads_only(int stmt)

@@ -85,7 +85,8 @@ int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errl
 		goto fail;
 	}
 	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
-		snprintf(err, errlen, "could not set the group of \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "could not set the group of \"%s\": %s", path,
+		         strerror(errno));
 		goto fail;
 	}
 	if (chmod(path, 0660) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
@@ -104,49 +105,79 @@ fail:
 static const char *reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 303: return "See Other";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 303:
+		return "See Other";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
 /* The parameters the service reads. They are found in one pass over the
  * environment: FCGX_GetParam scans all of it (some 30 strings) per name. */
 enum {
-	P_REQUEST_METHOD, P_DOCUMENT_URI, P_QUERY_STRING, P_CONTENT_TYPE, P_CONTENT_LENGTH,
-	P_HTTP_AUTHORIZATION, P_HTTP_IF_MATCH, P_REQUEST_ID, P__COUNT
+	P_REQUEST_METHOD,
+	P_DOCUMENT_URI,
+	P_QUERY_STRING,
+	P_CONTENT_TYPE,
+	P_CONTENT_LENGTH,
+	P_HTTP_AUTHORIZATION,
+	P_HTTP_IF_MATCH,
+	P_REQUEST_ID,
+	P__COUNT
 };
 
-#define PARAM_NAME(s) {s, sizeof(s) - 1}
+#define PARAM_NAME(s)                                                                              \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
 static const struct {
 	const char *name;
 	size_t len;
 } param_names[P__COUNT] = {
-	[P_REQUEST_METHOD] = PARAM_NAME("REQUEST_METHOD"),
-	[P_DOCUMENT_URI] = PARAM_NAME("DOCUMENT_URI"),
-	[P_QUERY_STRING] = PARAM_NAME("QUERY_STRING"),
-	[P_CONTENT_TYPE] = PARAM_NAME("CONTENT_TYPE"),
-	[P_CONTENT_LENGTH] = PARAM_NAME("CONTENT_LENGTH"),
-	[P_HTTP_AUTHORIZATION] = PARAM_NAME("HTTP_AUTHORIZATION"),
-	[P_HTTP_IF_MATCH] = PARAM_NAME("HTTP_IF_MATCH"),
-	[P_REQUEST_ID] = PARAM_NAME("REQUEST_ID"),
+    [P_REQUEST_METHOD] = PARAM_NAME("REQUEST_METHOD"),
+    [P_DOCUMENT_URI] = PARAM_NAME("DOCUMENT_URI"),
+    [P_QUERY_STRING] = PARAM_NAME("QUERY_STRING"),
+    [P_CONTENT_TYPE] = PARAM_NAME("CONTENT_TYPE"),
+    [P_CONTENT_LENGTH] = PARAM_NAME("CONTENT_LENGTH"),
+    [P_HTTP_AUTHORIZATION] = PARAM_NAME("HTTP_AUTHORIZATION"),
+    [P_HTTP_IF_MATCH] = PARAM_NAME("HTTP_IF_MATCH"),
+    [P_REQUEST_ID] = PARAM_NAME("REQUEST_ID"),
 };
 
 /* vals[i]: the value of param_names[i] ("NAME=value" in envp), the first
@@ -187,8 +218,8 @@ static const char *checked_request_id(struct arena *a, const char *v)
 		return "";
 	for (size_t i = 0; i < n; i++) {
 		char ch = v[i];
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      ch == '-' || ch == '_' || ch == '.'))
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_' || ch == '.'))
 			return "";
 	}
 	return arena_strdup(a, v);
@@ -345,7 +376,7 @@ static int writev_all(int fd, struct iovec *iov, int n)
  * still comes last. -1: the connection failed (finishing the request will
  * find that out too).
  */
-#define FCGX_OUT_BUFFER_BYTES 8192
+#define FCGX_OUT_BUFFER_BYTES    8192
 #define DIRECT_RECORDS_PER_WRITE 16
 
 static int write_records(FCGX_Request *fr, const char *head, size_t head_len, const char *body,
@@ -359,7 +390,8 @@ static int write_records(FCGX_Request *fr, const char *head, size_t head_len, co
 	while (left[0] + left[1] > 0) {
 		int niov = 0, nrec = 0;
 		while (nrec < DIRECT_RECORDS_PER_WRITE && left[0] + left[1] > 0) {
-			size_t content = left[0] + left[1] > FCGI_MAX_LENGTH ? FCGI_MAX_LENGTH : left[0] + left[1];
+			size_t content = left[0] + left[1] > FCGI_MAX_LENGTH ? FCGI_MAX_LENGTH
+			                                                     : left[0] + left[1];
 			FCGI_Header *h = &hdrs[nrec++];
 			h->version = FCGI_VERSION_1;
 			h->type = FCGI_STDOUT;
@@ -411,8 +443,9 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 	struct http_request req;
 	struct http_response resp;
 	if (read_request(w->arena, fr, &req) != 0) {
-		static const char body[] = "{\"type\":\"/problems/payload-too-large\",\"title\":\"Payload too large\","
-		                           "\"status\":413,\"detail\":\"the request is too large to process\"}";
+		static const char body[] =
+		    "{\"type\":\"/problems/payload-too-large\",\"title\":\"Payload too large\","
+		    "\"status\":413,\"detail\":\"the request is too large to process\"}";
 		memset(&resp, 0, sizeof(resp));
 		resp.status = 413;
 		resp.content_type = "application/problem+json";

@@ -18,33 +18,33 @@
 
 struct problem_def {
 	int status;
-	const char *slug;  /* last path segment of the type URI */
+	const char *slug; /* last path segment of the type URI */
 	const char *title;
 };
 
 /* The one mapping. Type URIs are "/problems/<slug>" (relative references,
  * RFC 9457 section 3.1.1); integrators branch on the slug. */
 static const struct problem_def problems[E__COUNT] = {
-	[E_OK] = {200, "ok", "OK"},
-	[E_BAD_REQUEST] = {400, "bad-request", "Bad request"},
-	[E_VALIDATION] = {422, "validation", "Validation failed"},
-	[E_UNAUTHORIZED] = {401, "unauthorized", "Unauthorized"},
-	[E_FORBIDDEN] = {403, "forbidden", "Forbidden"},
-	[E_NOT_FOUND] = {404, "not-found", "Not found"},
-	[E_METHOD_NOT_ALLOWED] = {405, "method-not-allowed", "Method not allowed"},
-	[E_CONFLICT] = {409, "conflict", "Conflict"},
-	[E_PRECONDITION_FAILED] = {412, "precondition-failed", "Precondition failed"},
-	[E_PAYLOAD_TOO_LARGE] = {413, "payload-too-large", "Payload too large"},
-	[E_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported-media-type", "Unsupported media type"},
-	[E_RATE_LIMITED] = {429, "rate-limited", "Too many requests"},
-	[E_DB_UNAVAILABLE] = {503, "database-unavailable", "Database unavailable"},
-	[E_OAUTH2_PROVIDER] = {502, "oauth2-provider-error", "OAuth 2.0 provider error"},
-	[E_DESTINATION_REFUSED] = {502, "destination-refused", "Destination refused"},
-	[E_UPSTREAM_UNREACHABLE] = {502, "upstream-unreachable", "Upstream unreachable"},
-	/* 502 like the other outbound failures (contract section 2: a failed
-	 * refresh answers 502 whose type names the cause). */
-	[E_UPSTREAM_TIMEOUT] = {502, "upstream-timeout", "Upstream timeout"},
-	[E_INTERNAL] = {500, "internal", "Internal error"},
+    [E_OK] = {200, "ok", "OK"},
+    [E_BAD_REQUEST] = {400, "bad-request", "Bad request"},
+    [E_VALIDATION] = {422, "validation", "Validation failed"},
+    [E_UNAUTHORIZED] = {401, "unauthorized", "Unauthorized"},
+    [E_FORBIDDEN] = {403, "forbidden", "Forbidden"},
+    [E_NOT_FOUND] = {404, "not-found", "Not found"},
+    [E_METHOD_NOT_ALLOWED] = {405, "method-not-allowed", "Method not allowed"},
+    [E_CONFLICT] = {409, "conflict", "Conflict"},
+    [E_PRECONDITION_FAILED] = {412, "precondition-failed", "Precondition failed"},
+    [E_PAYLOAD_TOO_LARGE] = {413, "payload-too-large", "Payload too large"},
+    [E_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported-media-type", "Unsupported media type"},
+    [E_RATE_LIMITED] = {429, "rate-limited", "Too many requests"},
+    [E_DB_UNAVAILABLE] = {503, "database-unavailable", "Database unavailable"},
+    [E_OAUTH2_PROVIDER] = {502, "oauth2-provider-error", "OAuth 2.0 provider error"},
+    [E_DESTINATION_REFUSED] = {502, "destination-refused", "Destination refused"},
+    [E_UPSTREAM_UNREACHABLE] = {502, "upstream-unreachable", "Upstream unreachable"},
+    /* 502 like the other outbound failures (contract section 2: a failed
+     * refresh answers 502 whose type names the cause). */
+    [E_UPSTREAM_TIMEOUT] = {502, "upstream-timeout", "Upstream timeout"},
+    [E_INTERNAL] = {500, "internal", "Internal error"},
 };
 
 void http_header(struct ctx *c, const char *name, const char *value)
@@ -210,7 +210,8 @@ static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outl
 		if (s[i] == '%') {
 			if (i + 2 >= len)
 				return NULL;
-			int hi = hex_digit((unsigned char)s[i + 1]), lo = hex_digit((unsigned char)s[i + 2]);
+			int hi = hex_digit((unsigned char)s[i + 1]),
+			    lo = hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return NULL;
 			out[o++] = (char)(hi * 16 + lo);

@@ -45,8 +45,8 @@ struct parser {
 
 /* The scratch stack never holds more than every open container at its cap,
  * so it is bounded whatever the input. */
-#define STACK_MAX                                                              \
-	((size_t)JSON_MAX_DEPTH *                                              \
+#define STACK_MAX                                                                                  \
+	((size_t)JSON_MAX_DEPTH *                                                                  \
 	 (JSON_MAX_ITEMS > JSON_MAX_MEMBERS ? JSON_MAX_ITEMS : JSON_MAX_MEMBERS))
 
 static int fail(struct parser *p, enum json_status st)
@@ -198,8 +198,7 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 	/* Quadratic, bounded by JSON_MAX_MEMBERS. Compared with the length:
 	 * keys may hold NUL from \u0000. */
 	for (size_t i = f->base; i < p->count; i++) {
-		if (p->stack[i].key_len == len &&
-		    memcmp(p->stack[i].key, key, len) == 0)
+		if (p->stack[i].key_len == len && memcmp(p->stack[i].key, key, len) == 0)
 			return fail(p, JSON_ERR_DUPLICATE);
 	}
 	char *copy = arena_strndup(p->arena, (const char *)key, len);
@@ -256,17 +255,17 @@ static int cb_end_array(void *ctx)
 }
 
 static const yajl_callbacks callbacks = {
-	.yajl_null = cb_null,
-	.yajl_boolean = cb_boolean,
-	.yajl_integer = NULL,
-	.yajl_double = NULL,
-	.yajl_number = cb_number,
-	.yajl_string = cb_string,
-	.yajl_start_map = cb_start_map,
-	.yajl_map_key = cb_map_key,
-	.yajl_end_map = cb_end_map,
-	.yajl_start_array = cb_start_array,
-	.yajl_end_array = cb_end_array,
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_boolean,
+    .yajl_integer = NULL,
+    .yajl_double = NULL,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_map_key,
+    .yajl_end_map = cb_end_map,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end_array,
 };
 
 /* Fixed, client-safe messages: never a byte of the input. */
@@ -324,7 +323,9 @@ static int surrogates_paired(const char *s, size_t len)
 			if (v >= 0xDC00 && v <= 0xDFFF)
 				return 0; /* a low surrogate first */
 			if (v >= 0xD800 && v <= 0xDBFF) {
-				long lo = (len - i > 6 && s[i + 1] == '\\' && s[i + 2] == 'u') ? hex4(s + i + 3) : -1;
+				long lo = (len - i > 6 && s[i + 1] == '\\' && s[i + 2] == 'u')
+				              ? hex4(s + i + 3)
+				              : -1;
 				if (lo < 0xDC00 || lo > 0xDFFF)
 					return 0;
 				i += 6;
@@ -334,8 +335,8 @@ static int surrogates_paired(const char *s, size_t len)
 	return 1;
 }
 
-enum json_status json_parse(struct arena *a, const char *buf, size_t len,
-                            struct json_value **out, char *msg, size_t msglen)
+enum json_status json_parse(struct arena *a, const char *buf, size_t len, struct json_value **out,
+                            char *msg, size_t msglen)
 {
 	struct parser p;
 	memset(&p, 0, sizeof(p));
@@ -425,19 +426,19 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 /* The buffer's first size; a larger one than JSON_OUT_KEEP_BYTES (a long
  * listing) is given back at the next reset, so a thread keeps little. */
 #define JSON_OUT_FIRST_BYTES 4096
-#define JSON_OUT_KEEP_BYTES (64 * 1024)
+#define JSON_OUT_KEEP_BYTES  (64 * 1024)
 
 /* What each open container expects next (keys and values alternate in an
  * object). */
 enum out_level { LEVEL_ARRAY, LEVEL_OBJECT_KEY, LEVEL_OBJECT_VALUE };
 
 struct json_out {
-	char *buf;     /* NUL-terminated text, len bytes */
+	char *buf; /* NUL-terminated text, len bytes */
 	size_t len, cap;
-	int error;     /* sticky: any failed call spoils the document */
-	int started;   /* something was written */
-	int complete;  /* the root value is complete: nothing may follow */
-	size_t depth;  /* open containers */
+	int error;    /* sticky: any failed call spoils the document */
+	int started;  /* something was written */
+	int complete; /* the root value is complete: nothing may follow */
+	size_t depth; /* open containers */
 	unsigned char levels[JSON_OUT_MAX_DEPTH];
 	unsigned char nonempty[JSON_OUT_MAX_DEPTH]; /* a member or item was written */
 };
@@ -605,7 +606,8 @@ static void put_string(struct json_out *o, const char *s, size_t len, size_t pla
 	size_t i = plain;
 	while (i < len) {
 		size_t run = i;
-		while (run < len && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+		while (run < len && (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
+		       s[run] != '\\')
 			run++;
 		if (run > i) {
 			if (reserve(o, run - i + 1) != 0)
@@ -619,13 +621,27 @@ static void put_string(struct json_out *o, const char *s, size_t len, size_t pla
 		char esc[6] = {'\\', 0, 0, 0, 0, 0};
 		size_t n = 2;
 		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
+		case '"':
+			esc[1] = '"';
+			break;
+		case '\\':
+			esc[1] = '\\';
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
 		default:
 			esc[1] = 'u';
 			esc[2] = '0';
@@ -682,8 +698,7 @@ void json_out_key(struct json_out *o, const char *key)
 	o->started = 1;
 	if (o->error)
 		return;
-	if (key == NULL || o->depth == 0 ||
-	    o->levels[o->depth - 1] != LEVEL_OBJECT_KEY) {
+	if (key == NULL || o->depth == 0 || o->levels[o->depth - 1] != LEVEL_OBJECT_KEY) {
 		o->error = 1;
 		return;
 	}

@@ -57,8 +57,7 @@ static enum jwt_result decode_object(struct arena *a, const char *s, size_t len,
 	char msg[64];
 	if (len == 0 || base64url_decode(a, s, len, &raw, &raw_len) != 0)
 		return JWT_MALFORMED;
-	if (json_parse(a, (const char *)raw, raw_len, out, msg, sizeof(msg)) !=
-	    JSON_OK)
+	if (json_parse(a, (const char *)raw, raw_len, out, msg, sizeof(msg)) != JSON_OK)
 		return JWT_MALFORMED;
 	if ((*out)->type != JSON_OBJECT)
 		return JWT_MALFORMED;
@@ -68,16 +67,14 @@ static enum jwt_result decode_object(struct arena *a, const char *s, size_t len,
 /* Header rules: alg pinned by the key (exact bytes, so "hs256", "NONE"
  * and "none" all fail), typ "JWT" when present, no crit extensions (we
  * understand none, so RFC 7515 section 4.1.11 says refuse). */
-static enum jwt_result check_header(const struct json_value *hdr,
-                                    const struct sig_key *key)
+static enum jwt_result check_header(const struct json_value *hdr, const struct sig_key *key)
 {
 	const char *pinned = sig_alg_name(sig_key_alg(key));
 	if (pinned == NULL || !str_equals(json_get(hdr, "alg"), pinned))
 		return JWT_BAD_ALG;
 	const struct json_value *typ = json_get(hdr, "typ");
-	if (typ != NULL &&
-	    (typ->type != JSON_STRING || typ->u.string.len != 3 ||
-	     strncasecmp(typ->u.string.ptr, "JWT", 3) != 0))
+	if (typ != NULL && (typ->type != JSON_STRING || typ->u.string.len != 3 ||
+	                    strncasecmp(typ->u.string.ptr, "JWT", 3) != 0))
 		return JWT_MALFORMED;
 	if (json_get(hdr, "crit") != NULL)
 		return JWT_MALFORMED;
@@ -104,9 +101,8 @@ static enum jwt_result check_times(const struct jwt_policy *p, const struct jwt_
 	return JWT_VALID;
 }
 
-static enum jwt_result check_claims(const struct jwt_policy *p,
-                                    const struct json_value *pl, time_t now,
-                                    struct jwt_identity *id, struct jwt_times *tm)
+static enum jwt_result check_claims(const struct jwt_policy *p, const struct json_value *pl,
+                                    time_t now, struct jwt_identity *id, struct jwt_times *tm)
 {
 	/* exp is required and must be an integer: libjwt reads a string or a
 	 * float as 0 and never checks it (PITFALLS). */
@@ -171,9 +167,8 @@ static enum jwt_result check_claims(const struct jwt_policy *p,
 	return JWT_VALID;
 }
 
-static enum jwt_result verify(const struct jwt_policy *p, struct arena *a,
-                              const char *token, size_t len, time_t now,
-                              struct jwt_identity *id, struct jwt_times *tm)
+static enum jwt_result verify(const struct jwt_policy *p, struct arena *a, const char *token,
+                              size_t len, time_t now, struct jwt_identity *id, struct jwt_times *tm)
 {
 	if (id != NULL) {
 		id->sub = "";
@@ -225,8 +220,7 @@ static enum jwt_result verify(const struct jwt_policy *p, struct arena *a,
 
 	struct json_value *pl = NULL;
 	char msg[64];
-	if (json_parse(a, (const char *)praw, praw_len, &pl, msg, sizeof(msg)) !=
-	        JSON_OK ||
+	if (json_parse(a, (const char *)praw, praw_len, &pl, msg, sizeof(msg)) != JSON_OK ||
 	    pl->type != JSON_OBJECT)
 		return JWT_MALFORMED;
 
@@ -237,9 +231,8 @@ static enum jwt_result verify(const struct jwt_policy *p, struct arena *a,
 	return r;
 }
 
-enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a,
-                           const char *token, size_t len, time_t now,
-                           struct jwt_identity *id)
+enum jwt_result jwt_verify(const struct jwt_policy *p, struct arena *a, const char *token,
+                           size_t len, time_t now, struct jwt_identity *id)
 {
 	struct jwt_times tm;
 	return verify(p, a, token, len, now, id, &tm);
@@ -251,8 +244,8 @@ void jwt_cache_clear(struct jwt_cache *cache)
 }
 
 enum jwt_result jwt_verify_cached(const struct jwt_policy *p, struct jwt_cache *cache,
-                                  struct arena *a, const char *token, size_t len,
-                                  time_t now, struct jwt_identity *id)
+                                  struct arena *a, const char *token, size_t len, time_t now,
+                                  struct jwt_identity *id)
 {
 	if (cache == NULL || p == NULL || a == NULL || id == NULL || token == NULL)
 		return jwt_verify(p, a, token, len, now, id);
@@ -353,9 +346,8 @@ static char *encode_doc(struct json_out *o, struct arena *a)
 	return base64url_encode(a, buf, len);
 }
 
-char *jwt_issue(const struct sig_key *key, struct arena *a, const char *sub,
-                const char *roles_csv, long ttl_s, time_t now,
-                const char *issuer, const char *audience)
+char *jwt_issue(const struct sig_key *key, struct arena *a, const char *sub, const char *roles_csv,
+                long ttl_s, time_t now, const char *issuer, const char *audience)
 {
 	char *token = NULL;
 	struct json_out *o = NULL;

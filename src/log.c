@@ -26,10 +26,11 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	const char *rid = current_request_id;
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%ld] %s%s%s%s: ",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	                 tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000), (long)getpid(),
-	                 rid[0] ? "request " : "", rid, rid[0] ? " " : "", level);
+	int n = snprintf(line, sizeof(line),
+	                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%ld] %s%s%s%s: ", tm.tm_year + 1900,
+	                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                 (long)(tv.tv_usec / 1000), (long)getpid(), rid[0] ? "request " : "", rid,
+	                 rid[0] ? " " : "", level);
 	if (n < 0)
 		return;
 	size_t used = (size_t)n;
@@ -47,13 +48,13 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	(void)w;
 }
 
-#define LOG_FN(name, level)                  \
-	void name(const char *fmt, ...)          \
-	{                                        \
-		va_list ap;                          \
-		va_start(ap, fmt);                   \
-		log_line(level, fmt, ap);            \
-		va_end(ap);                          \
+#define LOG_FN(name, level)                                                                        \
+	void name(const char *fmt, ...)                                                            \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_line(level, fmt, ap);                                                          \
+		va_end(ap);                                                                        \
 	}
 
 LOG_FN(log_info, "LOG")

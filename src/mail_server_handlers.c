@@ -20,10 +20,14 @@
 #include "validate.h"
 
 static const char *const sort_names[SORT__COUNT] = {
-	[SORT_NAME] = "name", [SORT_SERVER] = "server", [SORT_PORT] = "port",
-	[SORT_SENDER_NAME] = "sender_name", [SORT_SENDER_EMAIL] = "sender_email",
-	[SORT_IS_DEFAULT] = "is_default", [SORT_CREATED_AT] = "created_at",
-	[SORT_UPDATED_AT] = "updated_at",
+    [SORT_NAME] = "name",
+    [SORT_SERVER] = "server",
+    [SORT_PORT] = "port",
+    [SORT_SENDER_NAME] = "sender_name",
+    [SORT_SENDER_EMAIL] = "sender_email",
+    [SORT_IS_DEFAULT] = "is_default",
+    [SORT_CREATED_AT] = "created_at",
+    [SORT_UPDATED_AT] = "updated_at",
 };
 
 /* Answer one server with its ETag. */
@@ -43,7 +47,8 @@ static err_t write_failed(struct ctx *c, err_t e)
 			return reject(c, E_CONFLICT, "a mail server with this name already exists");
 		}
 		if (strcmp(db_constraint(c->w->db), "mail_server_single_default") == 0)
-			return reject(c, E_DB_UNAVAILABLE, "the default server changed concurrently; retry");
+			return reject(c, E_DB_UNAVAILABLE,
+			              "the default server changed concurrently; retry");
 		return reject(c, E_INTERNAL, "a database constraint refused a validated value");
 	}
 	if (e == E_DB_UNAVAILABLE)
@@ -93,7 +98,8 @@ err_t ms_handle_list(struct ctx *c)
 	struct query_param *params;
 	size_t nparams;
 	if (query_parse(c->arena, c->req->query, &params, &nparams) != 0)
-		return reject(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
+		return reject(c, E_BAD_REQUEST,
+		              "the query string is malformed or repeats a parameter");
 
 	long limit = LIST_LIMIT_DEFAULT, offset = 0;
 	enum ms_sort sort = SORT_NAME;
@@ -103,10 +109,13 @@ err_t ms_handle_list(struct ctx *c)
 		const struct query_param *qp = &params[i];
 		if (strcmp(qp->name, "limit") == 0) {
 			if (parse_bounded(qp->value, qp->value_len, 1, LIST_LIMIT_MAX, &limit) != 0)
-				return reject(c, E_BAD_REQUEST, "limit must be an integer from 1 to 200");
+				return reject(c, E_BAD_REQUEST,
+				              "limit must be an integer from 1 to 200");
 		} else if (strcmp(qp->name, "offset") == 0) {
-			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) != 0)
-				return reject(c, E_BAD_REQUEST, "offset must be an integer from 0 to 1000000000");
+			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) !=
+			    0)
+				return reject(c, E_BAD_REQUEST,
+				              "offset must be an integer from 0 to 1000000000");
 		} else if (strcmp(qp->name, "sort") == 0) {
 			const char *key = qp->value;
 			desc = key[0] == '-';
@@ -114,25 +123,30 @@ err_t ms_handle_list(struct ctx *c)
 				key++;
 			size_t k;
 			for (k = 0; k < SORT__COUNT; k++)
-				if (strcmp(sort_names[k], key) == 0 && strlen(qp->value) == qp->value_len)
+				if (strcmp(sort_names[k], key) == 0 &&
+				    strlen(qp->value) == qp->value_len)
 					break;
 			if (k == SORT__COUNT)
 				return reject(c, E_BAD_REQUEST,
-				            "sort must be one of name, server, port, sender_name, sender_email,"
-				            " is_default, created_at, updated_at, optionally prefixed by '-'");
+				              "sort must be one of name, server, port, "
+				              "sender_name, sender_email,"
+				              " is_default, created_at, updated_at, optionally "
+				              "prefixed by '-'");
 			sort = (enum ms_sort)k;
 		} else if (strcmp(qp->name, "q") == 0) {
 			if (!utf8_valid(qp->value, qp->value_len) ||
 			    has_control_chars(qp->value, qp->value_len) ||
 			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
-				return reject(c, E_BAD_REQUEST,
-				            "q must be UTF-8 text of at most 200 characters without control"
-				            " characters");
-			if (qp->value_len > 0 && (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
+				return reject(
+				    c, E_BAD_REQUEST,
+				    "q must be UTF-8 text of at most 200 characters without control"
+				    " characters");
+			if (qp->value_len > 0 &&
+			    (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
 				return reject(c, E_INTERNAL, "out of memory");
 		} else {
 			return reject(c, E_BAD_REQUEST,
-			            "unknown query parameter; use q, sort, limit and offset");
+			              "unknown query parameter; use q, sort, limit and offset");
 		}
 	}
 
@@ -176,8 +190,8 @@ err_t ms_handle_create(struct ctx *c)
 	long long id;
 	if ((e = db_begin(db)) != E_OK)
 		goto out;
-	if (ch.move_default && ((e = db_ms_lock_default(db)) != E_OK ||
-	                        (e = db_ms_unset_default(db, 0)) != E_OK))
+	if (ch.move_default &&
+	    ((e = db_ms_lock_default(db)) != E_OK || (e = db_ms_unset_default(db, 0)) != E_OK))
 		goto out;
 	if ((e = db_ms_next_id(db, &id)) != E_OK)
 		goto out;
@@ -232,8 +246,9 @@ static err_t lock_current(struct ctx *c, struct ms_row *cur)
 	if (!found)
 		return reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur->version))
-		return reject(c, E_PRECONDITION_FAILED,
-		              "the mail server has changed since it was read (If-Match does not match)");
+		return reject(
+		    c, E_PRECONDITION_FAILED,
+		    "the mail server has changed since it was read (If-Match does not match)");
 	return E_OK;
 }
 

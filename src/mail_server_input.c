@@ -16,17 +16,17 @@
 #include "validate.h"
 
 enum field_kind {
-	K_NAME,       /* text 1-100 characters after trimming */
+	K_NAME, /* text 1-100 characters after trimming */
 	K_HOST,
 	K_PORT,
 	K_EMAIL,
 	K_BOOL,
 	K_AUTH_TYPE,
-	K_OPT_TEXT,   /* optional text, max chars in `max` */
-	K_URL,        /* absolute https URL */
+	K_OPT_TEXT, /* optional text, max chars in `max` */
+	K_URL,      /* absolute https URL */
 	K_SCOPE,
-	K_SECRET,     /* write-only */
-	K_READ_ONLY,  /* ignored when sent back */
+	K_SECRET,    /* write-only */
+	K_READ_ONLY, /* ignored when sent back */
 };
 
 /* Which auth type a field belongs to. */
@@ -36,41 +36,65 @@ struct field_def {
 	const char *name;
 	enum field_kind kind;
 	enum field_scope scope;
-	int required;  /* within its scope */
-	size_t max;    /* characters or bytes, per kind */
+	int required; /* within its scope */
+	size_t max;   /* characters or bytes, per kind */
 };
 
 enum {
-	F_NAME, F_SERVER, F_PORT, F_SENDER_NAME, F_SENDER_EMAIL, F_IS_DEFAULT, F_ENABLE_SSL,
-	F_AUTH_TYPE, F_USERNAME, F_PASSWORD, F_CLIENT_ID, F_SECRET_KEY, F_AUTHORIZATION_URL,
-	F_TOKEN_URL, F_SCOPE, F_ACCESS_TOKEN, F_REFRESH_TOKEN, F_WRITABLE_COUNT
+	F_NAME,
+	F_SERVER,
+	F_PORT,
+	F_SENDER_NAME,
+	F_SENDER_EMAIL,
+	F_IS_DEFAULT,
+	F_ENABLE_SSL,
+	F_AUTH_TYPE,
+	F_USERNAME,
+	F_PASSWORD,
+	F_CLIENT_ID,
+	F_SECRET_KEY,
+	F_AUTHORIZATION_URL,
+	F_TOKEN_URL,
+	F_SCOPE,
+	F_ACCESS_TOKEN,
+	F_REFRESH_TOKEN,
+	F_WRITABLE_COUNT
 };
 
 static const struct field_def fields[] = {
-	[F_NAME] = {"name", K_NAME, FOR_BOTH, 1, NAME_MAX_CHARS},
-	[F_SERVER] = {"server", K_HOST, FOR_BOTH, 1, HOSTNAME_MAX_BYTES},
-	[F_PORT] = {"port", K_PORT, FOR_BOTH, 1, 0},
-	[F_SENDER_NAME] = {"sender_name", K_NAME, FOR_BOTH, 1, SENDER_NAME_MAX_CHARS},
-	[F_SENDER_EMAIL] = {"sender_email", K_EMAIL, FOR_BOTH, 1, EMAIL_MAX_BYTES},
-	[F_IS_DEFAULT] = {"is_default", K_BOOL, FOR_BOTH, 0, 0},
-	[F_ENABLE_SSL] = {"enable_ssl", K_BOOL, FOR_BOTH, 0, 0},
-	[F_AUTH_TYPE] = {"auth_type", K_AUTH_TYPE, FOR_BOTH, 1, 0},
-	[F_USERNAME] = {"username", K_OPT_TEXT, FOR_BASIC, 0, USERNAME_MAX_CHARS},
-	[F_PASSWORD] = {"password", K_SECRET, FOR_BASIC, 0, SECRET_MAX_BYTES},
-	[F_CLIENT_ID] = {"client_id", K_OPT_TEXT, FOR_OAUTH2, 1, CLIENT_ID_MAX_CHARS},
-	[F_SECRET_KEY] = {"secret_key", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
-	[F_AUTHORIZATION_URL] = {"authorization_url", K_URL, FOR_OAUTH2, 1, URL_MAX_BYTES},
-	[F_TOKEN_URL] = {"token_url", K_URL, FOR_OAUTH2, 1, URL_MAX_BYTES},
-	[F_SCOPE] = {"scope", K_SCOPE, FOR_OAUTH2, 0, SCOPE_MAX_CHARS},
-	[F_ACCESS_TOKEN] = {"access_token", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
-	[F_REFRESH_TOKEN] = {"refresh_token", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
+    [F_NAME] = {"name", K_NAME, FOR_BOTH, 1, NAME_MAX_CHARS},
+    [F_SERVER] = {"server", K_HOST, FOR_BOTH, 1, HOSTNAME_MAX_BYTES},
+    [F_PORT] = {"port", K_PORT, FOR_BOTH, 1, 0},
+    [F_SENDER_NAME] = {"sender_name", K_NAME, FOR_BOTH, 1, SENDER_NAME_MAX_CHARS},
+    [F_SENDER_EMAIL] = {"sender_email", K_EMAIL, FOR_BOTH, 1, EMAIL_MAX_BYTES},
+    [F_IS_DEFAULT] = {"is_default", K_BOOL, FOR_BOTH, 0, 0},
+    [F_ENABLE_SSL] = {"enable_ssl", K_BOOL, FOR_BOTH, 0, 0},
+    [F_AUTH_TYPE] = {"auth_type", K_AUTH_TYPE, FOR_BOTH, 1, 0},
+    [F_USERNAME] = {"username", K_OPT_TEXT, FOR_BASIC, 0, USERNAME_MAX_CHARS},
+    [F_PASSWORD] = {"password", K_SECRET, FOR_BASIC, 0, SECRET_MAX_BYTES},
+    [F_CLIENT_ID] = {"client_id", K_OPT_TEXT, FOR_OAUTH2, 1, CLIENT_ID_MAX_CHARS},
+    [F_SECRET_KEY] = {"secret_key", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
+    [F_AUTHORIZATION_URL] = {"authorization_url", K_URL, FOR_OAUTH2, 1, URL_MAX_BYTES},
+    [F_TOKEN_URL] = {"token_url", K_URL, FOR_OAUTH2, 1, URL_MAX_BYTES},
+    [F_SCOPE] = {"scope", K_SCOPE, FOR_OAUTH2, 0, SCOPE_MAX_CHARS},
+    [F_ACCESS_TOKEN] = {"access_token", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
+    [F_REFRESH_TOKEN] = {"refresh_token", K_SECRET, FOR_OAUTH2, 0, SECRET_MAX_BYTES},
 };
 
 /* Read-only fields of the representation: a client may send them back. */
 static const char *const read_only[] = {
-	"id", "created_at", "updated_at", "version", "password_set", "secret_key_set",
-	"access_token_set", "refresh_token_set", "access_token_expires_at", "oauth2_status",
-	"oauth2_last_refreshed_at", "oauth2_last_error",
+    "id",
+    "created_at",
+    "updated_at",
+    "version",
+    "password_set",
+    "secret_key_set",
+    "access_token_set",
+    "refresh_token_set",
+    "access_token_expires_at",
+    "oauth2_status",
+    "oauth2_last_refreshed_at",
+    "oauth2_last_error",
 };
 
 static int find_field(const struct json_member *m)
@@ -157,8 +181,8 @@ static const char *refused_destination(const struct ctx *c, const struct json_va
 {
 	if (c->w == NULL || c->w->app == NULL)
 		return NULL;
-	const char *why = outbound_url_refused(&c->w->app->cfg.outbound, v->u.string.ptr,
-	                                       v->u.string.len);
+	const char *why =
+	    outbound_url_refused(&c->w->app->cfg.outbound, v->u.string.ptr, v->u.string.len);
 	if (why == NULL)
 		return NULL;
 	if (strcmp(why, "loopback") == 0)
@@ -228,15 +252,17 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 		const struct json_value *v = slot[f];
 		if (f == F_AUTH_TYPE)
 			continue;
-		int applies = d->scope == FOR_BOTH || (auth_ok && d->scope == FOR_BASIC && auth == AUTH_BASIC) ||
+		int applies = d->scope == FOR_BOTH ||
+		              (auth_ok && d->scope == FOR_BASIC && auth == AUTH_BASIC) ||
 		              (auth_ok && d->scope == FOR_OAUTH2 && auth == AUTH_OAUTH2);
 		if (!applies) {
 			/* null or "" for the other type's field is harmless (a GET
 			 * representation sent back); a value is a mistake. */
 			if (auth_ok && v != NULL && !is_blank(v))
-				field_error(c, d->name, auth == AUTH_BASIC
-				                            ? "applies only to auth_type \"oauth2\""
-				                            : "applies only to auth_type \"basic\"");
+				field_error(c, d->name,
+				            auth == AUTH_BASIC
+				                ? "applies only to auth_type \"oauth2\""
+				                : "applies only to auth_type \"basic\"");
 			continue;
 		}
 		if (v == NULL || v->type == JSON_NULL ||
@@ -254,7 +280,8 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 
 	/* A new oauth2 server (created, or switched from basic) needs its
 	 * client secret (contract section 1). */
-	if (auth_ok && auth == AUTH_OAUTH2 && (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
+	if (auth_ok && auth == AUTH_OAUTH2 &&
+	    (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
 	    (mode == MS_CREATE || (cur != NULL && cur->auth != AUTH_OAUTH2)))
 		field_error(c, "secret_key", "is required for an oauth2 server");
 
@@ -267,9 +294,11 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 	in->sender_name = slot[F_SENDER_NAME]->u.string.ptr;
 	in->sender_email = slot[F_SENDER_EMAIL]->u.string.ptr;
 	in->is_default = slot[F_IS_DEFAULT] && slot[F_IS_DEFAULT]->type == JSON_BOOL
-	                     ? slot[F_IS_DEFAULT]->u.boolean : 0;
+	                     ? slot[F_IS_DEFAULT]->u.boolean
+	                     : 0;
 	in->enable_ssl = slot[F_ENABLE_SSL] && slot[F_ENABLE_SSL]->type == JSON_BOOL
-	                     ? slot[F_ENABLE_SSL]->u.boolean : 1;
+	                     ? slot[F_ENABLE_SSL]->u.boolean
+	                     : 1;
 	in->auth = auth;
 	if (auth == AUTH_BASIC) {
 		in->username = take_string(slot[F_USERNAME]);
@@ -397,7 +426,8 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 		put_member(m, &n, "username", str_value(a, cur->username));
 	if (same && cur->auth == AUTH_OAUTH2) {
 		const char *keys[] = {"client_id", "authorization_url", "token_url", "scope"};
-		const char *vals[] = {cur->client_id, cur->authorization_url, cur->token_url, cur->scope};
+		const char *vals[] = {cur->client_id, cur->authorization_url, cur->token_url,
+		                      cur->scope};
 		for (size_t i = 0; i < 4; i++)
 			if (vals[i] != NULL)
 				put_member(m, &n, keys[i], str_value(a, vals[i]));
@@ -467,7 +497,8 @@ void ms_plan_change(const struct ms_row *cur, const struct ms_input *in, struct 
 	out->access_token = decide(in->access_token, moved);
 	out->refresh_token = decide(in->refresh_token, moved);
 
-	int tokens_kept = out->access_token.op == SECRET_KEEP && out->refresh_token.op == SECRET_KEEP;
+	int tokens_kept =
+	    out->access_token.op == SECRET_KEEP && out->refresh_token.op == SECRET_KEEP;
 	int has_access = out->access_token.op == SECRET_SET ||
 	                 (out->access_token.op == SECRET_KEEP && cur && cur->access_token_set);
 	int has_refresh = out->refresh_token.op == SECRET_SET ||

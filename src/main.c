@@ -35,9 +35,9 @@
 #endif
 
 struct child {
-	pid_t pid;            /* 0: not running */
+	pid_t pid; /* 0: not running */
 	struct timespec started;
-	long delay_ms;        /* before the next restart */
+	long delay_ms; /* before the next restart */
 	struct timespec restart_at;
 };
 
@@ -74,9 +74,11 @@ static pid_t spawn(const struct app *app, int fd, struct child *c)
 static void describe_exit(pid_t pid, int status)
 {
 	if (WIFSIGNALED(status))
-		log_warning("worker process %ld was terminated by signal %d", (long)pid, WTERMSIG(status));
+		log_warning("worker process %ld was terminated by signal %d", (long)pid,
+		            WTERMSIG(status));
 	else
-		log_info("worker process %ld exited with status %d", (long)pid, WEXITSTATUS(status));
+		log_info("worker process %ld exited with status %d", (long)pid,
+		         WEXITSTATUS(status));
 }
 
 int main(void)
@@ -152,16 +154,19 @@ int main(void)
 				kids[i].pid = 0;
 				if (!stopping) {
 					describe_exit(pid, status);
-					/* Crashing right after start: back off; else restart at once. */
+					/* Crashing right after start: back off; else restart at
+					 * once. */
 					if (since(&kids[i].started) < 1.0)
-						kids[i].delay_ms = kids[i].delay_ms * 2 > RESTART_DELAY_MAX_MS
-						                       ? RESTART_DELAY_MAX_MS
-						                       : kids[i].delay_ms * 2;
+						kids[i].delay_ms =
+						    kids[i].delay_ms * 2 > RESTART_DELAY_MAX_MS
+						        ? RESTART_DELAY_MAX_MS
+						        : kids[i].delay_ms * 2;
 					else
 						kids[i].delay_ms = RESTART_DELAY_MIN_MS;
 					clock_gettime(CLOCK_MONOTONIC, &kids[i].restart_at);
 					kids[i].restart_at.tv_nsec += kids[i].delay_ms * 1000000L;
-					kids[i].restart_at.tv_sec += kids[i].restart_at.tv_nsec / 1000000000L;
+					kids[i].restart_at.tv_sec +=
+					    kids[i].restart_at.tv_nsec / 1000000000L;
 					kids[i].restart_at.tv_nsec %= 1000000000L;
 				}
 			}
@@ -172,7 +177,8 @@ int main(void)
 				alive++;
 			} else if (!stopping && since(&kids[i].restart_at) >= 0) {
 				if (spawn(&app, fd, &kids[i]) > 0) {
-					log_info("restarted worker process as %ld", (long)kids[i].pid);
+					log_info("restarted worker process as %ld",
+					         (long)kids[i].pid);
 					alive++;
 				}
 			}

@@ -174,7 +174,8 @@ char *oauth2_authorize_url(struct arena *a, const struct oauth2_authorize_params
 	/* Google: a refresh token only with access_type=offline, and again after
 	 * the first consent only with prompt=consent. */
 	int google = host_is(base, "accounts.google.com");
-	const char *offline = google && !has_param(base, n, "access_type") ? "&access_type=offline" : "";
+	const char *offline =
+	    google && !has_param(base, n, "access_type") ? "&access_type=offline" : "";
 	const char *consent = google && !has_param(base, n, "prompt") ? "&prompt=consent" : "";
 	return arena_printf(a,
 	                    "%.*s%sresponse_type=code&client_id=%s&redirect_uri=%s%s%s&state=%s"
@@ -197,8 +198,8 @@ char *oauth2_console_url(struct arena *a, const char *console_url, long long id,
 	                    error_code ? "&error=" : "", error_code ? code : "", fragment);
 }
 
-char *oauth2_form(struct arena *a, size_t n, const char *const *names,
-                  const char *const *values, size_t *len)
+char *oauth2_form(struct arena *a, size_t n, const char *const *names, const char *const *values,
+                  size_t *len)
 {
 	size_t total = 1;
 	char **encoded = arena_calloc(a, n ? n : 1, sizeof(*encoded));
@@ -268,13 +269,13 @@ int oauth2_error_code_ok(const char *s, size_t len)
 /* A token as we accept it: 1-SECRET_MAX_BYTES bytes, no control chars. */
 static int token_ok(const struct json_value *v)
 {
-	return v->type == JSON_STRING && v->u.string.len > 0 && v->u.string.len <= SECRET_MAX_BYTES &&
+	return v->type == JSON_STRING && v->u.string.len > 0 &&
+	       v->u.string.len <= SECRET_MAX_BYTES &&
 	       !has_control_chars(v->u.string.ptr, v->u.string.len);
 }
 
 enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json_value *root,
-                                              struct oauth2_token_response *out,
-                                              const char **why)
+                                              struct oauth2_token_response *out, const char **why)
 {
 	memset(out, 0, sizeof(*out));
 	out->expires_in = -1;
@@ -293,8 +294,9 @@ enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json
 		out->error = error->u.string.ptr;
 		const struct json_value *d = json_get(root, "error_description");
 		if (d != NULL && d->type == JSON_STRING) {
-			out->error_description = oauth2_clean_text(a, d->u.string.ptr, d->u.string.len,
-			                                           OAUTH2_ERROR_DESCRIPTION_MAX_CHARS);
+			out->error_description =
+			    oauth2_clean_text(a, d->u.string.ptr, d->u.string.len,
+			                      OAUTH2_ERROR_DESCRIPTION_MAX_CHARS);
 			if (out->error_description == NULL) {
 				*why = "out of memory";
 				return OAUTH2_ANSWER_INVALID;
@@ -319,7 +321,8 @@ enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json
 		long long v = -1;
 		if (ei->type == JSON_NUMBER && ei->u.number.is_int && ei->u.number.i >= 0) {
 			v = ei->u.number.i;
-		} else if (ei->type == JSON_STRING && ei->u.string.len > 0 && ei->u.string.len <= 12) {
+		} else if (ei->type == JSON_STRING && ei->u.string.len > 0 &&
+		           ei->u.string.len <= 12) {
 			v = 0;
 			for (size_t i = 0; i < ei->u.string.len && v >= 0; i++) {
 				char c = ei->u.string.ptr[i];
@@ -333,7 +336,8 @@ enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json
 		out->expires_in = v > OAUTH2_EXPIRES_IN_MAX_S ? OAUTH2_EXPIRES_IN_MAX_S : v;
 	}
 	const struct json_value *rt = json_get(root, "refresh_token");
-	if (rt != NULL && rt->type != JSON_NULL && !(rt->type == JSON_STRING && rt->u.string.len == 0)) {
+	if (rt != NULL && rt->type != JSON_NULL &&
+	    !(rt->type == JSON_STRING && rt->u.string.len == 0)) {
 		if (!token_ok(rt)) {
 			*why = "the answer's refresh_token is not a valid token";
 			return OAUTH2_ANSWER_INVALID;
@@ -347,8 +351,7 @@ enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json
 }
 
 enum oauth2_answer oauth2_parse_token_response(struct arena *a, const char *buf, size_t len,
-                                               struct oauth2_token_response *out,
-                                               const char **why)
+                                               struct oauth2_token_response *out, const char **why)
 {
 	struct json_value *root;
 	char msg[96];
@@ -366,8 +369,9 @@ enum oauth2_answer oauth2_parse_token_response(struct arena *a, const char *buf,
 /* Our own codes, never the provider's. */
 static int our_code(const char *code)
 {
-	static const char *const ours[] = {"timeout", "unreachable", "tls_failed",
-	                                   "destination_refused", "invalid_response", "internal"};
+	static const char *const ours[] = {"timeout",          "unreachable",
+	                                   "tls_failed",       "destination_refused",
+	                                   "invalid_response", "internal"};
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
 		if (strcmp(code, ours[i]) == 0)
 			return 1;
@@ -402,7 +406,8 @@ static const char *describe(struct arena *a, const struct outbound_result *res)
 	if (strcmp(res->code, "unreachable") == 0)
 		return "the token endpoint could not be reached";
 	if (strcmp(res->code, "tls_failed") == 0)
-		return "the TLS connection to the token endpoint failed (is its certificate trusted?)";
+		return "the TLS connection to the token endpoint failed (is its certificate "
+		       "trusted?)";
 	if (strcmp(res->code, "internal") == 0)
 		return "internal error";
 	/* destination_refused and invalid_response: our own words, or curl's
@@ -418,7 +423,8 @@ static err_t token_request(const struct app *app, struct arena *a, const struct 
                            const char *form, size_t len, const char *what,
                            struct oauth2_token_response *tok, struct oauth2_failure *f)
 {
-	struct outbound_request rq = {s->token_url, form, len, app->cfg.ca_file, &app->cfg.outbound};
+	struct outbound_request rq = {s->token_url, form, len, app->cfg.ca_file,
+	                              &app->cfg.outbound};
 	struct outbound_result res;
 	struct json_value *root;
 	memset(f, 0, sizeof(*f));
@@ -446,8 +452,10 @@ static err_t token_request(const struct app *app, struct arena *a, const struct 
 		                     ? why
 		                     : "the token endpoint answered an error status without an"
 		                       " OAuth 2.0 error";
-		log_warning("could not %s of mail server %lld: invalid answer from the token endpoint"
-		            " (HTTP %ld: %s)", what, s->id, res.status, f->description);
+		log_warning(
+		    "could not %s of mail server %lld: invalid answer from the token endpoint"
+		    " (HTTP %ld: %s)",
+		    what, s->id, res.status, f->description);
 		return E_OAUTH2_PROVIDER;
 	}
 	return E_OK;
@@ -475,12 +483,15 @@ static err_t store_tokens(const struct app *app, struct db *db, struct arena *a,
 		/* The provider may have rotated the refresh token we could not
 		 * store: say so loudly, the server may need authorizing again. */
 		log_error("could not store the new tokens of mail server %lld; if the provider"
-		          " rotated its refresh token, the server must be authorized again", s->id);
+		          " rotated its refresh token, the server must be authorized again",
+		          s->id);
 		return e;
 	}
 	if (!stored) {
-		log_warning("discarded the new tokens of mail server %lld: its token URL or client id"
-		            " changed while they were requested", s->id);
+		log_warning(
+		    "discarded the new tokens of mail server %lld: its token URL or client id"
+		    " changed while they were requested",
+		    s->id);
 		return conflict(f, "settings_changed",
 		                "the server's token URL or client id changed during the request");
 	}
@@ -531,7 +542,8 @@ static err_t check_refreshable(const struct oauth2_server *s, struct oauth2_fail
 		return conflict(f, "no_refresh_token",
 		                "the mail server has no refresh token; authorize it first");
 	if (s->client_secret == NULL)
-		return conflict(f, "no_client_secret", "the mail server has no client secret (secret_key)");
+		return conflict(f, "no_client_secret",
+		                "the mail server has no client secret (secret_key)");
 	return E_OK;
 }
 
@@ -541,7 +553,8 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
                          const struct oauth2_server *s, struct oauth2_server *out,
                          struct oauth2_failure *f)
 {
-	const char *names[] = {"grant_type", "refresh_token", "client_id", "client_secret", "scope"};
+	const char *names[] = {"grant_type", "refresh_token", "client_id", "client_secret",
+	                       "scope"};
 	const char *values[] = {"refresh_token", s->refresh_token, s->client_id, s->client_secret,
 	                        s->scope != NULL && s->scope[0] != '\0' ? s->scope : NULL};
 	size_t len;
@@ -675,13 +688,14 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 		goto out;
 	}
 	if (s.client_secret == NULL) {
-		e = conflict(f, "no_client_secret", "the mail server has no client secret (secret_key)");
+		e = conflict(f, "no_client_secret",
+		             "the mail server has no client secret (secret_key)");
 		goto out;
 	}
-	const char *names[] = {"grant_type", "code", "redirect_uri", "client_id", "client_secret",
-	                       "code_verifier"};
-	const char *values[] = {"authorization_code", code, redirect_uri, s.client_id,
-	                        s.client_secret, code_verifier};
+	const char *names[] = {"grant_type", "code",          "redirect_uri",
+	                       "client_id",  "client_secret", "code_verifier"};
+	const char *values[] = {"authorization_code", code,         redirect_uri, s.client_id,
+	                        s.client_secret,      code_verifier};
 	size_t len;
 	char *form = oauth2_form(a, 6, names, values, &len);
 	if (form == NULL) {
@@ -695,7 +709,8 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 	else if (e != E_INTERNAL)
 		store_failure(db, &s, NULL, f);
 	if (e == E_OK)
-		log_info("mail server %lld is connected to its OAuth 2.0 provider (authorized by \"%s\")",
+		log_info("mail server %lld is connected to its OAuth 2.0 provider (authorized by "
+		         "\"%s\")",
 		         id, actor ? actor : "");
 out:
 	db_oauth2_unlock(db, id);

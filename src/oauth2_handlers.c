@@ -36,7 +36,8 @@
 static err_t no_body(struct ctx *c)
 {
 	if (c->req->body_too_large)
-		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is larger than 65536 bytes");
+		return reject(c, E_PAYLOAD_TOO_LARGE,
+		              "the request body is larger than 65536 bytes");
 	if (c->req->body_len > 0)
 		return reject(c, E_BAD_REQUEST, "this operation takes no request body");
 	return E_OK;
@@ -77,23 +78,28 @@ err_t oauth2_handle_authorize(struct ctx *c)
 		return reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (row.auth != AUTH_OAUTH2) {
 		c->error_code = "not_oauth2";
-		return reject(c, E_CONFLICT, "the mail server does not use OAuth 2.0 (its auth_type is basic)");
+		return reject(c, E_CONFLICT,
+		              "the mail server does not use OAuth 2.0 (its auth_type is basic)");
 	}
 	if (!row.secret_key_set) {
 		c->error_code = "no_client_secret";
-		return reject(c, E_CONFLICT,
-		              "the mail server has no client secret (secret_key); set it, then authorize");
+		return reject(
+		    c, E_CONFLICT,
+		    "the mail server has no client secret (secret_key); set it, then authorize");
 	}
 	/* Refused at save time already, unless the policy changed since. */
-	const char *why = outbound_url_refused(&app->cfg.outbound, row.token_url, strlen(row.token_url));
+	const char *why =
+	    outbound_url_refused(&app->cfg.outbound, row.token_url, strlen(row.token_url));
 	if (why == NULL)
 		why = outbound_url_refused(&app->cfg.outbound, row.authorization_url,
 		                           strlen(row.authorization_url));
 	if (why != NULL) {
 		c->error_code = "destination_refused";
 		return reject(c, E_DESTINATION_REFUSED,
-		              arena_printf(c->arena, "the outbound policy refuses the server's token or"
-		                                     " authorization URL (a %s address)", why));
+		              arena_printf(c->arena,
+		                           "the outbound policy refuses the server's token or"
+		                           " authorization URL (a %s address)",
+		                           why));
 	}
 
 	char *state = oauth2_random_token(c->arena, OAUTH2_STATE_BYTES);
@@ -108,16 +114,17 @@ err_t oauth2_handle_authorize(struct ctx *c)
 
 	/* Old states first (indexed, usually nothing to do). */
 	if ((e = db_oauth2_state_purge(db)) != E_OK ||
-	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor, verifier)) !=
-	        E_OK)
+	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor,
+	                                verifier)) != E_OK)
 		return db_failed(c, e);
 
-	struct oauth2_authorize_params p = {row.authorization_url, row.client_id, redirect_uri,
-	                                    row.scope, state, challenge};
+	struct oauth2_authorize_params p = {
+	    row.authorization_url, row.client_id, redirect_uri, row.scope, state, challenge};
 	char *url = oauth2_authorize_url(c->arena, &p);
 	if (url == NULL)
 		return reject(c, E_INTERNAL, "out of memory");
-	log_info("started the OAuth 2.0 authorization of mail server %lld for \"%s\"", c->id, actor);
+	log_info("started the OAuth 2.0 authorization of mail server %lld for \"%s\"", c->id,
+	         actor);
 	json_out_object_open(c->out);
 	json_out_key(c->out, "authorization_url");
 	json_out_cstring(c->out, url);
@@ -157,7 +164,8 @@ err_t oauth2_handle_callback(struct ctx *c)
 	struct query_param *params;
 	size_t n;
 	if (query_parse(c->arena, c->req->query, &params, &n) != 0)
-		return reject(c, E_BAD_REQUEST, "the query string is malformed or repeats a parameter");
+		return reject(c, E_BAD_REQUEST,
+		              "the query string is malformed or repeats a parameter");
 	/* Providers add parameters of their own (session_state, iss, scope,
 	 * authuser, ...): only these four matter. */
 	const struct query_param *state = param(params, n, "state");
@@ -177,15 +185,18 @@ err_t oauth2_handle_callback(struct ctx *c)
 	if (oauth2_state_wellformed(state->value, state->value_len)) {
 		if (crypto_sha256(state->value, state->value_len, hash) != 0)
 			return reject(c, E_INTERNAL, "could not hash the state");
-		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor, &verifier);
+		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor,
+		                            &verifier);
 		if (e != E_OK)
 			return db_failed(c, e);
 	}
 	if (sr == OAUTH2_STATE_UNKNOWN)
 		return reject(c, E_BAD_REQUEST, "the state is unknown");
 	if (sr == OAUTH2_STATE_SPENT) {
-		log_info("refused an OAuth 2.0 callback for mail server %lld: its state has expired or"
-		         " was used already", id);
+		log_info(
+		    "refused an OAuth 2.0 callback for mail server %lld: its state has expired or"
+		    " was used already",
+		    id);
 		return to_console(c, id, "invalid_state");
 	}
 
@@ -202,15 +213,20 @@ err_t oauth2_handle_callback(struct ctx *c)
 		                                         OAUTH2_ERROR_DESCRIPTION_MAX_CHARS)
 		                     : NULL;
 		if (oauth2_note_authorization_error(app, db, c->arena, id, &f) != E_OK)
-			log_warning("could not record the failed authorization of mail server %lld", id);
-		log_info("the OAuth 2.0 authorization of mail server %lld failed: the provider answered"
-		         " %s", id, f.code);
+			log_warning("could not record the failed authorization of mail server %lld",
+			            id);
+		log_info(
+		    "the OAuth 2.0 authorization of mail server %lld failed: the provider answered"
+		    " %s",
+		    id, f.code);
 		return to_console(c, id, f.code);
 	}
 	if (code == NULL || code->value_len == 0 || code->value_len > OAUTH2_CODE_MAX_BYTES ||
 	    has_control_chars(code->value, code->value_len)) {
-		log_info("the OAuth 2.0 authorization of mail server %lld failed: the provider sent no"
-		         " usable code", id);
+		log_info(
+		    "the OAuth 2.0 authorization of mail server %lld failed: the provider sent no"
+		    " usable code",
+		    id);
 		return to_console(c, id, "invalid_request");
 	}
 
@@ -260,13 +276,18 @@ err_t oauth2_handle_refresh(struct ctx *c)
 	case E_UPSTREAM_UNREACHABLE:
 		c->error_code = f.code;
 		if (f.provider && strcmp(f.code, "invalid_grant") == 0)
-			return reject(c, e, "the provider refused the refresh token (invalid_grant): the"
-			                    " mail server must be authorized again");
+			return reject(c, e,
+			              "the provider refused the refresh token (invalid_grant): the"
+			              " mail server must be authorized again");
 		if (f.provider)
-			return reject(c, e, arena_printf(c->arena, "the provider refused to refresh the"
-			                                           " access token (%s)", f.code));
-		return reject(c, e, arena_printf(c->arena, "could not refresh the access token: %s",
-		                                 f.description ? f.description : f.code));
+			return reject(c, e,
+			              arena_printf(c->arena,
+			                           "the provider refused to refresh the"
+			                           " access token (%s)",
+			                           f.code));
+		return reject(c, e,
+		              arena_printf(c->arena, "could not refresh the access token: %s",
+		                           f.description ? f.description : f.code));
 	default:
 		return reject(c, E_INTERNAL, "could not refresh the access token");
 	}

@@ -99,13 +99,15 @@ int outbound_policy_init(struct outbound_policy *p, const char *allow_csv, int d
 			en--;
 		if (en > 0) {
 			if (p->nallow == OUTBOUND_ALLOW_MAX) {
-				snprintf(err, errlen, "MAILSRV_OUTBOUND_ALLOW has more than %d entries",
+				snprintf(err, errlen,
+				         "MAILSRV_OUTBOUND_ALLOW has more than %d entries",
 				         OUTBOUND_ALLOW_MAX);
 				return -1;
 			}
 			if (parse_net(e, en, &p->allow[p->nallow]) != 0) {
-				set_err(err, errlen, "expected an IPv4 or IPv6 address, optionally /prefix",
-				        e, en);
+				set_err(err, errlen,
+				        "expected an IPv4 or IPv6 address, optionally /prefix", e,
+				        en);
 				return -1;
 			}
 			p->nallow++;
@@ -253,10 +255,10 @@ struct call {
 	const struct outbound_policy *policy;
 	const char *ca_file;
 	int ca_failed;
-	unsigned opened;      /* sockets the policy admitted */
-	unsigned refused;     /* addresses the policy refused */
+	unsigned opened;  /* sockets the policy admitted */
+	unsigned refused; /* addresses the policy refused */
 	const char *refused_why;
-	char *body;           /* OUTBOUND_MAX_RESPONSE_BYTES + 1, in the arena */
+	char *body; /* OUTBOUND_MAX_RESPONSE_BYTES + 1, in the arena */
 	size_t len;
 	int too_large;
 };
@@ -310,10 +312,10 @@ static int configure(CURL *h, const struct outbound_request *rq, struct call *ca
                      struct curl_slist *headers, char *errbuf)
 {
 	CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                          \
-	do {                                                                                   \
-		if (rc == CURLE_OK)                                                            \
-			rc = curl_easy_setopt(h, opt, val);                                    \
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(h, opt, val);                                        \
 	} while (0)
 	SET(CURLOPT_URL, rq->url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
@@ -458,8 +460,10 @@ err_t outbound_post_form_json(struct arena *a, const struct outbound_request *rq
 	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
 	if (!media_type_is(ctype, "application/json")) {
 		e = fail(res, E_OAUTH2_PROVIDER, "invalid_response",
-		         arena_printf(a, "the token endpoint answered HTTP %ld with a body that is"
-		                         " not application/json", status));
+		         arena_printf(a,
+		                      "the token endpoint answered HTTP %ld with a body that is"
+		                      " not application/json",
+		                      status));
 		goto out;
 	}
 	call.body[call.len] = '\0';
@@ -472,9 +476,10 @@ err_t outbound_post_form_json(struct arena *a, const struct outbound_request *rq
 	}
 	if (js != JSON_OK || v->type != JSON_OBJECT) {
 		e = fail(res, E_OAUTH2_PROVIDER, "invalid_response",
-		         arena_printf(a, "the token endpoint answered HTTP %ld with JSON that is not"
-		                         " a valid object (%s)", status,
-		                      js != JSON_OK ? msg : "not an object"));
+		         arena_printf(a,
+		                      "the token endpoint answered HTTP %ld with JSON that is not"
+		                      " a valid object (%s)",
+		                      status, js != JSON_OK ? msg : "not an object"));
 		goto out;
 	}
 	*root = v;

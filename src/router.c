@@ -37,28 +37,33 @@ struct method {
 #define MAX_METHODS 4
 
 struct route {
-	const char *path;   /* under /api/v1/, "{id}" matches one segment */
-	int public;         /* no bearer token (the OAuth callback) */
-	const char *allow;  /* the Allow header */
+	const char *path;  /* under /api/v1/, "{id}" matches one segment */
+	int public;        /* no bearer token (the OAuth callback) */
+	const char *allow; /* the Allow header */
 	struct method methods[MAX_METHODS];
 };
 
 /* Literal paths before the {id} pattern they would also match. */
 static const struct route routes[] = {
-	{"mail-servers", 0, "GET, POST",
-	 {{"GET", ms_handle_list, BODY_NONE}, {"POST", ms_handle_create, BODY_JSON}}},
-	{"mail-servers/default", 0, "GET", {{"GET", ms_handle_get_default, BODY_NONE}}},
-	{"mail-servers/batch-delete", 0, "POST",
-	 {{"POST", ms_handle_batch_delete, BODY_JSON}}},
-	{"mail-servers/{id}/oauth2/authorize", 0, "POST",
-	 {{"POST", oauth2_handle_authorize, BODY_NONE}}},
-	{"mail-servers/{id}/oauth2/refresh", 0, "POST", {{"POST", oauth2_handle_refresh, BODY_NONE}}},
-	{"oauth2/callback", 1, "GET", {{"GET", oauth2_handle_callback, BODY_NONE}}},
-	{"mail-servers/{id}", 0, "GET, PUT, PATCH, DELETE",
-	 {{"GET", ms_handle_get, BODY_NONE},
-	  {"PUT", ms_handle_replace, BODY_JSON},
-	  {"PATCH", ms_handle_patch, BODY_MERGE_PATCH},
-	  {"DELETE", ms_handle_delete, BODY_NONE}}},
+    {"mail-servers",
+     0,
+     "GET, POST",
+     {{"GET", ms_handle_list, BODY_NONE}, {"POST", ms_handle_create, BODY_JSON}}},
+    {"mail-servers/default", 0, "GET", {{"GET", ms_handle_get_default, BODY_NONE}}},
+    {"mail-servers/batch-delete", 0, "POST", {{"POST", ms_handle_batch_delete, BODY_JSON}}},
+    {"mail-servers/{id}/oauth2/authorize",
+     0,
+     "POST",
+     {{"POST", oauth2_handle_authorize, BODY_NONE}}},
+    {"mail-servers/{id}/oauth2/refresh", 0, "POST", {{"POST", oauth2_handle_refresh, BODY_NONE}}},
+    {"oauth2/callback", 1, "GET", {{"GET", oauth2_handle_callback, BODY_NONE}}},
+    {"mail-servers/{id}",
+     0,
+     "GET, PUT, PATCH, DELETE",
+     {{"GET", ms_handle_get, BODY_NONE},
+      {"PUT", ms_handle_replace, BODY_JSON},
+      {"PATCH", ms_handle_patch, BODY_MERGE_PATCH},
+      {"DELETE", ms_handle_delete, BODY_NONE}}},
 };
 
 /* Match path (after "/api/v1/") against a pattern; *id_seg gets the {id}
@@ -91,7 +96,8 @@ static err_t authenticate(struct ctx *c)
 		return reject(c, E_UNAUTHORIZED, "a bearer token is required");
 	/* RFC 6750 section 2.1: "Bearer" (any case) SP token. */
 	if (strncasecmp(h, "Bearer ", 7) != 0)
-		return reject(c, E_UNAUTHORIZED, "the Authorization header must use the Bearer scheme");
+		return reject(c, E_UNAUTHORIZED,
+		              "the Authorization header must use the Bearer scheme");
 	const char *tok = h + 7;
 	while (*tok == ' ')
 		tok++;
@@ -115,14 +121,16 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 {
 	const struct http_request *req = c->req;
 	if (req->body_too_large)
-		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is larger than 65536 bytes");
+		return reject(c, E_PAYLOAD_TOO_LARGE,
+		              "the request body is larger than 65536 bytes");
 	int json = media_type_is(req->content_type, "application/json");
 	if (!json && !(kind == BODY_MERGE_PATCH &&
 	               media_type_is(req->content_type, "application/merge-patch+json")))
-		return reject(c, E_UNSUPPORTED_MEDIA_TYPE,
-		            kind == BODY_MERGE_PATCH
-		                ? "the body must be application/merge-patch+json or application/json"
-		                : "the body must be application/json");
+		return reject(
+		    c, E_UNSUPPORTED_MEDIA_TYPE,
+		    kind == BODY_MERGE_PATCH
+		        ? "the body must be application/merge-patch+json or application/json"
+		        : "the body must be application/json");
 	char msg[96];
 	struct json_value *root;
 	enum json_status st = json_parse(c->arena, req->body ? req->body : "", req->body_len, &root,
@@ -173,7 +181,8 @@ static err_t dispatch(struct ctx *c)
 			m = &route->methods[i];
 	if (m == NULL) {
 		c->allow = route->allow;
-		return reject(c, E_METHOD_NOT_ALLOWED, "this method is not allowed on this resource");
+		return reject(c, E_METHOD_NOT_ALLOWED,
+		              "this method is not allowed on this resource");
 	}
 	if (id_seg != NULL && parse_positive_id(id_seg, id_len, &c->id) != 0)
 		return reject(c, E_NOT_FOUND, "no mail server has this id");

@@ -41,7 +41,7 @@
 #include <strings.h>
 
 #define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR(x)  STR_(x)
 
 /* RFC 1123 section 2.1 (label rule of RFC 1035 section 2.3.4). */
 #define LABEL_MAX 63
@@ -152,18 +152,14 @@ struct len_msg {
 };
 
 static const struct len_msg len_msgs[] = {
-	{1, NAME_MAX_CHARS, "must be 1-" STR(NAME_MAX_CHARS) " characters"},
-	{1, SENDER_NAME_MAX_CHARS,
-	 "must be 1-" STR(SENDER_NAME_MAX_CHARS) " characters"},
-	{0, USERNAME_MAX_CHARS,
-	 "must be at most " STR(USERNAME_MAX_CHARS) " characters"},
-	{1, USERNAME_MAX_CHARS, "must be 1-" STR(USERNAME_MAX_CHARS) " characters"},
-	{0, CLIENT_ID_MAX_CHARS,
-	 "must be at most " STR(CLIENT_ID_MAX_CHARS) " characters"},
-	{1, CLIENT_ID_MAX_CHARS,
-	 "must be 1-" STR(CLIENT_ID_MAX_CHARS) " characters"},
-	{0, LIST_Q_MAX_CHARS, "must be at most " STR(LIST_Q_MAX_CHARS) " characters"},
-	{0, SCOPE_MAX_CHARS, "must be at most " STR(SCOPE_MAX_CHARS) " characters"},
+    {1, NAME_MAX_CHARS, "must be 1-" STR(NAME_MAX_CHARS) " characters"},
+    {1, SENDER_NAME_MAX_CHARS, "must be 1-" STR(SENDER_NAME_MAX_CHARS) " characters"},
+    {0, USERNAME_MAX_CHARS, "must be at most " STR(USERNAME_MAX_CHARS) " characters"},
+    {1, USERNAME_MAX_CHARS, "must be 1-" STR(USERNAME_MAX_CHARS) " characters"},
+    {0, CLIENT_ID_MAX_CHARS, "must be at most " STR(CLIENT_ID_MAX_CHARS) " characters"},
+    {1, CLIENT_ID_MAX_CHARS, "must be 1-" STR(CLIENT_ID_MAX_CHARS) " characters"},
+    {0, LIST_Q_MAX_CHARS, "must be at most " STR(LIST_Q_MAX_CHARS) " characters"},
+    {0, SCOPE_MAX_CHARS, "must be at most " STR(SCOPE_MAX_CHARS) " characters"},
 };
 
 static const char *length_message(size_t n, size_t min, size_t max)
@@ -176,8 +172,7 @@ static const char *length_message(size_t n, size_t min, size_t max)
 	return "is too long";
 }
 
-const char *validate_text(const char *s, size_t len, size_t min_chars,
-                          size_t max_chars)
+const char *validate_text(const char *s, size_t len, size_t min_chars, size_t max_chars)
 {
 	if (has_control_chars(s, len))
 		return MSG_CONTROL;
@@ -234,8 +229,7 @@ static int is_ipv4(const char *s, size_t len)
 	struct in_addr a4;
 	/* glibc's inet_pton takes exactly four decimal parts, no leading
 	 * zeros: the dotted quad of RFC 1123 section 2.1 */
-	return to_cstr(s, len, buf, sizeof(buf)) &&
-	       inet_pton(AF_INET, buf, &a4) == 1;
+	return to_cstr(s, len, buf, sizeof(buf)) && inet_pton(AF_INET, buf, &a4) == 1;
 }
 
 static int is_ipv6(const char *s, size_t len)
@@ -243,8 +237,7 @@ static int is_ipv6(const char *s, size_t len)
 	char buf[IP_TEXT_MAX];
 	struct in6_addr a6;
 	/* refuses a zone id ("fe80::1%eth0"): it names a local interface */
-	return to_cstr(s, len, buf, sizeof(buf)) &&
-	       inet_pton(AF_INET6, buf, &a6) == 1;
+	return to_cstr(s, len, buf, sizeof(buf)) && inet_pton(AF_INET6, buf, &a6) == 1;
 }
 
 /* A spelling that the C library's resolver would take for an IPv4 address
@@ -282,8 +275,7 @@ static const char *check_hostname(const char *s, size_t len)
 			           ? "must not end with a dot"
 			           : "must not contain empty labels";
 		if (n > LABEL_MAX)
-			return "labels must be at most " STR(LABEL_MAX)
-			       " characters";
+			return "labels must be at most " STR(LABEL_MAX) " characters";
 		if (s[start] == '-' || s[i - 1] == '-')
 			return "labels must not start or end with a hyphen";
 		last_numeric = 1;
@@ -362,8 +354,7 @@ const char *validate_email(const char *s, size_t len)
 	if (llen == 0)
 		return MSG_EMAIL;
 	if (llen > EMAIL_LOCAL_MAX)
-		return "the part before @ must be at most " STR(EMAIL_LOCAL_MAX)
-		       " characters";
+		return "the part before @ must be at most " STR(EMAIL_LOCAL_MAX) " characters";
 	/* dot-atom: atoms of atext joined by single dots */
 	if (s[0] == '.' || s[llen - 1] == '.')
 		return "the part before @ must not start or end with a dot";
@@ -424,8 +415,7 @@ const char *validate_https_url(const char *s, size_t len)
 		return "must be an https:// URL";
 	const char *auth = s + slen;
 	size_t alen = 0;
-	while (slen + alen < len && auth[alen] != '/' && auth[alen] != '?' &&
-	       auth[alen] != '#')
+	while (slen + alen < len && auth[alen] != '/' && auth[alen] != '?' && auth[alen] != '#')
 		alen++;
 	if (memchr(auth, '@', alen) != NULL)
 		return "must not contain a user name or password";

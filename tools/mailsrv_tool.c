@@ -27,7 +27,7 @@
 #include "jwt.h"
 #include "mailsrv_limits.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
 #define TTL_DEFAULT_S 3600L
 /* A year: longer-lived bearer tokens are a standing credential. */
 #define TTL_MAX_S (366L * 24 * 3600)
@@ -99,8 +99,7 @@ static int cmd_token(int argc, char **argv)
 			aud = val;
 			aud_set = 1;
 		} else {
-			fprintf(stderr, "mailsrv-tool token: unknown option \"%s\"\n",
-			        opt);
+			fprintf(stderr, "mailsrv-tool token: unknown option \"%s\"\n", opt);
 			usage();
 			return EXIT_USAGE;
 		}
@@ -150,8 +149,7 @@ static int cmd_token(int argc, char **argv)
 
 	/* The message names the file, never its content. */
 	char err[512];
-	if (sig_key_load(alg, key_path, alg != SIG_HS256, &key, err,
-	                 sizeof(err)) != 0) {
+	if (sig_key_load(alg, key_path, alg != SIG_HS256, &key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mailsrv-tool token: %s\n", err);
 		goto out;
 	}

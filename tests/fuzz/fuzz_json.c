@@ -75,8 +75,7 @@ static void write_value(struct json_out *o, const struct json_value *v)
 
 /* Tree equality. written: b is a's round trip, where numbers that are not
  * int64 became strings holding their text. */
-static int same(const struct json_value *a, const struct json_value *b,
-                int written)
+static int same(const struct json_value *a, const struct json_value *b, int written)
 {
 	if (written && a->type == JSON_NUMBER && !a->u.number.is_int)
 		return b->type == JSON_STRING && b->u.string.len == a->u.number.len &&
@@ -91,8 +90,7 @@ static int same(const struct json_value *a, const struct json_value *b,
 	case JSON_NUMBER:
 		if (!written)
 			return a->u.number.len == b->u.number.len &&
-			       memcmp(a->u.number.text, b->u.number.text,
-			              a->u.number.len) == 0 &&
+			       memcmp(a->u.number.text, b->u.number.text, a->u.number.len) == 0 &&
 			       a->u.number.is_int == b->u.number.is_int &&
 			       a->u.number.i == b->u.number.i;
 		return b->u.number.is_int && a->u.number.i == b->u.number.i;
@@ -113,8 +111,7 @@ static int same(const struct json_value *a, const struct json_value *b,
 		for (size_t i = 0; i < a->u.object.count; i++) {
 			const struct json_member *x = &a->u.object.members[i];
 			const struct json_member *y = &b->u.object.members[i];
-			if (x->key_len != y->key_len ||
-			    memcmp(x->key, y->key, x->key_len) != 0 ||
+			if (x->key_len != y->key_len || memcmp(x->key, y->key, x->key_len) != 0 ||
 			    !same(x->value, y->value, written))
 				return 0;
 		}
@@ -136,8 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct json_value *root = NULL;
 	char msg[64];
-	enum json_status st =
-	    json_parse(big, (const char *)data, size, &root, msg, sizeof(msg));
+	enum json_status st = json_parse(big, (const char *)data, size, &root, msg, sizeof(msg));
 	if ((st == JSON_OK) != (root != NULL))
 		abort();
 
@@ -146,8 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (small == NULL)
 		abort();
 	struct json_value *r2 = NULL;
-	enum json_status st2 =
-	    json_parse(small, (const char *)data, size, &r2, NULL, 0);
+	enum json_status st2 = json_parse(small, (const char *)data, size, &r2, NULL, 0);
 	if (st2 != st && st2 != JSON_ERR_NOMEM)
 		abort();
 	if (st2 == JSON_OK && !same(root, r2, 0))

@@ -24,23 +24,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NOW ((time_t)1700000000)
+#define NOW    ((time_t)1700000000)
 #define LEEWAY 30
 
 static const char hs_secret[] = "fuzz-hs256-secret-0123456789abcdef0123456789\n";
 /* A P-256 public key for which nobody keeps the private half: ES256 inputs
  * only exercise the refusal paths. */
-static const char es_pub[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0DFxWbStWsxgxw1/QfgnPU3a2Tr7\n"
-    "3QTLRZIZXSWYgyYpITWWYW56W1c2JwS+osTPgYRB6LJEokM7RkaTateNCg==\n"
-    "-----END PUBLIC KEY-----\n";
+static const char es_pub[] = "-----BEGIN PUBLIC KEY-----\n"
+                             "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0DFxWbStWsxgxw1/QfgnPU3a2Tr7\n"
+                             "3QTLRZIZXSWYgyYpITWWYW56W1c2JwS+osTPgYRB6LJEokM7RkaTateNCg==\n"
+                             "-----END PUBLIC KEY-----\n";
 
 static struct sig_key *hs, *es;
 static struct arena *arena;
 
-static struct sig_key *load_from(const char *dir, const char *name,
-                                 const char *content, enum sig_alg alg)
+static struct sig_key *load_from(const char *dir, const char *name, const char *content,
+                                 enum sig_alg alg)
 {
 	char path[256], err[256];
 	struct sig_key *k = NULL;
@@ -78,8 +77,7 @@ static int str_is(const struct json_value *v, const char *s)
 static void verify_raw(const char *tok, size_t len, unsigned flags)
 {
 	struct jwt_identity id;
-	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL,
-	                       (flags & 4) ? "aud" : NULL, LEEWAY};
+	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY};
 	enum jwt_result r = jwt_verify(&p, arena, tok, len, NOW, &id);
 	if (jwt_result_str(r) == NULL || id.sub == NULL)
 		abort();
@@ -104,8 +102,7 @@ static void check_valid(const char *hdr, size_t hlen, const char *pl, size_t ple
 	const struct json_value *exp = json_get(v, "exp");
 	if (exp == NULL || exp->type != JSON_NUMBER || !exp->u.number.is_int)
 		abort();
-	if (exp->u.number.i < INT64_MAX - LEEWAY &&
-	    (int64_t)NOW >= exp->u.number.i + LEEWAY)
+	if (exp->u.number.i < INT64_MAX - LEEWAY && (int64_t)NOW >= exp->u.number.i + LEEWAY)
 		abort();
 	const struct json_value *nbf = json_get(v, "nbf");
 	if (nbf != NULL && (nbf->type != JSON_NUMBER || !nbf->u.number.is_int ||
@@ -158,8 +155,7 @@ static void sign_and_verify(const char *in, size_t len, unsigned flags)
 	char *input = arena_printf(arena, "%s.%s", h64, p64);
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	if (input == NULL ||
-	    sig_sign(hs, arena, input, strlen(input), &sig, &siglen) != 0)
+	if (input == NULL || sig_sign(hs, arena, input, strlen(input), &sig, &siglen) != 0)
 		abort();
 	char *s64 = base64url_encode(arena, sig, siglen);
 	char *tok = s64 ? arena_printf(arena, "%s.%s", input, s64) : NULL;
@@ -167,8 +163,7 @@ static void sign_and_verify(const char *in, size_t len, unsigned flags)
 		return;
 
 	struct jwt_identity id;
-	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL,
-	                       (flags & 4) ? "aud" : NULL, LEEWAY};
+	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY};
 	enum jwt_result r = jwt_verify(&p, arena, tok, strlen(tok), NOW, &id);
 	if (r != JWT_VALID) {
 		if (id.is_administrator || strcmp(id.sub, "") != 0)
@@ -188,8 +183,7 @@ static void issue_and_verify(const char *in, size_t len)
 	/* sub up to the first NUL, roles after it */
 	const char *nul = memchr(in, '\0', len);
 	char *sub = arena_strndup(arena, in, nul ? (size_t)(nul - in) : len);
-	char *roles = nul ? arena_strndup(arena, nul + 1, len - (size_t)(nul - in) - 1)
-	                  : NULL;
+	char *roles = nul ? arena_strndup(arena, nul + 1, len - (size_t)(nul - in) - 1) : NULL;
 	if (sub == NULL)
 		return;
 	char *tok = jwt_issue(hs, arena, sub, roles, 60, NOW, "iss", NULL);

@@ -42,8 +42,7 @@ static const char *path_in(const char *name)
 	return b;
 }
 
-static void write_file(const char *name, const void *data, size_t len,
-                       mode_t mode)
+static void write_file(const char *name, const void *data, size_t len, mode_t mode)
 {
 	const char *p = path_in(name);
 	unlink(p);
@@ -104,7 +103,8 @@ static int group_setup(void **state)
 	         "openssl pkey -in ec384.pem -pubout -out ec384.pub &&"
 	         "openssl genpkey -algorithm ED25519 -out ed.pem &&"
 	         "openssl pkey -in ed.pem -pubout -out ed.pub &&"
-	         "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass pass:secret -out ec-enc.pem"
+	         "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass "
+	         "pass:secret -out ec-enc.pem"
 	         ") >/dev/null 2>&1",
 	         tmpdir);
 	if (system(cmd) != 0)
@@ -139,18 +139,20 @@ static void test_base64url_vectors(void **state)
 	/* RFC 4648 section 10 without padding, plus the two characters that
 	 * differ from base64 (section 5: '-' for '+', '_' for '/') */
 	static const struct b64_vector v[] = {
-		{"", 0, ""},
-		{"f", 1, "Zg"},
-		{"fo", 2, "Zm8"},
-		{"foo", 3, "Zm9v"},
-		{"foob", 4, "Zm9vYg"},
-		{"fooba", 5, "Zm9vYmE"},
-		{"foobar", 6, "Zm9vYmFy"},
-		{"\xfb\xff", 2, "-_8"},
-		{"\xff\xff\xfe", 3, "___-"},
-		{"\x00\x00\x00", 3, "AAAA"},
-		{"\x00", 1, "AA"},
-		{"a\x00" "b", 3, "YQBi"},
+	    {"", 0, ""},
+	    {"f", 1, "Zg"},
+	    {"fo", 2, "Zm8"},
+	    {"foo", 3, "Zm9v"},
+	    {"foob", 4, "Zm9vYg"},
+	    {"fooba", 5, "Zm9vYmE"},
+	    {"foobar", 6, "Zm9vYmFy"},
+	    {"\xfb\xff", 2, "-_8"},
+	    {"\xff\xff\xfe", 3, "___-"},
+	    {"\x00\x00\x00", 3, "AAAA"},
+	    {"\x00", 1, "AA"},
+	    {"a\x00"
+	     "b",
+	     3, "YQBi"},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		char *enc = base64url_encode(arena, v[i].plain, v[i].plain_len);
@@ -158,10 +160,8 @@ static void test_base64url_vectors(void **state)
 		assert_string_equal(enc, v[i].encoded);
 		unsigned char *dec = NULL;
 		size_t dlen = 99;
-		assert_int_equal(base64url_decode(arena, v[i].encoded,
-		                                  strlen(v[i].encoded), &dec,
-		                                  &dlen),
-		                 0);
+		assert_int_equal(
+		    base64url_decode(arena, v[i].encoded, strlen(v[i].encoded), &dec, &dlen), 0);
 		assert_int_equal(dlen, v[i].plain_len);
 		assert_memory_equal(dec, v[i].plain, dlen);
 		assert_int_equal(dec[dlen], 0); /* NUL-terminated for callers */
@@ -179,9 +179,7 @@ static void test_base64url_round_trip_all_lengths(void **state)
 		assert_null(strpbrk(enc, "=+/"));
 		unsigned char *dec = NULL;
 		size_t dlen = 0;
-		assert_int_equal(base64url_decode(arena, enc, strlen(enc), &dec,
-		                                  &dlen),
-		                 0);
+		assert_int_equal(base64url_decode(arena, enc, strlen(enc), &dec, &dlen), 0);
 		assert_int_equal(dlen, n);
 		assert_memory_equal(dec, data, n);
 	}
@@ -196,29 +194,28 @@ struct b64_bad {
 static void test_base64url_strict_refusals(void **state)
 {
 	static const struct b64_bad bad[] = {
-		{"Zg==", 4, "padding"},
-		{"Zm8=", 4, "padding"},
-		{"Zm9v=", 5, "padding after a full group"},
-		{"Zm9v YmFy", 9, "space"},
-		{"Zm9v\nYmFy", 9, "newline"},
-		{"Zm9vYmFy\n", 9, "trailing newline"},
-		{" Zm9v", 5, "leading space"},
-		{"Zm+v", 4, "'+' is base64, not base64url"},
-		{"Zm/v", 4, "'/' is base64, not base64url"},
-		{"Z", 1, "impossible length 4k+1"},
-		{"Zm9vY", 5, "impossible length 4k+1"},
-		{"Zh", 2, "non-zero trailing bits ('Zg' is canonical)"},
-		{"Zm9", 3, "non-zero trailing bits ('Zm8' is canonical)"},
-		{"-_9", 3, "non-zero trailing bits ('-_8' is canonical)"},
-		{"Zm\0v", 4, "embedded NUL"},
-		{"Zm9v\xc3\xa9", 6, "non-ASCII"},
-		{"Zm9v.", 5, "dot"},
+	    {"Zg==", 4, "padding"},
+	    {"Zm8=", 4, "padding"},
+	    {"Zm9v=", 5, "padding after a full group"},
+	    {"Zm9v YmFy", 9, "space"},
+	    {"Zm9v\nYmFy", 9, "newline"},
+	    {"Zm9vYmFy\n", 9, "trailing newline"},
+	    {" Zm9v", 5, "leading space"},
+	    {"Zm+v", 4, "'+' is base64, not base64url"},
+	    {"Zm/v", 4, "'/' is base64, not base64url"},
+	    {"Z", 1, "impossible length 4k+1"},
+	    {"Zm9vY", 5, "impossible length 4k+1"},
+	    {"Zh", 2, "non-zero trailing bits ('Zg' is canonical)"},
+	    {"Zm9", 3, "non-zero trailing bits ('Zm8' is canonical)"},
+	    {"-_9", 3, "non-zero trailing bits ('-_8' is canonical)"},
+	    {"Zm\0v", 4, "embedded NUL"},
+	    {"Zm9v\xc3\xa9", 6, "non-ASCII"},
+	    {"Zm9v.", 5, "dot"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		unsigned char *dec = NULL;
 		size_t dlen = 0;
-		if (base64url_decode(arena, bad[i].s, bad[i].len, &dec,
-		                     &dlen) != -1)
+		if (base64url_decode(arena, bad[i].s, bad[i].len, &dec, &dlen) != -1)
 			fail_msg("accepted %zu: %s", i, bad[i].why);
 	}
 }
@@ -242,12 +239,10 @@ static void test_sha256_vectors(void **state)
 		const char *in;
 		const char *hex;
 	} v[] = {
-		{"abc",
-		 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
-		{"",
-		 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-		{"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-		 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+	    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+	    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		unsigned char md[32];
@@ -281,12 +276,12 @@ static void test_alg_names(void **state)
 		int ok;
 		enum sig_alg alg;
 	} v[] = {
-		{"HS256", 1, SIG_HS256}, {"RS256", 1, SIG_RS256},
-		{"ES256", 1, SIG_ES256}, {"hs256", 0, 0},
-		{"Hs256", 0, 0},         {"none", 0, 0},
-		{"NONE", 0, 0},          {"", 0, 0},
-		{"HS256 ", 0, 0},        {"HS384", 0, 0},
-		{"PS256", 0, 0},         {"RS256\n", 0, 0},
+	    {"HS256", 1, SIG_HS256}, {"RS256", 1, SIG_RS256},
+	    {"ES256", 1, SIG_ES256}, {"hs256", 0, 0},
+	    {"Hs256", 0, 0},         {"none", 0, 0},
+	    {"NONE", 0, 0},          {"", 0, 0},
+	    {"HS256 ", 0, 0},        {"HS384", 0, 0},
+	    {"PS256", 0, 0},         {"RS256\n", 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		enum sig_alg alg;
@@ -312,14 +307,12 @@ static struct sig_key *load_ok(enum sig_alg alg, const char *name, int priv)
 	return k;
 }
 
-static void load_fails(enum sig_alg alg, const char *name, int priv,
-                       const char *expect_in_err)
+static void load_fails(enum sig_alg alg, const char *name, int priv, const char *expect_in_err)
 {
 	struct sig_key *k = NULL;
 	char err[512] = "";
 	if (sig_key_load(alg, path_in(name), priv, &k, err, sizeof(err)) == 0)
-		fail_msg("%s loaded %s (private %d)", sig_alg_name(alg), name,
-		         priv);
+		fail_msg("%s loaded %s (private %d)", sig_alg_name(alg), name, priv);
 	assert_null(k);
 	/* the message names the file */
 	if (strstr(err, name) == NULL)
@@ -330,36 +323,29 @@ static void load_fails(enum sig_alg alg, const char *name, int priv,
 
 /* RFC 7515 appendix A.1: the HS256 example key and signature. */
 static const unsigned char rfc7515_hs256_key[64] = {
-	0x03, 0x23, 0x35, 0x4b, 0x2b, 0x0f, 0xa5, 0xbc, 0x83, 0x7e, 0x06,
-	0x65, 0x77, 0x7b, 0xa6, 0x8f, 0x5a, 0xb3, 0x28, 0xe6, 0xf0, 0x54,
-	0xc9, 0x28, 0xa9, 0x0f, 0x84, 0xb2, 0xd2, 0x50, 0x2e, 0xbf, 0xd3,
-	0xfb, 0x5a, 0x92, 0xd2, 0x06, 0x47, 0xef, 0x96, 0x8a, 0xb4, 0xc3,
-	0x77, 0x62, 0x3d, 0x22, 0x3d, 0x2e, 0x21, 0x72, 0x05, 0x2e, 0x4f,
-	0x08, 0xc0, 0xcd, 0x9a, 0xf5, 0x67, 0xd0, 0x80, 0xa3,
+    0x03, 0x23, 0x35, 0x4b, 0x2b, 0x0f, 0xa5, 0xbc, 0x83, 0x7e, 0x06, 0x65, 0x77, 0x7b, 0xa6, 0x8f,
+    0x5a, 0xb3, 0x28, 0xe6, 0xf0, 0x54, 0xc9, 0x28, 0xa9, 0x0f, 0x84, 0xb2, 0xd2, 0x50, 0x2e, 0xbf,
+    0xd3, 0xfb, 0x5a, 0x92, 0xd2, 0x06, 0x47, 0xef, 0x96, 0x8a, 0xb4, 0xc3, 0x77, 0x62, 0x3d, 0x22,
+    0x3d, 0x2e, 0x21, 0x72, 0x05, 0x2e, 0x4f, 0x08, 0xc0, 0xcd, 0x9a, 0xf5, 0x67, 0xd0, 0x80, 0xa3,
 };
 static const char rfc7515_hs256_input[] =
     "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
     "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNv"
     "bS9pc19yb290Ijp0cnVlfQ";
-static const char rfc7515_hs256_sig[] =
-    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+static const char rfc7515_hs256_sig[] = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 static void test_hs256_known_answer(void **state)
 {
-	write_file("rfc7515.key", rfc7515_hs256_key, sizeof(rfc7515_hs256_key),
-	           0600);
+	write_file("rfc7515.key", rfc7515_hs256_key, sizeof(rfc7515_hs256_key), 0600);
 	struct sig_key *k = load_ok(SIG_HS256, "rfc7515.key", 0);
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	assert_int_equal(sig_sign(k, arena, rfc7515_hs256_input,
-	                          strlen(rfc7515_hs256_input), &sig, &siglen),
-	                 0);
+	assert_int_equal(
+	    sig_sign(k, arena, rfc7515_hs256_input, strlen(rfc7515_hs256_input), &sig, &siglen), 0);
 	assert_int_equal(siglen, 32);
-	assert_string_equal(base64url_encode(arena, sig, siglen),
-	                    rfc7515_hs256_sig);
-	assert_int_equal(sig_verify(k, rfc7515_hs256_input,
-	                            strlen(rfc7515_hs256_input), sig, siglen),
-	                 0);
+	assert_string_equal(base64url_encode(arena, sig, siglen), rfc7515_hs256_sig);
+	assert_int_equal(
+	    sig_verify(k, rfc7515_hs256_input, strlen(rfc7515_hs256_input), sig, siglen), 0);
 	sig_key_free(k);
 }
 
@@ -370,8 +356,7 @@ static void test_hs256(void **state)
 	snprintf(with_nl, sizeof(with_nl), "%s\r\n\n", secret);
 	write_text("hs.key", secret, 0600);
 	write_text("hs-nl.key", with_nl, 0600);
-	write_text("hs-other.key", "another secret of more than 32 bytes....",
-	           0600);
+	write_text("hs-other.key", "another secret of more than 32 bytes....", 0600);
 	struct sig_key *k = load_ok(SIG_HS256, "hs.key", 0);
 	struct sig_key *knl = load_ok(SIG_HS256, "hs-nl.key", 0);
 	struct sig_key *other = load_ok(SIG_HS256, "hs-other.key", 0);
@@ -385,8 +370,7 @@ static void test_hs256(void **state)
 	assert_int_equal(sig_verify(knl, data, strlen(data), sig, siglen), 0);
 	/* wrong key, modified data, modified signature */
 	assert_int_equal(sig_verify(other, data, strlen(data), sig, siglen), -1);
-	assert_int_equal(sig_verify(k, "header.paylOad", strlen(data), sig, siglen),
-	                 -1);
+	assert_int_equal(sig_verify(k, "header.paylOad", strlen(data), sig, siglen), -1);
 	assert_int_equal(sig_verify(k, data, strlen(data) - 1, sig, siglen), -1);
 	for (size_t i = 0; i < siglen; i++) {
 		sig[i] ^= 0x01;
@@ -423,8 +407,7 @@ static void test_hs256_key_errors(void **state)
 
 /* Write data, have `openssl dgst` sign it with key (PEM), read the
  * signature. Returns its length. */
-static size_t openssl_sign(const char *key, const char *data,
-                           unsigned char *sig, size_t cap)
+static size_t openssl_sign(const char *key, const char *data, unsigned char *sig, size_t cap)
 {
 	write_text("data.bin", data, 0600);
 	sh("openssl dgst -sha256 -sign %s -out sig.bin data.bin", key);
@@ -438,8 +421,7 @@ static void test_rs256(void **state)
 	const char data[] = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0";
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig, &siglen),
-	                 0);
+	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig, &siglen), 0);
 	assert_int_equal(siglen, 256);
 	assert_int_equal(sig_verify(pub, data, strlen(data), sig, siglen), 0);
 	assert_int_equal(sig_verify(priv, data, strlen(data), sig, siglen), 0);
@@ -450,9 +432,8 @@ static void test_rs256(void **state)
 	assert_int_equal(reflen, siglen);
 	assert_memory_equal(ref, sig, siglen);
 	/* modified data, modified signature, wrong lengths */
-	assert_int_equal(sig_verify(pub, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0",
-	                            strlen(data), sig, siglen),
-	                 -1);
+	assert_int_equal(
+	    sig_verify(pub, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0", strlen(data), sig, siglen), -1);
 	sig[100] ^= 0x80;
 	assert_int_equal(sig_verify(pub, data, strlen(data), sig, siglen), -1);
 	sig[100] ^= 0x80;
@@ -461,16 +442,14 @@ static void test_rs256(void **state)
 	/* a public key cannot sign */
 	unsigned char *s2 = NULL;
 	size_t s2len = 0;
-	assert_int_equal(sig_sign(pub, arena, data, strlen(data), &s2, &s2len),
-	                 -1);
+	assert_int_equal(sig_sign(pub, arena, data, strlen(data), &s2, &s2len), -1);
 	sig_key_free(priv);
 	sig_key_free(pub);
 }
 
 /* DER ECDSA-Sig-Value (SEQUENCE of two INTEGERs, short lengths: always so
  * for P-256) -> JWS r||s. */
-static void der_to_jws(const unsigned char *der, size_t len,
-                       unsigned char out[64])
+static void der_to_jws(const unsigned char *der, size_t len, unsigned char out[64])
 {
 	assert_true(len >= 8 && der[0] == 0x30 && der[1] == len - 2);
 	size_t p = 2;
@@ -510,18 +489,15 @@ static void test_es256_known_answer(void **state)
 	struct sig_key *k = load_ok(SIG_ES256, "rfc7515-es256.pub", 0);
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	assert_int_equal(base64url_decode(arena, rfc7515_es256_sig,
-	                                  strlen(rfc7515_es256_sig), &sig,
-	                                  &siglen),
-	                 0);
+	assert_int_equal(
+	    base64url_decode(arena, rfc7515_es256_sig, strlen(rfc7515_es256_sig), &sig, &siglen),
+	    0);
 	assert_int_equal(siglen, 64);
-	assert_int_equal(sig_verify(k, rfc7515_es256_input,
-	                            strlen(rfc7515_es256_input), sig, siglen),
-	                 0);
+	assert_int_equal(
+	    sig_verify(k, rfc7515_es256_input, strlen(rfc7515_es256_input), sig, siglen), 0);
 	sig[63] ^= 1;
-	assert_int_equal(sig_verify(k, rfc7515_es256_input,
-	                            strlen(rfc7515_es256_input), sig, siglen),
-	                 -1);
+	assert_int_equal(
+	    sig_verify(k, rfc7515_es256_input, strlen(rfc7515_es256_input), sig, siglen), -1);
 	sig_key_free(k);
 }
 
@@ -532,14 +508,11 @@ static void test_es256(void **state)
 	const char data[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0";
 	unsigned char *sig = NULL, *sig2 = NULL;
 	size_t siglen = 0, sig2len = 0;
-	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig, &siglen),
-	                 0);
+	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig, &siglen), 0);
 	assert_int_equal(siglen, 64); /* JWS r||s, not DER */
 	assert_int_equal(sig_verify(pub, data, strlen(data), sig, siglen), 0);
 	/* ECDSA is randomized: another signature, also valid */
-	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig2,
-	                          &sig2len),
-	                 0);
+	assert_int_equal(sig_sign(priv, arena, data, strlen(data), &sig2, &sig2len), 0);
 	assert_memory_not_equal(sig, sig2, 64);
 	assert_int_equal(sig_verify(pub, data, strlen(data), sig2, sig2len), 0);
 	/* a signature by the openssl command, converted from DER */
@@ -571,8 +544,7 @@ static void test_es256(void **state)
 	assert_int_equal(sig_verify(pub, data, strlen(data), zero, 64), -1);
 	assert_int_equal(sig_verify(pub, "x", 1, sig, 64), -1);
 	/* a public key cannot sign */
-	assert_int_equal(sig_sign(pub, arena, data, strlen(data), &sig2, &sig2len),
-	                 -1);
+	assert_int_equal(sig_sign(pub, arena, data, strlen(data), &sig2, &sig2len), -1);
 	sig_key_free(priv);
 	sig_key_free(pub);
 }
@@ -587,27 +559,26 @@ struct key_mismatch {
 static void test_key_type_mismatch(void **state)
 {
 	static const struct key_mismatch v[] = {
-		{SIG_ES256, "rsa.pub", 0, "EC P-256"},
-		{SIG_ES256, "rsa.pem", 1, "EC P-256"},
-		{SIG_RS256, "ec.pub", 0, "RSA"},
-		{SIG_RS256, "ec.pem", 1, "RSA"},
-		{SIG_ES256, "ec384.pub", 0, "P-256"},
-		{SIG_ES256, "ec384.pem", 1, "P-256"},
-		{SIG_RS256, "rsa1024.pub", 0, "2048"},
-		{SIG_RS256, "rsa1024.pem", 1, "2048"},
-		{SIG_RS256, "ed.pub", 0, "RSA"},
-		{SIG_ES256, "ed.pub", 0, "EC"},
-		/* public where a private key is wanted and the reverse */
-		{SIG_RS256, "rsa.pub", 1, "private key"},
-		{SIG_ES256, "ec.pem", 0, "public key"},
-		/* an encrypted key is refused, never prompted for */
-		{SIG_ES256, "ec-enc.pem", 1, "private key"},
-		/* an HMAC secret is no PEM */
-		{SIG_RS256, "hs.key", 0, "public key"},
-		{SIG_RS256, "missing.pub", 0, "could not open"},
+	    {SIG_ES256, "rsa.pub", 0, "EC P-256"},
+	    {SIG_ES256, "rsa.pem", 1, "EC P-256"},
+	    {SIG_RS256, "ec.pub", 0, "RSA"},
+	    {SIG_RS256, "ec.pem", 1, "RSA"},
+	    {SIG_ES256, "ec384.pub", 0, "P-256"},
+	    {SIG_ES256, "ec384.pem", 1, "P-256"},
+	    {SIG_RS256, "rsa1024.pub", 0, "2048"},
+	    {SIG_RS256, "rsa1024.pem", 1, "2048"},
+	    {SIG_RS256, "ed.pub", 0, "RSA"},
+	    {SIG_ES256, "ed.pub", 0, "EC"},
+	    /* public where a private key is wanted and the reverse */
+	    {SIG_RS256, "rsa.pub", 1, "private key"},
+	    {SIG_ES256, "ec.pem", 0, "public key"},
+	    /* an encrypted key is refused, never prompted for */
+	    {SIG_ES256, "ec-enc.pem", 1, "private key"},
+	    /* an HMAC secret is no PEM */
+	    {SIG_RS256, "hs.key", 0, "public key"},
+	    {SIG_RS256, "missing.pub", 0, "could not open"},
 	};
-	write_text("hs.key", "0123456789abcdef0123456789abcdef-hs256-test",
-	           0600);
+	write_text("hs.key", "0123456789abcdef0123456789abcdef-hs256-test", 0600);
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		load_fails(v[i].alg, v[i].file, v[i].priv, v[i].expect);
 }
@@ -636,46 +607,41 @@ struct ring_bad {
 static void test_keyring_load_errors(void **state)
 {
 	static const struct ring_bad v[] = {
-		{"k1 " KEY_A "\n", 0644, "mode 0644"},
-		{"k1 " KEY_A "\n", 0640, "mode 0640"},
-		{"k1 " KEY_A "\n", 0604, "mode 0604"},
-		{"k1 " KEY_A "\n", 0620, "mode 0620"},
-		{"", 0600, "no key"},
-		{"# only a comment\n\n   \n", 0600, "no key"},
-		{"k1 " KEY_A "\nk1 " KEY_B "\n", 0600, "duplicate key id \"k1\""},
-		{"k1 zz11111111111111111111111111111111111111111111111111111111111111\n",
-		 0600, "hexadecimal"},
-		{"k1 " KEY_A "1\n", 0600, "64 hexadecimal digits"},
-		{"k1 111111111111111111111111111111111111111111111111111111111111111\n",
-		 0600, "64 hexadecimal digits"},
-		{"k1\n", 0600, "64 hexadecimal digits"},
-		{KEY_A "\n", 0600, "key id"},
-		{"k.1 " KEY_A "\n", 0600, "key id"},
-		{"k12345678901234567 " KEY_A "\n", 0600, "key id"},
-		{"k1 " KEY_A " extra\n", 0600, "hexadecimal digits only"},
-		{"# c\nk1 " KEY_A "\nk2 0x" KEY_B "\n", 0600, "line 3"},
+	    {"k1 " KEY_A "\n", 0644, "mode 0644"},
+	    {"k1 " KEY_A "\n", 0640, "mode 0640"},
+	    {"k1 " KEY_A "\n", 0604, "mode 0604"},
+	    {"k1 " KEY_A "\n", 0620, "mode 0620"},
+	    {"", 0600, "no key"},
+	    {"# only a comment\n\n   \n", 0600, "no key"},
+	    {"k1 " KEY_A "\nk1 " KEY_B "\n", 0600, "duplicate key id \"k1\""},
+	    {"k1 zz11111111111111111111111111111111111111111111111111111111111111\n", 0600,
+	     "hexadecimal"},
+	    {"k1 " KEY_A "1\n", 0600, "64 hexadecimal digits"},
+	    {"k1 111111111111111111111111111111111111111111111111111111111111111\n", 0600,
+	     "64 hexadecimal digits"},
+	    {"k1\n", 0600, "64 hexadecimal digits"},
+	    {KEY_A "\n", 0600, "key id"},
+	    {"k.1 " KEY_A "\n", 0600, "key id"},
+	    {"k12345678901234567 " KEY_A "\n", 0600, "key id"},
+	    {"k1 " KEY_A " extra\n", 0600, "hexadecimal digits only"},
+	    {"# c\nk1 " KEY_A "\nk2 0x" KEY_B "\n", 0600, "line 3"},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		write_text("bad.keys", v[i].content, v[i].mode);
 		struct secret_keyring *kr = NULL;
 		char err[512] = "";
-		if (secret_keyring_load(path_in("bad.keys"), &kr, err,
-		                        sizeof(err)) == 0)
+		if (secret_keyring_load(path_in("bad.keys"), &kr, err, sizeof(err)) == 0)
 			fail_msg("row %zu loaded", i);
 		assert_null(kr);
-		if (strstr(err, "bad.keys") == NULL ||
-		    strstr(err, v[i].expect) == NULL)
-			fail_msg("row %zu: message \"%s\" lacks \"%s\"", i, err,
-			         v[i].expect);
+		if (strstr(err, "bad.keys") == NULL || strstr(err, v[i].expect) == NULL)
+			fail_msg("row %zu: message \"%s\" lacks \"%s\"", i, err, v[i].expect);
 		/* never key bytes in a message */
 		assert_null(strstr(err, "11111111"));
 		assert_null(strstr(err, "22222222"));
 	}
 	struct secret_keyring *kr = NULL;
 	char err[512] = "";
-	assert_int_equal(secret_keyring_load(path_in("none.keys"), &kr, err,
-	                                     sizeof(err)),
-	                 -1);
+	assert_int_equal(secret_keyring_load(path_in("none.keys"), &kr, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "none.keys"));
 }
 
@@ -689,8 +655,7 @@ static void test_keyring_load_accepts(void **state)
 	struct secret_keyring *kr = ring_ok("ok.keys");
 	unsigned char *blob = NULL;
 	size_t blen = 0;
-	assert_int_equal(secret_encrypt(kr, arena, "t:1:c", "x", 1, &blob, &blen),
-	                 0);
+	assert_int_equal(secret_encrypt(kr, arena, "t:1:c", "x", 1, &blob, &blen), 0);
 	assert_int_equal(blob[1], 2);
 	assert_memory_equal(blob + 2, "k2", 2);
 	secret_keyring_free(kr);
@@ -708,19 +673,18 @@ static void test_secret_round_trip(void **state)
 		size_t len;
 	} v[] = {
 #define LIT(s) {s, sizeof(s) - 1}
-		LIT(""),
-		LIT("p"),
-		LIT("correct horse battery staple"),
-		LIT("with\0nul"),
-		LIT("\xf0\x9f\x94\x91 emoji \"quotes\" \\"),
+	    LIT(""),
+	    LIT("p"),
+	    LIT("correct horse battery staple"),
+	    LIT("with\0nul"),
+	    LIT("\xf0\x9f\x94\x91 emoji \"quotes\" \\"),
 #undef LIT
 	};
 	const char *aad = "mail_server:42:password";
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		unsigned char *blob = NULL, *blob2 = NULL;
 		size_t blen = 0, blen2 = 0;
-		assert_int_equal(secret_encrypt(kr, arena, aad, v[i].plain,
-		                                v[i].len, &blob, &blen),
+		assert_int_equal(secret_encrypt(kr, arena, aad, v[i].plain, v[i].len, &blob, &blen),
 		                 0);
 		/* 0x01 | idlen | id | nonce(12) | ciphertext | tag(16) */
 		assert_int_equal(blen, 1 + 1 + 2 + 12 + v[i].len + 16);
@@ -731,16 +695,13 @@ static void test_secret_round_trip(void **state)
 			assert_null(memmem(blob, blen, v[i].plain, v[i].len));
 		char *plain = NULL;
 		size_t plen = 99;
-		assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen,
-		                                &plain, &plen),
-		                 0);
+		assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen, &plain, &plen), 0);
 		assert_int_equal(plen, v[i].len);
 		assert_memory_equal(plain, v[i].plain, plen);
 		assert_int_equal(plain[plen], '\0');
 		/* a fresh nonce every time */
-		assert_int_equal(secret_encrypt(kr, arena, aad, v[i].plain,
-		                                v[i].len, &blob2, &blen2),
-		                 0);
+		assert_int_equal(
+		    secret_encrypt(kr, arena, aad, v[i].plain, v[i].len, &blob2, &blen2), 0);
 		assert_int_equal(blen, blen2);
 		assert_memory_not_equal(blob + 4, blob2 + 4, 12);
 	}
@@ -751,16 +712,12 @@ static void test_secret_round_trip(void **state)
 	size_t blen = 0;
 	char *plain = NULL;
 	size_t plen = 0;
-	assert_int_equal(secret_encrypt(kr, arena, aad, big, sizeof(big), &blob,
-	                                &blen),
-	                 0);
-	assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen, &plain, &plen),
-	                 0);
+	assert_int_equal(secret_encrypt(kr, arena, aad, big, sizeof(big), &blob, &blen), 0);
+	assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen, &plain, &plen), 0);
 	assert_int_equal(plen, sizeof(big));
 	assert_memory_equal(plain, big, plen);
 	/* no aad is a caller bug: refused, never an unbound ciphertext */
-	assert_int_equal(secret_encrypt(kr, arena, NULL, "x", 1, &blob, &blen),
-	                 -1);
+	assert_int_equal(secret_encrypt(kr, arena, NULL, "x", 1, &blob, &blen), -1);
 	secret_keyring_free(kr);
 }
 
@@ -773,26 +730,26 @@ static void test_secret_binding_and_tamper(void **state)
 	size_t blen = 0;
 	char *plain = NULL;
 	size_t plen = 0;
-	assert_int_equal(secret_encrypt(kr, arena, aad, "hunter2", 7, &blob,
-	                                &blen),
-	                 0);
+	assert_int_equal(secret_encrypt(kr, arena, aad, "hunter2", 7, &blob, &blen), 0);
 	/* another row, another column, another table, prefixes and suffixes */
 	static const char *const other[] = {
-		"mail_server:43:password",   "mail_server:42:secret_key",
-		"mail_server:4:password",    "mail_server:42:password ",
-		"mail_server:420:password",  "other:42:password",
-		"",                          "mail_server:42:passwor",
+	    "mail_server:43:password",
+	    "mail_server:42:secret_key",
+	    "mail_server:4:password",
+	    "mail_server:42:password ",
+	    "mail_server:420:password",
+	    "other:42:password",
+	    "",
+	    "mail_server:42:passwor",
 	};
 	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-		if (secret_decrypt(kr, arena, other[i], blob, blen, &plain,
-		                   &plen) != -1)
+		if (secret_decrypt(kr, arena, other[i], blob, blen, &plain, &plen) != -1)
 			fail_msg("decrypted with aad \"%s\"", other[i]);
 	/* every byte, every bit position class: header, id, nonce, ct, tag */
 	for (size_t i = 0; i < blen; i++) {
 		for (unsigned bit = 0; bit < 8; bit += 3) {
 			blob[i] ^= (unsigned char)(1u << bit);
-			if (secret_decrypt(kr, arena, aad, blob, blen, &plain,
-			                   &plen) != -1)
+			if (secret_decrypt(kr, arena, aad, blob, blen, &plain, &plen) != -1)
 				fail_msg("decrypted with byte %zu bit %u "
 				         "flipped",
 				         i, bit);
@@ -801,19 +758,13 @@ static void test_secret_binding_and_tamper(void **state)
 	}
 	/* every truncation, and an extension */
 	for (size_t n = 0; n < blen; n++)
-		assert_int_equal(secret_decrypt(kr, arena, aad, blob, n, &plain,
-		                                &plen),
-		                 -1);
+		assert_int_equal(secret_decrypt(kr, arena, aad, blob, n, &plain, &plen), -1);
 	unsigned char *ext = arena_alloc(arena, blen + 1);
 	memcpy(ext, blob, blen);
 	ext[blen] = 0;
-	assert_int_equal(secret_decrypt(kr, arena, aad, ext, blen + 1, &plain,
-	                                &plen),
-	                 -1);
+	assert_int_equal(secret_decrypt(kr, arena, aad, ext, blen + 1, &plain, &plen), -1);
 	/* unchanged, it still decrypts */
-	assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 0);
+	assert_int_equal(secret_decrypt(kr, arena, aad, blob, blen, &plain, &plen), 0);
 	assert_string_equal(plain, "hunter2");
 	secret_keyring_free(kr);
 }
@@ -835,45 +786,27 @@ static void test_secret_unknown_key_and_rotation(void **state)
 	size_t blen = 0, nblen = 0;
 	char *plain = NULL;
 	size_t plen = 0;
-	assert_int_equal(secret_encrypt(old, arena, aad, "rt-old", 6, &blob,
-	                                &blen),
-	                 0);
-	assert_int_equal(secret_decrypt(otr, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 -1);
-	assert_int_equal(secret_decrypt(same, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 -1);
+	assert_int_equal(secret_encrypt(old, arena, aad, "rt-old", 6, &blob, &blen), 0);
+	assert_int_equal(secret_decrypt(otr, arena, aad, blob, blen, &plain, &plen), -1);
+	assert_int_equal(secret_decrypt(same, arena, aad, blob, blen, &plain, &plen), -1);
 	/* the rotated keyring still decrypts the old ciphertext */
-	assert_int_equal(secret_decrypt(rot, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 0);
+	assert_int_equal(secret_decrypt(rot, arena, aad, blob, blen, &plain, &plen), 0);
 	assert_string_equal(plain, "rt-old");
 	/* and encrypts with the new key */
-	assert_int_equal(secret_encrypt(rot, arena, aad, "rt-new", 6, &nblob,
-	                                &nblen),
-	                 0);
+	assert_int_equal(secret_encrypt(rot, arena, aad, "rt-new", 6, &nblob, &nblen), 0);
 	assert_int_equal(nblob[1], 2);
 	assert_memory_equal(nblob + 2, "kb", 2);
-	assert_int_equal(secret_decrypt(otr, arena, aad, nblob, nblen, &plain,
-	                                &plen),
-	                 0);
+	assert_int_equal(secret_decrypt(otr, arena, aad, nblob, nblen, &plain, &plen), 0);
 	assert_string_equal(plain, "rt-new");
 	/* the old keyring does not know "kb" */
-	assert_int_equal(secret_decrypt(old, arena, aad, nblob, nblen, &plain,
-	                                &plen),
-	                 -1);
+	assert_int_equal(secret_decrypt(old, arena, aad, nblob, nblen, &plain, &plen), -1);
 	/* relabelling the id breaks the tag even when both ids name the same
 	 * key bytes: the header is part of the associated data */
 	write_text("twin.keys", "ka " KEY_A "\nkz " KEY_A "\n", 0600);
 	struct secret_keyring *twin = ring_ok("twin.keys");
-	assert_int_equal(secret_decrypt(twin, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 0);
+	assert_int_equal(secret_decrypt(twin, arena, aad, blob, blen, &plain, &plen), 0);
 	memcpy(blob + 2, "kz", 2);
-	assert_int_equal(secret_decrypt(twin, arena, aad, blob, blen, &plain,
-	                                &plen),
-	                 -1);
+	assert_int_equal(secret_decrypt(twin, arena, aad, blob, blen, &plain, &plen), -1);
 	secret_keyring_free(twin);
 	secret_keyring_free(old);
 	secret_keyring_free(otr);
@@ -915,9 +848,7 @@ static void test_keyring_generate(void **state)
 	assert_memory_equal(again, buf, n);
 	/* nor is a symlink followed */
 	sh("ln -sf victim gen-link.keys");
-	assert_int_equal(secret_keyring_generate(path_in("gen-link.keys"), err,
-	                                         sizeof(err)),
-	                 -1);
+	assert_int_equal(secret_keyring_generate(path_in("gen-link.keys"), err, sizeof(err)), -1);
 	assert_int_equal(access(path_in("victim"), F_OK), -1);
 	/* two generated files hold different keys and ids */
 	const char *p2 = path_in("gen2.keys");
@@ -931,27 +862,25 @@ static void test_keyring_generate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_base64url_vectors, test_setup),
-		cmocka_unit_test_setup(test_base64url_round_trip_all_lengths,
-		                       test_setup),
-		cmocka_unit_test_setup(test_base64url_strict_refusals, test_setup),
-		cmocka_unit_test(test_sha256_vectors),
-		cmocka_unit_test(test_random_and_equal),
-		cmocka_unit_test(test_alg_names),
-		cmocka_unit_test_setup(test_hs256_known_answer, test_setup),
-		cmocka_unit_test_setup(test_hs256, test_setup),
-		cmocka_unit_test(test_hs256_key_errors),
-		cmocka_unit_test_setup(test_rs256, test_setup),
-		cmocka_unit_test_setup(test_es256_known_answer, test_setup),
-		cmocka_unit_test_setup(test_es256, test_setup),
-		cmocka_unit_test(test_key_type_mismatch),
-		cmocka_unit_test(test_keyring_load_errors),
-		cmocka_unit_test_setup(test_keyring_load_accepts, test_setup),
-		cmocka_unit_test_setup(test_secret_round_trip, test_setup),
-		cmocka_unit_test_setup(test_secret_binding_and_tamper, test_setup),
-		cmocka_unit_test_setup(test_secret_unknown_key_and_rotation,
-		                       test_setup),
-		cmocka_unit_test_setup(test_keyring_generate, test_setup),
+	    cmocka_unit_test_setup(test_base64url_vectors, test_setup),
+	    cmocka_unit_test_setup(test_base64url_round_trip_all_lengths, test_setup),
+	    cmocka_unit_test_setup(test_base64url_strict_refusals, test_setup),
+	    cmocka_unit_test(test_sha256_vectors),
+	    cmocka_unit_test(test_random_and_equal),
+	    cmocka_unit_test(test_alg_names),
+	    cmocka_unit_test_setup(test_hs256_known_answer, test_setup),
+	    cmocka_unit_test_setup(test_hs256, test_setup),
+	    cmocka_unit_test(test_hs256_key_errors),
+	    cmocka_unit_test_setup(test_rs256, test_setup),
+	    cmocka_unit_test_setup(test_es256_known_answer, test_setup),
+	    cmocka_unit_test_setup(test_es256, test_setup),
+	    cmocka_unit_test(test_key_type_mismatch),
+	    cmocka_unit_test(test_keyring_load_errors),
+	    cmocka_unit_test_setup(test_keyring_load_accepts, test_setup),
+	    cmocka_unit_test_setup(test_secret_round_trip, test_setup),
+	    cmocka_unit_test_setup(test_secret_binding_and_tamper, test_setup),
+	    cmocka_unit_test_setup(test_secret_unknown_key_and_rotation, test_setup),
+	    cmocka_unit_test_setup(test_keyring_generate, test_setup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -26,23 +26,24 @@ static void test_media_type(void **state)
 		const char *type;
 		int ok;
 	} t[] = {
-		{"application/json", "application/json", 1},
-		{"Application/JSON", "application/json", 1},
-		{"application/json; charset=utf-8", "application/json", 1},
-		{"application/json;charset=UTF-8", "application/json", 1},
-		{"application/json; charset=\"utf-8\"", "application/json", 1},
-		{"application/json; charset=latin1", "application/json", 0},
-		{"application/json; foo=bar", "application/json", 0},
-		{"application/jsonx", "application/json", 0},
-		{"text/plain", "application/json", 0},
-		{"", "application/json", 0},
-		{NULL, "application/json", 0},
-		{"application/merge-patch+json", "application/merge-patch+json", 1},
-		{"application/merge-patch+json", "application/json", 0},
+	    {"application/json", "application/json", 1},
+	    {"Application/JSON", "application/json", 1},
+	    {"application/json; charset=utf-8", "application/json", 1},
+	    {"application/json;charset=UTF-8", "application/json", 1},
+	    {"application/json; charset=\"utf-8\"", "application/json", 1},
+	    {"application/json; charset=latin1", "application/json", 0},
+	    {"application/json; foo=bar", "application/json", 0},
+	    {"application/jsonx", "application/json", 0},
+	    {"text/plain", "application/json", 0},
+	    {"", "application/json", 0},
+	    {NULL, "application/json", 0},
+	    {"application/merge-patch+json", "application/merge-patch+json", 1},
+	    {"application/merge-patch+json", "application/json", 0},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (media_type_is(t[i].ct, t[i].type) != t[i].ok)
-			fail_msg("row %zu: \"%s\" vs %s", i, t[i].ct ? t[i].ct : "(null)", t[i].type);
+			fail_msg("row %zu: \"%s\" vs %s", i, t[i].ct ? t[i].ct : "(null)",
+			         t[i].type);
 }
 
 static void test_query_parse(void **state)
@@ -122,7 +123,8 @@ static void test_problem(void **state)
 	assert_string_equal(resp.content_type, "application/problem+json");
 	struct json_value *v;
 	char msg[64];
-	assert_int_equal(json_parse(c.arena, resp.body, resp.body_len, &v, msg, sizeof(msg)), JSON_OK);
+	assert_int_equal(json_parse(c.arena, resp.body, resp.body_len, &v, msg, sizeof(msg)),
+	                 JSON_OK);
 	assert_string_equal(json_get(v, "type")->u.string.ptr, "/problems/validation");
 	assert_int_equal(json_get(v, "status")->u.number.i, 422);
 	assert_int_equal(json_get(v, "errors")->u.array.count, 2);
@@ -154,10 +156,10 @@ static void test_problem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_media_type),
-		cmocka_unit_test(test_query_parse),
-		cmocka_unit_test(test_if_match),
-		cmocka_unit_test(test_problem),
+	    cmocka_unit_test(test_media_type),
+	    cmocka_unit_test(test_query_parse),
+	    cmocka_unit_test(test_if_match),
+	    cmocka_unit_test(test_problem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,8 +59,7 @@ static void buf_str(struct buf *b, const char *s)
 	buf_add(b, s, strlen(s));
 }
 
-static enum json_status parse(struct arena *a, const char *s, size_t len,
-                              struct json_value **v)
+static enum json_status parse(struct arena *a, const char *s, size_t len, struct json_value **v)
 {
 	char msg[128];
 	return json_parse(a, s, len, v, msg, sizeof(msg));
@@ -76,58 +75,58 @@ struct parse_case {
 };
 
 static const struct parse_case parse_cases[] = {
-	{"empty object", "{}", 0, JSON_OK},
-	{"empty array", "[]", 0, JSON_OK},
-	{"scalar root null", "null", 0, JSON_OK},
-	{"scalar root true", "true", 0, JSON_OK},
-	{"scalar root number", "42", 0, JSON_OK},
-	{"scalar root string", "\"x\"", 0, JSON_OK},
-	{"surrounding whitespace", " \n\t{\"a\":1}\r\n ", 0, JSON_OK},
-	{"utf8 text", "{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", 0, JSON_OK},
-	{"escapes", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]", 0, JSON_OK},
-	{"empty input", "", 0, JSON_ERR_SYNTAX},
-	{"whitespace only", " \n\t ", 0, JSON_ERR_SYNTAX},
-	{"block comment before", "/* c */ {}", 0, JSON_ERR_SYNTAX},
-	{"line comment after", "{} // c", 0, JSON_ERR_SYNTAX},
-	{"comment inside", "[1 /* c */]", 0, JSON_ERR_SYNTAX},
-	{"trailing garbage", "{} x", 0, JSON_ERR_SYNTAX},
-	{"two values", "{}{}", 0, JSON_ERR_SYNTAX},
-	{"two scalars", "1 2", 0, JSON_ERR_SYNTAX},
-	{"trailing comma", "[1,]", 0, JSON_ERR_SYNTAX},
-	{"trailing comma after root", "[1],", 0, JSON_ERR_SYNTAX},
-	{"unclosed object", "{", 0, JSON_ERR_SYNTAX},
-	{"unclosed array", "[1,", 0, JSON_ERR_SYNTAX},
-	{"unclosed string", "\"abc", 0, JSON_ERR_SYNTAX},
-	{"partial literal", "tru", 0, JSON_ERR_SYNTAX},
-	{"single quotes", "{'a':1}", 0, JSON_ERR_SYNTAX},
-	{"bare key", "{a:1}", 0, JSON_ERR_SYNTAX},
-	{"NaN", "[NaN]", 0, JSON_ERR_SYNTAX},
-	{"leading zero", "[01]", 0, JSON_ERR_SYNTAX},
-	{"plus sign", "[+1]", 0, JSON_ERR_SYNTAX},
-	{"bad escape", "[\"\\x41\"]", 0, JSON_ERR_SYNTAX},
-	{"short unicode escape", "[\"\\u12\"]", 0, JSON_ERR_SYNTAX},
-	{"raw control char", "[\"a\x01" "b\"]", 0, JSON_ERR_SYNTAX},
-	{"raw newline in string", "[\"a\nb\"]", 0, JSON_ERR_SYNTAX},
-	{"raw NUL in string", "[\"a\0b\"]", 7, JSON_ERR_SYNTAX},
-	{"NUL after document", "{}\0", 3, JSON_ERR_SYNTAX},
-	{"invalid utf8 byte", "[\"\xff\"]", 0, JSON_ERR_SYNTAX},
-	{"truncated utf8", "[\"\xc3\"]", 0, JSON_ERR_SYNTAX},
-	{"lone continuation", "[\"\x80\"]", 0, JSON_ERR_SYNTAX},
-	{"truncated 4-byte utf8", "[\"\xf0\x9f\x98\"]", 0, JSON_ERR_SYNTAX},
-	{"invalid utf8 in key", "{\"\xfe\":1}", 0, JSON_ERR_SYNTAX},
-	{"duplicate key", "{\"a\":1,\"a\":2}", 0, JSON_ERR_DUPLICATE},
-	{"duplicate key other types", "{\"a\":null,\"b\":1,\"a\":[]}", 0,
-	 JSON_ERR_DUPLICATE},
-	{"duplicate via escape", "{\"a\":1,\"\\u0061\":2}", 0, JSON_ERR_DUPLICATE},
-	{"duplicate in nested", "[{\"x\":{\"k\":1,\"k\":1}}]", 0,
-	 JSON_ERR_DUPLICATE},
-	{"duplicate NUL keys", "{\"a\\u0000b\":1,\"a\\u0000b\":2}", 0,
-	 JSON_ERR_DUPLICATE},
-	{"keys differ after NUL", "{\"a\\u0000b\":1,\"a\\u0000c\":2}", 0, JSON_OK},
-	{"key and key+NUL differ", "{\"a\":1,\"a\\u0000\":2}", 0, JSON_OK},
-	{"same key, sibling objects", "[{\"a\":1},{\"a\":2}]", 0, JSON_OK},
-	{"same key, parent and child", "{\"a\":{\"a\":1}}", 0, JSON_OK},
-	{"key case differs", "{\"a\":1,\"A\":2}", 0, JSON_OK},
+    {"empty object", "{}", 0, JSON_OK},
+    {"empty array", "[]", 0, JSON_OK},
+    {"scalar root null", "null", 0, JSON_OK},
+    {"scalar root true", "true", 0, JSON_OK},
+    {"scalar root number", "42", 0, JSON_OK},
+    {"scalar root string", "\"x\"", 0, JSON_OK},
+    {"surrounding whitespace", " \n\t{\"a\":1}\r\n ", 0, JSON_OK},
+    {"utf8 text", "{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", 0, JSON_OK},
+    {"escapes", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]", 0, JSON_OK},
+    {"empty input", "", 0, JSON_ERR_SYNTAX},
+    {"whitespace only", " \n\t ", 0, JSON_ERR_SYNTAX},
+    {"block comment before", "/* c */ {}", 0, JSON_ERR_SYNTAX},
+    {"line comment after", "{} // c", 0, JSON_ERR_SYNTAX},
+    {"comment inside", "[1 /* c */]", 0, JSON_ERR_SYNTAX},
+    {"trailing garbage", "{} x", 0, JSON_ERR_SYNTAX},
+    {"two values", "{}{}", 0, JSON_ERR_SYNTAX},
+    {"two scalars", "1 2", 0, JSON_ERR_SYNTAX},
+    {"trailing comma", "[1,]", 0, JSON_ERR_SYNTAX},
+    {"trailing comma after root", "[1],", 0, JSON_ERR_SYNTAX},
+    {"unclosed object", "{", 0, JSON_ERR_SYNTAX},
+    {"unclosed array", "[1,", 0, JSON_ERR_SYNTAX},
+    {"unclosed string", "\"abc", 0, JSON_ERR_SYNTAX},
+    {"partial literal", "tru", 0, JSON_ERR_SYNTAX},
+    {"single quotes", "{'a':1}", 0, JSON_ERR_SYNTAX},
+    {"bare key", "{a:1}", 0, JSON_ERR_SYNTAX},
+    {"NaN", "[NaN]", 0, JSON_ERR_SYNTAX},
+    {"leading zero", "[01]", 0, JSON_ERR_SYNTAX},
+    {"plus sign", "[+1]", 0, JSON_ERR_SYNTAX},
+    {"bad escape", "[\"\\x41\"]", 0, JSON_ERR_SYNTAX},
+    {"short unicode escape", "[\"\\u12\"]", 0, JSON_ERR_SYNTAX},
+    {"raw control char",
+     "[\"a\x01"
+     "b\"]",
+     0, JSON_ERR_SYNTAX},
+    {"raw newline in string", "[\"a\nb\"]", 0, JSON_ERR_SYNTAX},
+    {"raw NUL in string", "[\"a\0b\"]", 7, JSON_ERR_SYNTAX},
+    {"NUL after document", "{}\0", 3, JSON_ERR_SYNTAX},
+    {"invalid utf8 byte", "[\"\xff\"]", 0, JSON_ERR_SYNTAX},
+    {"truncated utf8", "[\"\xc3\"]", 0, JSON_ERR_SYNTAX},
+    {"lone continuation", "[\"\x80\"]", 0, JSON_ERR_SYNTAX},
+    {"truncated 4-byte utf8", "[\"\xf0\x9f\x98\"]", 0, JSON_ERR_SYNTAX},
+    {"invalid utf8 in key", "{\"\xfe\":1}", 0, JSON_ERR_SYNTAX},
+    {"duplicate key", "{\"a\":1,\"a\":2}", 0, JSON_ERR_DUPLICATE},
+    {"duplicate key other types", "{\"a\":null,\"b\":1,\"a\":[]}", 0, JSON_ERR_DUPLICATE},
+    {"duplicate via escape", "{\"a\":1,\"\\u0061\":2}", 0, JSON_ERR_DUPLICATE},
+    {"duplicate in nested", "[{\"x\":{\"k\":1,\"k\":1}}]", 0, JSON_ERR_DUPLICATE},
+    {"duplicate NUL keys", "{\"a\\u0000b\":1,\"a\\u0000b\":2}", 0, JSON_ERR_DUPLICATE},
+    {"keys differ after NUL", "{\"a\\u0000b\":1,\"a\\u0000c\":2}", 0, JSON_OK},
+    {"key and key+NUL differ", "{\"a\":1,\"a\\u0000\":2}", 0, JSON_OK},
+    {"same key, sibling objects", "[{\"a\":1},{\"a\":2}]", 0, JSON_OK},
+    {"same key, parent and child", "{\"a\":{\"a\":1}}", 0, JSON_OK},
+    {"key case differs", "{\"a\":1,\"A\":2}", 0, JSON_OK},
 };
 
 static void test_parse_table(void **state)
@@ -141,8 +140,7 @@ static void test_parse_table(void **state)
 		arena_reset(a);
 		enum json_status st = json_parse(a, c->in, len, &v, msg, sizeof(msg));
 		if (st != c->want)
-			fail_msg("case \"%s\": status %d, want %d", c->name, (int)st,
-			         (int)c->want);
+			fail_msg("case \"%s\": status %d, want %d", c->name, (int)st, (int)c->want);
 		if (st == JSON_OK)
 			assert_non_null(v);
 		else
@@ -196,8 +194,7 @@ static void test_depth_limit(void **state)
 		buf_add(&b, "[", 1);
 	arena_reset(a);
 	char msg[128];
-	assert_int_equal(json_parse(a, b.p, b.len, &v, msg, sizeof(msg)),
-	                 JSON_ERR_DEPTH);
+	assert_int_equal(json_parse(a, b.p, b.len, &v, msg, sizeof(msg)), JSON_ERR_DEPTH);
 	assert_string_equal(msg, "JSON nested too deeply");
 	free(b.p);
 
@@ -253,8 +250,7 @@ static void test_caps(void **state)
 
 	s = object_with(JSON_MAX_MEMBERS + 1);
 	arena_reset(a);
-	assert_int_equal(json_parse(a, s, strlen(s), &v, msg, sizeof(msg)),
-	                 JSON_ERR_TOO_MANY);
+	assert_int_equal(json_parse(a, s, strlen(s), &v, msg, sizeof(msg)), JSON_ERR_TOO_MANY);
 	assert_null(v);
 	free(s);
 
@@ -311,16 +307,14 @@ static void test_tree_shape(void **state)
 {
 	struct arena *a = *state;
 	struct json_value *v;
-	const char *in =
-	    "{\"a\":[1,\"x\",null,true,false,{},[]],\"b\":{\"c\":\"\\u00e9\\n\"}}";
+	const char *in = "{\"a\":[1,\"x\",null,true,false,{},[]],\"b\":{\"c\":\"\\u00e9\\n\"}}";
 	assert_int_equal(parse(a, in, strlen(in), &v), JSON_OK);
 	const struct json_value *arr = json_get(v, "a");
 	assert_non_null(arr);
 	assert_int_equal(arr->type, JSON_ARRAY);
 	assert_int_equal(arr->u.array.count, 7);
-	static const enum json_type want[] = {JSON_NUMBER, JSON_STRING, JSON_NULL,
-	                                      JSON_BOOL,   JSON_BOOL,   JSON_OBJECT,
-	                                      JSON_ARRAY};
+	static const enum json_type want[] = {JSON_NUMBER, JSON_STRING, JSON_NULL, JSON_BOOL,
+	                                      JSON_BOOL,   JSON_OBJECT, JSON_ARRAY};
 	for (size_t i = 0; i < 7; i++)
 		assert_int_equal(arr->u.array.items[i]->type, want[i]);
 	assert_int_equal(arr->u.array.items[3]->u.boolean, 1);
@@ -347,23 +341,23 @@ struct number_case {
 };
 
 static const struct number_case number_cases[] = {
-	{"0", 1, 0},
-	{"-0", 1, 0},
-	{"123", 1, 123},
-	{"-42", 1, -42},
-	{"9223372036854775807", 1, INT64_MAX},
-	{"-9223372036854775808", 1, INT64_MIN},
-	{"9223372036854775808", 0, 0},
-	{"-9223372036854775809", 0, 0},
-	{"99999999999999999999999999999999", 0, 0},
-	{"1.0", 0, 0},
-	{"1.5", 0, 0},
-	{"-0.25", 0, 0},
-	{"1e5", 0, 0},
-	{"1E5", 0, 0},
-	{"-2e-3", 0, 0},
-	{"1e999999", 0, 0},
-	{"1.7976931348623157e309", 0, 0},
+    {"0", 1, 0},
+    {"-0", 1, 0},
+    {"123", 1, 123},
+    {"-42", 1, -42},
+    {"9223372036854775807", 1, INT64_MAX},
+    {"-9223372036854775808", 1, INT64_MIN},
+    {"9223372036854775808", 0, 0},
+    {"-9223372036854775809", 0, 0},
+    {"99999999999999999999999999999999", 0, 0},
+    {"1.0", 0, 0},
+    {"1.5", 0, 0},
+    {"-0.25", 0, 0},
+    {"1e5", 0, 0},
+    {"1E5", 0, 0},
+    {"-2e-3", 0, 0},
+    {"1e999999", 0, 0},
+    {"1.7976931348623157e309", 0, 0},
 };
 
 static void test_numbers(void **state)
@@ -451,8 +445,7 @@ static void test_messages(void **state)
 		const char *msg;
 	} cases[] = {
 	    {"{\"SECRETMARK\": SECRETMARK}", JSON_ERR_SYNTAX, "body is not valid JSON"},
-	    {"[[[[[[[[[\"SECRETMARK\"]]]]]]]]]", JSON_ERR_DEPTH,
-	     "JSON nested too deeply"},
+	    {"[[[[[[[[[\"SECRETMARK\"]]]]]]]]]", JSON_ERR_DEPTH, "JSON nested too deeply"},
 	    {"{\"SECRETMARK\":1,\"SECRETMARK\":1}", JSON_ERR_DUPLICATE,
 	     "duplicate key in JSON object"},
 	};
@@ -470,8 +463,7 @@ static void test_messages(void **state)
 	char small[5];
 	struct json_value *v;
 	arena_reset(a);
-	assert_int_equal(json_parse(a, "x", 1, &v, small, sizeof(small)),
-	                 JSON_ERR_SYNTAX);
+	assert_int_equal(json_parse(a, "x", 1, &v, small, sizeof(small)), JSON_ERR_SYNTAX);
 	assert_string_equal(small, "body");
 	assert_int_equal(json_parse(a, "x", 1, &v, NULL, 0), JSON_ERR_SYNTAX);
 	assert_int_equal(json_parse(a, NULL, 0, &v, NULL, 0), JSON_ERR_SYNTAX);
@@ -513,11 +505,10 @@ static void test_out_escaping(void **state)
 	json_out_key(o, "sql");
 	json_out_cstring(o, "'; DROP TABLE x; --");
 	json_out_object_close(o);
-	const char *want =
-	    "{\"s\":\"q\\\"b\\\\s/n\\nt\\tc\\u0001z\\u0000e\","
-	    "\"u\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\",\"null\":null,"
-	    "\"min\":-9223372036854775808,\"max\":9223372036854775807,"
-	    "\"b\":[true,false,null],\"sql\":\"'; DROP TABLE x; --\"}";
+	const char *want = "{\"s\":\"q\\\"b\\\\s/n\\nt\\tc\\u0001z\\u0000e\","
+	                   "\"u\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\",\"null\":null,"
+	                   "\"min\":-9223372036854775808,\"max\":9223372036854775807,"
+	                   "\"b\":[true,false,null],\"sql\":\"'; DROP TABLE x; --\"}";
 	expect_doc(o, want);
 
 	/* What we write, we read back, byte for byte. */
@@ -671,25 +662,17 @@ static void test_out_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_parse_table, setup_arena,
-	                                    teardown_arena),
-	    cmocka_unit_test_setup_teardown(test_depth_limit, setup_arena,
-	                                    teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_parse_table, setup_arena, teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_depth_limit, setup_arena, teardown_arena),
 	    cmocka_unit_test_setup_teardown(test_caps, setup_arena, teardown_arena),
-	    cmocka_unit_test_setup_teardown(test_nul_in_string, setup_arena,
-	                                    teardown_arena),
-	    cmocka_unit_test_setup_teardown(test_tree_shape, setup_arena,
-	                                    teardown_arena),
-	    cmocka_unit_test_setup_teardown(test_numbers, setup_arena,
-	                                    teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_nul_in_string, setup_arena, teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_tree_shape, setup_arena, teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_numbers, setup_arena, teardown_arena),
 	    cmocka_unit_test(test_arena_exhausted),
-	    cmocka_unit_test_setup_teardown(test_messages, setup_arena,
-	                                    teardown_arena),
-	    cmocka_unit_test_setup_teardown(test_out_escaping, setup_arena,
-	                                    teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_messages, setup_arena, teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_out_escaping, setup_arena, teardown_arena),
 	    cmocka_unit_test(test_out_sticky_error),
-	    cmocka_unit_test_setup_teardown(test_out_growth, setup_arena,
-	                                    teardown_arena),
+	    cmocka_unit_test_setup_teardown(test_out_growth, setup_arena, teardown_arena),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

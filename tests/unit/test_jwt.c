@@ -22,7 +22,7 @@
 #include "jwt.h"
 #include "mailsrv_limits.h"
 
-#define NOW ((time_t)1700000000)
+#define NOW    ((time_t)1700000000)
 #define LEEWAY 30
 
 struct fixture {
@@ -57,13 +57,11 @@ static int write_file(const char *name, const char *content)
 static int run_openssl(const char *args)
 {
 	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "cd '%s' && openssl %s >/dev/null 2>&1", fx.dir,
-	         args);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && openssl %s >/dev/null 2>&1", fx.dir, args);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static int load(enum sig_alg alg, const char *name, int priv,
-                struct sig_key **k)
+static int load(enum sig_alg alg, const char *name, int priv, struct sig_key **k)
 {
 	char p[128], err[256];
 	path_in(p, sizeof(p), name);
@@ -83,10 +81,8 @@ static int group_setup(void **state)
 	fx.a = arena_new(MAX_ARENA_BYTES);
 	if (fx.a == NULL)
 		return -1;
-	if (write_file("hs.key",
-	               "0123456789abcdef0123456789abcdef0123456789abcdef\n") != 0 ||
-	    write_file("hs_other.key",
-	               "fedcba9876543210fedcba9876543210fedcba9876543210\n") != 0)
+	if (write_file("hs.key", "0123456789abcdef0123456789abcdef0123456789abcdef\n") != 0 ||
+	    write_file("hs_other.key", "fedcba9876543210fedcba9876543210fedcba9876543210\n") != 0)
 		return -1;
 	if (run_openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
 	                "-out rsa.pem") != 0 ||
@@ -139,8 +135,7 @@ static int reset_arena(void **state)
 
 /* A compact JWS from raw header and payload JSON text, signed with k (or
  * with no signature part contents when k is NULL). */
-static char *make_token(const struct sig_key *k, const char *hdr,
-                        const char *payload)
+static char *make_token(const struct sig_key *k, const char *hdr, const char *payload)
 {
 	char *h = base64url_encode(fx.a, hdr, strlen(hdr));
 	char *p = base64url_encode(fx.a, payload, strlen(payload));
@@ -158,9 +153,8 @@ static char *make_token(const struct sig_key *k, const char *hdr,
 	return arena_printf(fx.a, "%s.%s", input, s);
 }
 
-static enum jwt_result verify_with(const struct sig_key *k, const char *iss,
-                                   const char *aud, const char *tok, size_t len,
-                                   struct jwt_identity *id)
+static enum jwt_result verify_with(const struct sig_key *k, const char *iss, const char *aud,
+                                   const char *tok, size_t len, struct jwt_identity *id)
 {
 	struct jwt_policy p = {k, iss, aud, LEEWAY};
 	return jwt_verify(&p, fx.a, tok, len, NOW, id);
@@ -174,7 +168,7 @@ static enum jwt_result verify(const struct sig_key *k, const char *tok)
 
 /* ---- header and claims, HS256, one table ---- */
 
-#define HS "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+#define HS     "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 #define EXP_OK "\"exp\":1700000060"
 
 struct claim_case {
@@ -189,171 +183,132 @@ struct claim_case {
 };
 
 static const struct claim_case claim_cases[] = {
-	{"valid admin", HS,
-	 "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_OK "}", NULL,
-	 NULL, JWT_VALID, 1, "alice"},
-	{"no typ", "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"," EXP_OK "}", NULL, NULL,
-	 JWT_VALID, 0, "a"},
-	{"typ lower case", "{\"alg\":\"HS256\",\"typ\":\"jwt\"}", "{" EXP_OK "}",
-	 NULL, NULL, JWT_VALID, 0, ""},
-	{"typ JOSE", "{\"alg\":\"HS256\",\"typ\":\"JOSE\"}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_MALFORMED, 0, NULL},
-	{"typ not a string", "{\"alg\":\"HS256\",\"typ\":1}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_MALFORMED, 0, NULL},
-	{"crit header", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
-	 "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
-	{"kid is ignored", "{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}",
-	 "{" EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
-	/* the pinned alg, byte for byte */
-	{"alg none", "{\"alg\":\"none\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG,
-	 0, NULL},
-	{"alg NONE", "{\"alg\":\"NONE\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG,
-	 0, NULL},
-	{"alg hs256", "{\"alg\":\"hs256\"}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_BAD_ALG, 0, NULL},
-	{"alg RS256 for an HS256 key", "{\"alg\":\"RS256\"}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_BAD_ALG, 0, NULL},
-	{"alg HS512", "{\"alg\":\"HS512\"}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_BAD_ALG, 0, NULL},
-	{"alg with NUL suffix", "{\"alg\":\"HS256\\u0000\"}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_BAD_ALG, 0, NULL},
-	{"alg with space", "{\"alg\":\"HS256 \"}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_BAD_ALG, 0, NULL},
-	{"alg missing", "{\"typ\":\"JWT\"}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_BAD_ALG, 0, NULL},
-	{"alg not a string", "{\"alg\":[\"HS256\"]}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_BAD_ALG, 0, NULL},
-	{"alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\"}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_MALFORMED, 0, NULL},
-	{"header an array", "[\"HS256\"]", "{" EXP_OK "}", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
-	{"header a string", "\"HS256\"", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
-	 0, NULL},
-	{"header not JSON", "{alg:HS256}", "{" EXP_OK "}", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
-	{"header with comment", "{\"alg\":\"HS256\"/**/}", "{" EXP_OK "}", NULL,
-	 NULL, JWT_MALFORMED, 0, NULL},
-	/* payload shape */
-	{"payload an array", HS, "[1]", NULL, NULL, JWT_MALFORMED, 0, NULL},
-	{"payload a number", HS, "1700000060", NULL, NULL, JWT_MALFORMED, 0, NULL},
-	{"payload not JSON", HS, "{\"exp\":1700000060", NULL, NULL, JWT_MALFORMED,
-	 0, NULL},
-	{"payload duplicate exp", HS, "{\"exp\":1,\"exp\":1700000060}", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
-	{"payload trailing garbage", HS, "{" EXP_OK "} x", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
-	/* exp: required, integer, now < exp + leeway */
-	{"exp missing", HS, "{\"sub\":\"a\"}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-	{"exp string", HS, "{\"exp\":\"1700000060\"}", NULL, NULL, JWT_EXPIRED, 0,
-	 NULL},
-	{"exp float", HS, "{\"exp\":1700000060.0}", NULL, NULL, JWT_EXPIRED, 0,
-	 NULL},
-	{"exp exponent", HS, "{\"exp\":1.8e9}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-	{"exp null", HS, "{\"exp\":null}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-	{"exp true", HS, "{\"exp\":true}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-	{"exp past int64", HS, "{\"exp\":99999999999999999999}", NULL, NULL,
-	 JWT_EXPIRED, 0, NULL},
-	{"exp int64 max", HS, "{\"exp\":9223372036854775807}", NULL, NULL,
-	 JWT_VALID, 0, NULL},
-	{"exp int64 min", HS, "{\"exp\":-9223372036854775808}", NULL, NULL,
-	 JWT_EXPIRED, 0, NULL},
-	{"exp long ago", HS, "{\"exp\":1600000000}", NULL, NULL, JWT_EXPIRED, 0,
-	 NULL},
-	{"exp now - leeway", HS, "{\"exp\":1699999970}", NULL, NULL, JWT_EXPIRED,
-	 0, NULL},
-	{"exp now - leeway + 1", HS, "{\"exp\":1699999971}", NULL, NULL,
-	 JWT_VALID, 0, NULL},
-	/* nbf: integer, now + leeway >= nbf */
-	{"nbf future", HS, "{\"nbf\":1700000031," EXP_OK "}", NULL, NULL,
-	 JWT_NOT_YET_VALID, 0, NULL},
-	{"nbf within leeway", HS, "{\"nbf\":1700000030," EXP_OK "}", NULL, NULL,
-	 JWT_VALID, 0, NULL},
-	{"nbf past", HS, "{\"nbf\":1600000000," EXP_OK "}", NULL, NULL, JWT_VALID,
-	 0, NULL},
-	{"nbf string", HS, "{\"nbf\":\"1600000000\"," EXP_OK "}", NULL, NULL,
-	 JWT_NOT_YET_VALID, 0, NULL},
-	{"nbf float", HS, "{\"nbf\":1.0," EXP_OK "}", NULL, NULL,
-	 JWT_NOT_YET_VALID, 0, NULL},
-	{"nbf int64 max", HS, "{\"nbf\":9223372036854775807," EXP_OK "}", NULL,
-	 NULL, JWT_NOT_YET_VALID, 0, NULL},
-	/* iat: integer when present */
-	{"iat integer", HS, "{\"iat\":1700000000," EXP_OK "}", NULL, NULL,
-	 JWT_VALID, 0, NULL},
-	{"iat string", HS, "{\"iat\":\"1700000000\"," EXP_OK "}", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
-	{"iat float", HS, "{\"iat\":1.5," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0,
-	 NULL},
-	/* iss */
-	{"iss not required", HS, "{\"iss\":\"anyone\"," EXP_OK "}", NULL, NULL,
-	 JWT_VALID, 0, NULL},
-	{"iss match", HS, "{\"iss\":\"https://idp\"," EXP_OK "}", "https://idp",
-	 NULL, JWT_VALID, 0, NULL},
-	{"iss mismatch", HS, "{\"iss\":\"https://evil\"," EXP_OK "}",
-	 "https://idp", NULL, JWT_BAD_ISSUER, 0, NULL},
-	{"iss missing", HS, "{" EXP_OK "}", "https://idp", NULL, JWT_BAD_ISSUER, 0,
-	 NULL},
-	{"iss case differs", HS, "{\"iss\":\"HTTPS://IDP\"," EXP_OK "}",
-	 "https://idp", NULL, JWT_BAD_ISSUER, 0, NULL},
-	{"iss prefix", HS, "{\"iss\":\"https://id\"," EXP_OK "}", "https://idp",
-	 NULL, JWT_BAD_ISSUER, 0, NULL},
-	{"iss NUL suffix", HS, "{\"iss\":\"https://idp\\u0000x\"," EXP_OK "}",
-	 "https://idp", NULL, JWT_BAD_ISSUER, 0, NULL},
-	{"iss array", HS, "{\"iss\":[\"https://idp\"]," EXP_OK "}", "https://idp",
-	 NULL, JWT_BAD_ISSUER, 0, NULL},
-	/* aud */
-	{"aud not required", HS, "{\"aud\":5," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
-	 NULL},
-	{"aud string match", HS, "{\"aud\":\"mailsrv\"," EXP_OK "}", NULL,
-	 "mailsrv", JWT_VALID, 0, NULL},
-	{"aud array match", HS, "{\"aud\":[\"other\",\"mailsrv\"]," EXP_OK "}",
-	 NULL, "mailsrv", JWT_VALID, 0, NULL},
-	{"aud array with non-strings", HS, "{\"aud\":[1,null,\"mailsrv\"]," EXP_OK "}",
-	 NULL, "mailsrv", JWT_VALID, 0, NULL},
-	{"aud string mismatch", HS, "{\"aud\":\"other\"," EXP_OK "}", NULL,
-	 "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
-	{"aud array mismatch", HS, "{\"aud\":[\"a\",\"b\"]," EXP_OK "}", NULL,
-	 "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
-	{"aud empty array", HS, "{\"aud\":[]," EXP_OK "}", NULL, "mailsrv",
-	 JWT_BAD_AUDIENCE, 0, NULL},
-	{"aud missing", HS, "{" EXP_OK "}", NULL, "mailsrv", JWT_BAD_AUDIENCE, 0,
-	 NULL},
-	{"aud number", HS, "{\"aud\":1," EXP_OK "}", NULL, "mailsrv",
-	 JWT_BAD_AUDIENCE, 0, NULL},
-	{"aud nested array", HS, "{\"aud\":[[\"mailsrv\"]]," EXP_OK "}", NULL,
-	 "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
-	{"iss and aud match", HS,
-	 "{\"iss\":\"https://idp\",\"aud\":\"mailsrv\",\"sub\":\"b\",\"roles\":"
-	 "[\"administrator\"]," EXP_OK "}",
-	 "https://idp", "mailsrv", JWT_VALID, 1, "b"},
-	/* roles */
-	{"roles missing", HS, "{\"sub\":\"u\"," EXP_OK "}", NULL, NULL, JWT_VALID,
-	 0, "u"},
-	{"roles other", HS, "{\"roles\":[\"user\",\"auditor\"]," EXP_OK "}", NULL,
-	 NULL, JWT_VALID, 0, NULL},
-	{"roles among others", HS,
-	 "{\"roles\":[\"user\",\"administrator\"]," EXP_OK "}", NULL, NULL,
-	 JWT_VALID, 1, NULL},
-	{"roles a string", HS, "{\"roles\":\"administrator\"," EXP_OK "}", NULL,
-	 NULL, JWT_VALID, 0, NULL},
-	{"roles case differs", HS, "{\"roles\":[\"Administrator\"]," EXP_OK "}",
-	 NULL, NULL, JWT_VALID, 0, NULL},
-	{"roles NUL suffix", HS, "{\"roles\":[\"administrator\\u0000\"]," EXP_OK "}",
-	 NULL, NULL, JWT_VALID, 0, NULL},
-	{"roles with a non-string", HS,
-	 "{\"roles\":[1,\"administrator\"]," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
-	 NULL},
-	{"roles nested", HS, "{\"roles\":[[\"administrator\"]]," EXP_OK "}", NULL,
-	 NULL, JWT_VALID, 0, NULL},
-	{"role claim singular", HS, "{\"role\":[\"administrator\"]," EXP_OK "}",
-	 NULL, NULL, JWT_VALID, 0, NULL},
-	/* sub */
-	{"sub absent", HS, "{" EXP_OK "}", NULL, NULL, JWT_VALID, 0, ""},
-	{"sub a number", HS, "{\"sub\":42," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
-	 ""},
-	{"sub unicode and quotes", HS, "{\"sub\":\"O'Brien \\\"\xc3\xa9\\\"\"," EXP_OK "}",
-	 NULL, NULL, JWT_VALID, 0, "O'Brien \"\xc3\xa9\""},
-	{"sub with NUL", HS, "{\"sub\":\"alice\\u0000bob\"," EXP_OK "}", NULL, NULL,
-	 JWT_MALFORMED, 0, NULL},
+    {"valid admin", HS, "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_OK "}", NULL, NULL,
+     JWT_VALID, 1, "alice"},
+    {"no typ", "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, "a"},
+    {"typ lower case", "{\"alg\":\"HS256\",\"typ\":\"jwt\"}", "{" EXP_OK "}", NULL, NULL, JWT_VALID,
+     0, ""},
+    {"typ JOSE", "{\"alg\":\"HS256\",\"typ\":\"JOSE\"}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
+     0, NULL},
+    {"typ not a string", "{\"alg\":\"HS256\",\"typ\":1}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
+     0, NULL},
+    {"crit header", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", "{" EXP_OK "}", NULL, NULL,
+     JWT_MALFORMED, 0, NULL},
+    {"kid is ignored", "{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}", "{" EXP_OK "}", NULL,
+     NULL, JWT_VALID, 0, NULL},
+    /* the pinned alg, byte for byte */
+    {"alg none", "{\"alg\":\"none\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg NONE", "{\"alg\":\"NONE\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg hs256", "{\"alg\":\"hs256\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg RS256 for an HS256 key", "{\"alg\":\"RS256\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG,
+     0, NULL},
+    {"alg HS512", "{\"alg\":\"HS512\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg with NUL suffix", "{\"alg\":\"HS256\\u0000\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG,
+     0, NULL},
+    {"alg with space", "{\"alg\":\"HS256 \"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg missing", "{\"typ\":\"JWT\"}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg not a string", "{\"alg\":[\"HS256\"]}", "{" EXP_OK "}", NULL, NULL, JWT_BAD_ALG, 0, NULL},
+    {"alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\"}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
+     0, NULL},
+    {"header an array", "[\"HS256\"]", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"header a string", "\"HS256\"", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"header not JSON", "{alg:HS256}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"header with comment", "{\"alg\":\"HS256\"/**/}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0,
+     NULL},
+    /* payload shape */
+    {"payload an array", HS, "[1]", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"payload a number", HS, "1700000060", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"payload not JSON", HS, "{\"exp\":1700000060", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"payload duplicate exp", HS, "{\"exp\":1,\"exp\":1700000060}", NULL, NULL, JWT_MALFORMED, 0,
+     NULL},
+    {"payload trailing garbage", HS, "{" EXP_OK "} x", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    /* exp: required, integer, now < exp + leeway */
+    {"exp missing", HS, "{\"sub\":\"a\"}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp string", HS, "{\"exp\":\"1700000060\"}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp float", HS, "{\"exp\":1700000060.0}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp exponent", HS, "{\"exp\":1.8e9}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp null", HS, "{\"exp\":null}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp true", HS, "{\"exp\":true}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp past int64", HS, "{\"exp\":99999999999999999999}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp int64 max", HS, "{\"exp\":9223372036854775807}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"exp int64 min", HS, "{\"exp\":-9223372036854775808}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp long ago", HS, "{\"exp\":1600000000}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp now - leeway", HS, "{\"exp\":1699999970}", NULL, NULL, JWT_EXPIRED, 0, NULL},
+    {"exp now - leeway + 1", HS, "{\"exp\":1699999971}", NULL, NULL, JWT_VALID, 0, NULL},
+    /* nbf: integer, now + leeway >= nbf */
+    {"nbf future", HS, "{\"nbf\":1700000031," EXP_OK "}", NULL, NULL, JWT_NOT_YET_VALID, 0, NULL},
+    {"nbf within leeway", HS, "{\"nbf\":1700000030," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"nbf past", HS, "{\"nbf\":1600000000," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"nbf string", HS, "{\"nbf\":\"1600000000\"," EXP_OK "}", NULL, NULL, JWT_NOT_YET_VALID, 0,
+     NULL},
+    {"nbf float", HS, "{\"nbf\":1.0," EXP_OK "}", NULL, NULL, JWT_NOT_YET_VALID, 0, NULL},
+    {"nbf int64 max", HS, "{\"nbf\":9223372036854775807," EXP_OK "}", NULL, NULL, JWT_NOT_YET_VALID,
+     0, NULL},
+    /* iat: integer when present */
+    {"iat integer", HS, "{\"iat\":1700000000," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"iat string", HS, "{\"iat\":\"1700000000\"," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    {"iat float", HS, "{\"iat\":1.5," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    /* iss */
+    {"iss not required", HS, "{\"iss\":\"anyone\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"iss match", HS, "{\"iss\":\"https://idp\"," EXP_OK "}", "https://idp", NULL, JWT_VALID, 0,
+     NULL},
+    {"iss mismatch", HS, "{\"iss\":\"https://evil\"," EXP_OK "}", "https://idp", NULL,
+     JWT_BAD_ISSUER, 0, NULL},
+    {"iss missing", HS, "{" EXP_OK "}", "https://idp", NULL, JWT_BAD_ISSUER, 0, NULL},
+    {"iss case differs", HS, "{\"iss\":\"HTTPS://IDP\"," EXP_OK "}", "https://idp", NULL,
+     JWT_BAD_ISSUER, 0, NULL},
+    {"iss prefix", HS, "{\"iss\":\"https://id\"," EXP_OK "}", "https://idp", NULL, JWT_BAD_ISSUER,
+     0, NULL},
+    {"iss NUL suffix", HS, "{\"iss\":\"https://idp\\u0000x\"," EXP_OK "}", "https://idp", NULL,
+     JWT_BAD_ISSUER, 0, NULL},
+    {"iss array", HS, "{\"iss\":[\"https://idp\"]," EXP_OK "}", "https://idp", NULL, JWT_BAD_ISSUER,
+     0, NULL},
+    /* aud */
+    {"aud not required", HS, "{\"aud\":5," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"aud string match", HS, "{\"aud\":\"mailsrv\"," EXP_OK "}", NULL, "mailsrv", JWT_VALID, 0,
+     NULL},
+    {"aud array match", HS, "{\"aud\":[\"other\",\"mailsrv\"]," EXP_OK "}", NULL, "mailsrv",
+     JWT_VALID, 0, NULL},
+    {"aud array with non-strings", HS, "{\"aud\":[1,null,\"mailsrv\"]," EXP_OK "}", NULL, "mailsrv",
+     JWT_VALID, 0, NULL},
+    {"aud string mismatch", HS, "{\"aud\":\"other\"," EXP_OK "}", NULL, "mailsrv", JWT_BAD_AUDIENCE,
+     0, NULL},
+    {"aud array mismatch", HS, "{\"aud\":[\"a\",\"b\"]," EXP_OK "}", NULL, "mailsrv",
+     JWT_BAD_AUDIENCE, 0, NULL},
+    {"aud empty array", HS, "{\"aud\":[]," EXP_OK "}", NULL, "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
+    {"aud missing", HS, "{" EXP_OK "}", NULL, "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
+    {"aud number", HS, "{\"aud\":1," EXP_OK "}", NULL, "mailsrv", JWT_BAD_AUDIENCE, 0, NULL},
+    {"aud nested array", HS, "{\"aud\":[[\"mailsrv\"]]," EXP_OK "}", NULL, "mailsrv",
+     JWT_BAD_AUDIENCE, 0, NULL},
+    {"iss and aud match", HS,
+     "{\"iss\":\"https://idp\",\"aud\":\"mailsrv\",\"sub\":\"b\",\"roles\":"
+     "[\"administrator\"]," EXP_OK "}",
+     "https://idp", "mailsrv", JWT_VALID, 1, "b"},
+    /* roles */
+    {"roles missing", HS, "{\"sub\":\"u\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, "u"},
+    {"roles other", HS, "{\"roles\":[\"user\",\"auditor\"]," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
+     NULL},
+    {"roles among others", HS, "{\"roles\":[\"user\",\"administrator\"]," EXP_OK "}", NULL, NULL,
+     JWT_VALID, 1, NULL},
+    {"roles a string", HS, "{\"roles\":\"administrator\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
+     NULL},
+    {"roles case differs", HS, "{\"roles\":[\"Administrator\"]," EXP_OK "}", NULL, NULL, JWT_VALID,
+     0, NULL},
+    {"roles NUL suffix", HS, "{\"roles\":[\"administrator\\u0000\"]," EXP_OK "}", NULL, NULL,
+     JWT_VALID, 0, NULL},
+    {"roles with a non-string", HS, "{\"roles\":[1,\"administrator\"]," EXP_OK "}", NULL, NULL,
+     JWT_VALID, 0, NULL},
+    {"roles nested", HS, "{\"roles\":[[\"administrator\"]]," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
+     NULL},
+    {"role claim singular", HS, "{\"role\":[\"administrator\"]," EXP_OK "}", NULL, NULL, JWT_VALID,
+     0, NULL},
+    /* sub */
+    {"sub absent", HS, "{" EXP_OK "}", NULL, NULL, JWT_VALID, 0, ""},
+    {"sub a number", HS, "{\"sub\":42," EXP_OK "}", NULL, NULL, JWT_VALID, 0, ""},
+    {"sub unicode and quotes", HS, "{\"sub\":\"O'Brien \\\"\xc3\xa9\\\"\"," EXP_OK "}", NULL, NULL,
+     JWT_VALID, 0, "O'Brien \"\xc3\xa9\""},
+    {"sub with NUL", HS, "{\"sub\":\"alice\\u0000bob\"," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0,
+     NULL},
 };
 
 static void test_claims_table(void **state)
@@ -364,14 +319,12 @@ static void test_claims_table(void **state)
 		arena_reset(fx.a);
 		char *tok = make_token(fx.hs, c->hdr, c->payload);
 		struct jwt_identity id = {(const char *)1, 7};
-		enum jwt_result r =
-		    verify_with(fx.hs, c->iss, c->aud, tok, strlen(tok), &id);
+		enum jwt_result r = verify_with(fx.hs, c->iss, c->aud, tok, strlen(tok), &id);
 		if (r != c->want)
 			fail_msg("case \"%s\": %s, want %s", c->name, jwt_result_str(r),
 			         jwt_result_str(c->want));
 		if (id.is_administrator != c->admin)
-			fail_msg("case \"%s\": is_administrator %d", c->name,
-			         id.is_administrator);
+			fail_msg("case \"%s\": is_administrator %d", c->name, id.is_administrator);
 		assert_non_null(id.sub);
 		if (r != JWT_VALID)
 			assert_string_equal(id.sub, "");
@@ -387,8 +340,7 @@ static void test_alg_none_unsigned(void **state)
 	static const char *hdrs[] = {"{\"alg\":\"none\"}", "{\"alg\":\"NONE\"}",
 	                             "{\"alg\":\"None\",\"typ\":\"JWT\"}"};
 	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
-		char *tok = make_token(NULL, hdrs[i],
-		                       "{\"roles\":[\"administrator\"]," EXP_OK "}");
+		char *tok = make_token(NULL, hdrs[i], "{\"roles\":[\"administrator\"]," EXP_OK "}");
 		assert_int_equal(verify(fx.hs, tok), JWT_BAD_ALG);
 		assert_int_equal(verify(fx.rs_pub, tok), JWT_BAD_ALG);
 		assert_int_equal(verify(fx.es_pub, tok), JWT_BAD_ALG);
@@ -446,8 +398,7 @@ static void test_shape(void **state)
 	    {"dots only", "..", JWT_MALFORMED},
 	    {"empty header", with(".P.S", h, p, s), JWT_MALFORMED},
 	    {"empty payload", with("H..S", h, p, s), JWT_MALFORMED},
-	    {"padding on signature", with("H.P.S=", h, p, s),
-	     JWT_MALFORMED},
+	    {"padding on signature", with("H.P.S=", h, p, s), JWT_MALFORMED},
 	    {"padding on header", with("H=.P.S", h, p, s), JWT_MALFORMED},
 	    {"padding on payload", with("H.P==.S", h, p, s), JWT_MALFORMED},
 	    {"leading space", with(" H.P.S", h, p, s), JWT_MALFORMED},
@@ -457,10 +408,8 @@ static void test_shape(void **state)
 	    {"standard base64 /", with("H.P/.S", h, p, s), JWT_MALFORMED},
 	    {"bad base64 char", with("H.P.S!", h, p, s), JWT_MALFORMED},
 	    {"header not base64", with("@@.P.S", h, p, s), JWT_MALFORMED},
-	    {"header and payload swapped", with("P.H.S", h, p, s),
-	     JWT_BAD_ALG},
-	    {"truncated signature", with("H.P.AAAA", h, p, s),
-	     JWT_BAD_SIGNATURE},
+	    {"header and payload swapped", with("P.H.S", h, p, s), JWT_BAD_ALG},
+	    {"truncated signature", with("H.P.AAAA", h, p, s), JWT_BAD_SIGNATURE},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		enum jwt_result r = verify(fx.hs, cases[i].tok);
@@ -479,23 +428,18 @@ static void test_shape(void **state)
 	/* Empty and NUL-holding input, lengths taken from the caller. */
 	struct jwt_identity id;
 	assert_int_equal(verify_with(fx.hs, NULL, NULL, "", 0, &id), JWT_MALFORMED);
-	assert_int_equal(verify_with(fx.hs, NULL, NULL, NULL, 10, &id),
-	                 JWT_MALFORMED);
+	assert_int_equal(verify_with(fx.hs, NULL, NULL, NULL, 10, &id), JWT_MALFORMED);
 	char *nul = arena_strdup(fx.a, tok);
 	size_t len = strlen(nul);
 	nul[len / 2] = '\0';
-	assert_int_equal(verify_with(fx.hs, NULL, NULL, nul, len, &id),
-	                 JWT_MALFORMED);
+	assert_int_equal(verify_with(fx.hs, NULL, NULL, nul, len, &id), JWT_MALFORMED);
 	/* Only len bytes count: a valid token followed by junk in memory. */
 	char *more = arena_printf(fx.a, "%s.junk", tok);
-	assert_int_equal(verify_with(fx.hs, NULL, NULL, more, strlen(tok), &id),
-	                 JWT_VALID);
+	assert_int_equal(verify_with(fx.hs, NULL, NULL, more, strlen(tok), &id), JWT_VALID);
 	/* No policy key: nothing is valid. */
 	struct jwt_policy none = {NULL, NULL, NULL, 0};
-	assert_int_not_equal(jwt_verify(&none, fx.a, tok, strlen(tok), NOW, &id),
-	                     JWT_VALID);
-	assert_int_not_equal(jwt_verify(NULL, fx.a, tok, strlen(tok), NOW, &id),
-	                     JWT_VALID);
+	assert_int_not_equal(jwt_verify(&none, fx.a, tok, strlen(tok), NOW, &id), JWT_VALID);
+	assert_int_not_equal(jwt_verify(NULL, fx.a, tok, strlen(tok), NOW, &id), JWT_VALID);
 }
 
 static void test_signature(void **state)
@@ -514,11 +458,9 @@ static void test_signature(void **state)
 	char *d2 = strchr(d1 + 1, '.');
 	const char *evil = "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_OK "}";
 	char *evil64 = base64url_encode(fx.a, evil, strlen(evil));
-	char *tampered = arena_printf(fx.a, "%.*s.%s%s", (int)(d1 - tok), tok,
-	                              evil64, d2);
+	char *tampered = arena_printf(fx.a, "%.*s.%s%s", (int)(d1 - tok), tok, evil64, d2);
 	struct jwt_identity id;
-	assert_int_equal(verify_with(fx.hs, NULL, NULL, tampered, strlen(tampered),
-	                             &id),
+	assert_int_equal(verify_with(fx.hs, NULL, NULL, tampered, strlen(tampered), &id),
 	                 JWT_BAD_SIGNATURE);
 	assert_int_equal(id.is_administrator, 0);
 
@@ -534,8 +476,9 @@ static void test_signature(void **state)
 	assert_int_equal(verify(fx.hs, flip), JWT_BAD_SIGNATURE);
 
 	/* signature of the right length but all zero */
-	char *zero64 = base64url_encode(fx.a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	                                      "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+	char *zero64 = base64url_encode(fx.a,
+	                                "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	                                "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
 	                                32);
 	char *zero = arena_printf(fx.a, "%.*s.%s", (int)(d2 - tok), tok, zero64);
 	assert_int_equal(verify(fx.hs, zero), JWT_BAD_SIGNATURE);
@@ -552,8 +495,7 @@ static void test_algorithm_confusion(void **state)
 	assert_int_equal(verify(fx.hs_rsa_pem, hs_tok), JWT_VALID);
 	/* ... and worthless against the RS256 verifier. */
 	struct jwt_identity id;
-	assert_int_equal(verify_with(fx.rs_pub, NULL, NULL, hs_tok, strlen(hs_tok),
-	                             &id),
+	assert_int_equal(verify_with(fx.rs_pub, NULL, NULL, hs_tok, strlen(hs_tok), &id),
 	                 JWT_BAD_ALG);
 	assert_int_equal(id.is_administrator, 0);
 	/* The same HMAC under a header claiming RS256. */
@@ -580,22 +522,19 @@ static void test_algorithm_confusion(void **state)
 static void round_trip(const struct sig_key *signer, const struct sig_key *verifier)
 {
 	struct jwt_identity id;
-	char *tok = jwt_issue(signer, fx.a, "alice@example.com",
-	                      "reader, administrator", 3600, NOW, NULL, NULL);
+	char *tok = jwt_issue(signer, fx.a, "alice@example.com", "reader, administrator", 3600, NOW,
+	                      NULL, NULL);
 	assert_non_null(tok);
 	assert_true(strlen(tok) <= BEARER_TOKEN_MAX_BYTES);
-	assert_int_equal(verify_with(verifier, NULL, NULL, tok, strlen(tok), &id),
-	                 JWT_VALID);
+	assert_int_equal(verify_with(verifier, NULL, NULL, tok, strlen(tok), &id), JWT_VALID);
 	assert_string_equal(id.sub, "alice@example.com");
 	assert_int_equal(id.is_administrator, 1);
 
 	/* Valid for ttl, with the leeway after it. */
 	struct jwt_policy p = {verifier, NULL, NULL, LEEWAY};
-	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY - 1,
-	                            &id),
+	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY - 1, &id),
 	                 JWT_VALID);
-	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY,
-	                            &id),
+	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY, &id),
 	                 JWT_EXPIRED);
 
 	/* A tampered signature fails. */
@@ -616,16 +555,14 @@ static void test_round_trip_rs256(void **state)
 	(void)state;
 	round_trip(fx.rs_priv, fx.rs_pub);
 	/* A public key cannot sign. */
-	assert_null(jwt_issue(fx.rs_pub, fx.a, "a", "administrator", 60, NOW, NULL,
-	                      NULL));
+	assert_null(jwt_issue(fx.rs_pub, fx.a, "a", "administrator", 60, NOW, NULL, NULL));
 }
 
 static void test_round_trip_es256(void **state)
 {
 	(void)state;
 	round_trip(fx.es_priv, fx.es_pub);
-	assert_null(jwt_issue(fx.es_pub, fx.a, "a", "administrator", 60, NOW, NULL,
-	                      NULL));
+	assert_null(jwt_issue(fx.es_pub, fx.a, "a", "administrator", 60, NOW, NULL, NULL));
 	/* ES256 signatures are the 64-byte JWS form: a DER-length one fails. */
 	char *tok = jwt_issue(fx.es_priv, fx.a, "a", "", 60, NOW, NULL, NULL);
 	assert_non_null(tok);
@@ -639,22 +576,19 @@ static void test_issue(void **state)
 	struct jwt_identity id;
 
 	/* iss and aud are written when given and checked when configured. */
-	char *tok = jwt_issue(fx.hs, fx.a, "bob", "administrator", 60, NOW,
-	                      "https://idp", "mailsrv");
+	char *tok =
+	    jwt_issue(fx.hs, fx.a, "bob", "administrator", 60, NOW, "https://idp", "mailsrv");
 	assert_non_null(tok);
-	assert_int_equal(verify_with(fx.hs, "https://idp", "mailsrv", tok,
-	                             strlen(tok), &id),
+	assert_int_equal(verify_with(fx.hs, "https://idp", "mailsrv", tok, strlen(tok), &id),
 	                 JWT_VALID);
-	assert_int_equal(verify_with(fx.hs, "https://other", NULL, tok, strlen(tok),
-	                             &id),
+	assert_int_equal(verify_with(fx.hs, "https://other", NULL, tok, strlen(tok), &id),
 	                 JWT_BAD_ISSUER);
 	assert_int_equal(verify_with(fx.hs, NULL, "other", tok, strlen(tok), &id),
 	                 JWT_BAD_AUDIENCE);
 
 	/* Without them, a policy that requires them refuses the token. */
 	tok = jwt_issue(fx.hs, fx.a, "bob", "administrator", 60, NOW, NULL, NULL);
-	assert_int_equal(verify_with(fx.hs, "https://idp", NULL, tok, strlen(tok),
-	                             &id),
+	assert_int_equal(verify_with(fx.hs, "https://idp", NULL, tok, strlen(tok), &id),
 	                 JWT_BAD_ISSUER);
 
 	/* Roles: blanks and empty names dropped, no admin without the role. */
@@ -662,17 +596,19 @@ static void test_issue(void **state)
 		const char *csv;
 		int admin;
 	} roles[] = {
-	    {"administrator", 1},       {" reader ,, administrator ,", 1},
-	    {"reader", 0},              {"", 0},
-	    {NULL, 0},                  {"administrators", 0},
-	    {"Administrator", 0},       {"admin,istrator", 0},
+	    {"administrator", 1},
+	    {" reader ,, administrator ,", 1},
+	    {"reader", 0},
+	    {"", 0},
+	    {NULL, 0},
+	    {"administrators", 0},
+	    {"Administrator", 0},
+	    {"admin,istrator", 0},
 	};
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-		tok = jwt_issue(fx.hs, fx.a, "carol", roles[i].csv, 60, NOW, NULL,
-		                NULL);
+		tok = jwt_issue(fx.hs, fx.a, "carol", roles[i].csv, 60, NOW, NULL, NULL);
 		assert_non_null(tok);
-		assert_int_equal(verify_with(fx.hs, NULL, NULL, tok, strlen(tok), &id),
-		                 JWT_VALID);
+		assert_int_equal(verify_with(fx.hs, NULL, NULL, tok, strlen(tok), &id), JWT_VALID);
 		if (id.is_administrator != roles[i].admin)
 			fail_msg("roles \"%s\"", roles[i].csv ? roles[i].csv : "(null)");
 	}
@@ -681,8 +617,7 @@ static void test_issue(void **state)
 	const char *sub = "O'Brien \"\\ \xc3\xa9 \xf0\x9f\x98\x80";
 	tok = jwt_issue(fx.hs, fx.a, sub, "", 60, NOW, NULL, NULL);
 	assert_non_null(tok);
-	assert_int_equal(verify_with(fx.hs, NULL, NULL, tok, strlen(tok), &id),
-	                 JWT_VALID);
+	assert_int_equal(verify_with(fx.hs, NULL, NULL, tok, strlen(tok), &id), JWT_VALID);
 	assert_string_equal(id.sub, sub);
 
 	/* A negative ttl makes an expired token. */
@@ -714,8 +649,7 @@ static void test_length_limit(void **state)
 		arena_reset(fx.a);
 		memset(filler->p, 'x', n);
 		filler->p[n] = '\0';
-		char *payload = arena_printf(fx.a, "{\"pad\":\"%s\"," EXP_OK "}",
-		                             filler->p);
+		char *payload = arena_printf(fx.a, "{\"pad\":\"%s\"," EXP_OK "}", filler->p);
 		char *tok = make_token(fx.hs, HS, payload);
 		size_t len = strlen(tok);
 		if (len == BEARER_TOKEN_MAX_BYTES) {
@@ -751,7 +685,8 @@ static void test_cache(void **state)
 	struct jwt_policy p_iss = {fx.hs, "https://issuer.example", NULL, LEEWAY};
 	struct jwt_identity id;
 	const char *tok = make_token(
-	    fx.hs, HS, "{\"sub\":\"alice\",\"roles\":[\"administrator\"],\"nbf\":1699999000," EXP_OK "}");
+	    fx.hs, HS,
+	    "{\"sub\":\"alice\",\"roles\":[\"administrator\"],\"nbf\":1699999000," EXP_OK "}");
 	size_t len = strlen(tok);
 
 	/* Verified, remembered, then answered from memory with the same identity. */
@@ -760,7 +695,8 @@ static void test_cache(void **state)
 	for (int i = 0; i < 3; i++) {
 		id.sub = NULL;
 		id.is_administrator = 0;
-		assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW + i, &id), JWT_VALID);
+		assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW + i, &id),
+		                 JWT_VALID);
 		assert_string_equal(id.sub, "alice");
 		assert_int_equal(id.is_administrator, 1);
 	}
@@ -770,20 +706,23 @@ static void test_cache(void **state)
 	char *flip = arena_strdup(fx.a, tok);
 	char *sig = strrchr(flip, '.') + 1;
 	sig[2] = sig[2] == 'A' ? 'B' : 'A';
-	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, flip, len, NOW, &id), JWT_BAD_SIGNATURE);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, flip, len, NOW, &id),
+	                 JWT_BAD_SIGNATURE);
 	assert_string_equal(id.sub, "");
 	assert_int_equal(id.is_administrator, 0);
 	/* A prefix of it neither. */
-	assert_int_not_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len - 1, NOW, &id), JWT_VALID);
+	assert_int_not_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len - 1, NOW, &id),
+	                     JWT_VALID);
 
 	/* The clock is checked on every hit, with the leeway: nbf ... */
-	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1699999000 - LEEWAY - 1, &id),
-	                 JWT_NOT_YET_VALID);
+	assert_int_equal(
+	    jwt_verify_cached(&p, &cache, fx.a, tok, len, 1699999000 - LEEWAY - 1, &id),
+	    JWT_NOT_YET_VALID);
 	assert_int_equal(cached_entries(&cache), 0);
 	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW, &id), JWT_VALID);
 	/* ... and exp: exactly at exp + leeway it has expired, and is forgotten. */
-	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY - 1, &id),
-	                 JWT_VALID);
+	assert_int_equal(
+	    jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY - 1, &id), JWT_VALID);
 	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, 1700000060 + LEEWAY, &id),
 	                 JWT_EXPIRED);
 	assert_string_equal(id.sub, "");
@@ -794,20 +733,23 @@ static void test_cache(void **state)
 
 	/* Another policy empties the cache: its rules apply at once. */
 	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, tok, len, NOW, &id), JWT_VALID);
-	assert_int_equal(jwt_verify_cached(&p_iss, &cache, fx.a, tok, len, NOW, &id), JWT_BAD_ISSUER);
+	assert_int_equal(jwt_verify_cached(&p_iss, &cache, fx.a, tok, len, NOW, &id),
+	                 JWT_BAD_ISSUER);
 	assert_int_equal(cached_entries(&cache), 0);
 	assert_ptr_equal(cache.policy, &p_iss);
 
 	/* More tokens than entries: each still verifies as itself. */
 	const char *toks[JWT_CACHE_ENTRIES + 2];
 	for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++)
-		toks[i] = make_token(fx.hs, HS,
-		                     arena_printf(fx.a, "{\"sub\":\"u%zu\",\"roles\":[%s]," EXP_OK "}", i,
-		                                  i % 2 ? "\"administrator\"" : ""));
+		toks[i] =
+		    make_token(fx.hs, HS,
+		               arena_printf(fx.a, "{\"sub\":\"u%zu\",\"roles\":[%s]," EXP_OK "}", i,
+		                            i % 2 ? "\"administrator\"" : ""));
 	for (int round = 0; round < 2; round++)
 		for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++) {
-			assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, toks[i], strlen(toks[i]), NOW, &id),
-			                 JWT_VALID);
+			assert_int_equal(
+			    jwt_verify_cached(&p, &cache, fx.a, toks[i], strlen(toks[i]), NOW, &id),
+			    JWT_VALID);
 			assert_string_equal(id.sub, arena_printf(fx.a, "u%zu", i));
 			assert_int_equal(id.is_administrator, (int)(i % 2));
 		}
@@ -818,14 +760,17 @@ static void test_cache(void **state)
 	char pad[JWT_CACHE_TOKEN_MAX_BYTES];
 	memset(pad, 'x', sizeof(pad) - 1);
 	pad[sizeof(pad) - 1] = '\0';
-	const char *big = make_token(fx.hs, HS, arena_printf(fx.a, "{\"pad\":\"%s\"," EXP_OK "}", pad));
+	const char *big =
+	    make_token(fx.hs, HS, arena_printf(fx.a, "{\"pad\":\"%s\"," EXP_OK "}", pad));
 	assert_true(strlen(big) > JWT_CACHE_TOKEN_MAX_BYTES);
-	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, big, strlen(big), NOW, &id), JWT_VALID);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, big, strlen(big), NOW, &id),
+	                 JWT_VALID);
 	assert_int_equal(cached_entries(&cache), 0);
 
 	/* A refused token is never remembered. */
 	const char *late = make_token(fx.hs, HS, "{\"sub\":\"bob\",\"exp\":1600000000}");
-	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, late, strlen(late), NOW, &id), JWT_EXPIRED);
+	assert_int_equal(jwt_verify_cached(&p, &cache, fx.a, late, strlen(late), NOW, &id),
+	                 JWT_EXPIRED);
 	assert_int_equal(cached_entries(&cache), 0);
 	jwt_cache_clear(&cache);
 }
@@ -847,12 +792,10 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup(f, reset_arena)
 	const struct CMUnitTest tests[] = {
-	    T(test_claims_table),      T(test_alg_none_unsigned),
-	    T(test_shape),             T(test_signature),
-	    T(test_algorithm_confusion), T(test_round_trip_hs256),
-	    T(test_round_trip_rs256),  T(test_round_trip_es256),
-	    T(test_issue),             T(test_length_limit),
-	    T(test_result_strings),    T(test_cache),
+	    T(test_claims_table),     T(test_alg_none_unsigned),   T(test_shape),
+	    T(test_signature),        T(test_algorithm_confusion), T(test_round_trip_hs256),
+	    T(test_round_trip_rs256), T(test_round_trip_es256),    T(test_issue),
+	    T(test_length_limit),     T(test_result_strings),      T(test_cache),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -65,18 +65,21 @@ static int has_error(const struct ctx *c, const char *field)
 	return 0;
 }
 
-#define BASIC "\"name\":\"Relay\",\"server\":\"smtp.example.com\",\"port\":587," \
-              "\"sender_name\":\"Alerts\",\"sender_email\":\"alerts@example.com\""
-#define OAUTH BASIC ",\"auth_type\":\"oauth2\",\"client_id\":\"cid\"," \
-              "\"authorization_url\":\"https://login.example.com/authorize\"," \
-              "\"token_url\":\"https://login.example.com/token\""
+#define BASIC                                                                                      \
+	"\"name\":\"Relay\",\"server\":\"smtp.example.com\",\"port\":587,"                         \
+	"\"sender_name\":\"Alerts\",\"sender_email\":\"alerts@example.com\""
+#define OAUTH                                                                                      \
+	BASIC ",\"auth_type\":\"oauth2\",\"client_id\":\"cid\","                                   \
+	      "\"authorization_url\":\"https://login.example.com/authorize\","                     \
+	      "\"token_url\":\"https://login.example.com/token\""
 
 static void test_valid_basic(void **state)
 {
 	struct fixture *f = *state;
 	struct ms_input in;
-	const struct json_value *b = parse(f, "{" BASIC ",\"auth_type\":\"basic\",\"username\":\"u\","
-	                                         "\"password\":\"p\",\"id\":7,\"version\":3}");
+	const struct json_value *b =
+	    parse(f, "{" BASIC ",\"auth_type\":\"basic\",\"username\":\"u\","
+	             "\"password\":\"p\",\"id\":7,\"version\":3}");
 	assert_int_equal(ms_input_parse(&f->c, b, MS_CREATE, NULL, &in), E_OK);
 	assert_string_equal(in.name, "Relay");
 	assert_int_equal(in.port, 587);
@@ -90,13 +93,13 @@ static void test_all_errors_at_once(void **state)
 {
 	struct fixture *f = *state;
 	struct ms_input in;
-	const struct json_value *b = parse(
-	    f, "{\"name\":\"\",\"server\":\"bad host\",\"port\":70000,\"sender_name\":\"x\","
-	       "\"sender_email\":\"nope\",\"auth_type\":\"basic\",\"colour\":\"red\","
-	       "\"enable_ssl\":\"yes\",\"client_id\":\"c\"}");
+	const struct json_value *b =
+	    parse(f, "{\"name\":\"\",\"server\":\"bad host\",\"port\":70000,\"sender_name\":\"x\","
+	             "\"sender_email\":\"nope\",\"auth_type\":\"basic\",\"colour\":\"red\","
+	             "\"enable_ssl\":\"yes\",\"client_id\":\"c\"}");
 	assert_int_equal(ms_input_parse(&f->c, b, MS_CREATE, NULL, &in), E_VALIDATION);
-	const char *want[] = {"name", "server", "port", "sender_email", "colour", "enable_ssl",
-	                      "client_id"};
+	const char *want[] = {"name",   "server",     "port",     "sender_email",
+	                      "colour", "enable_ssl", "client_id"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!has_error(&f->c, want[i]))
 			fail_msg("no error for %s", want[i]);
@@ -107,17 +110,19 @@ static void test_types_and_control_chars(void **state)
 {
 	struct fixture *f = *state;
 	struct ms_input in;
-	const struct json_value *b = parse(
-	    f, "{\"name\":\"a\\u0000b\",\"server\":\"smtp.example.com\",\"port\":\"25\","
-	       "\"sender_name\":\"x\\ty\",\"sender_email\":\"a@example.com\",\"auth_type\":\"Basic\"}");
+	const struct json_value *b =
+	    parse(f, "{\"name\":\"a\\u0000b\",\"server\":\"smtp.example.com\",\"port\":\"25\","
+	             "\"sender_name\":\"x\\ty\",\"sender_email\":\"a@example.com\",\"auth_type\":"
+	             "\"Basic\"}");
 	assert_int_equal(ms_input_parse(&f->c, b, MS_CREATE, NULL, &in), E_VALIDATION);
 	assert_true(has_error(&f->c, "name"));
 	assert_true(has_error(&f->c, "port"));
 	assert_true(has_error(&f->c, "sender_name"));
 	assert_true(has_error(&f->c, "auth_type"));
 	f->c.nerrors = 0;
-	b = parse(f, "{\"name\":\"n\",\"server\":\"smtp.example.com\",\"port\":25.0,"
-	             "\"sender_name\":\"s\",\"sender_email\":\"a@example.com\",\"auth_type\":\"basic\"}");
+	b = parse(
+	    f, "{\"name\":\"n\",\"server\":\"smtp.example.com\",\"port\":25.0,"
+	       "\"sender_name\":\"s\",\"sender_email\":\"a@example.com\",\"auth_type\":\"basic\"}");
 	assert_int_equal(ms_input_parse(&f->c, b, MS_CREATE, NULL, &in), E_VALIDATION);
 	assert_true(has_error(&f->c, "port"));
 }
@@ -133,7 +138,8 @@ static void test_oauth2_rules(void **state)
 	/* ...and http token URLs are refused, basic fields with values too. */
 	f->c.nerrors = 0;
 	b = parse(f, "{" BASIC ",\"auth_type\":\"oauth2\",\"client_id\":\"c\",\"secret_key\":\"s\","
-	             "\"authorization_url\":\"https://a.example.com/\",\"token_url\":\"http://t.example.com/\","
+	             "\"authorization_url\":\"https://a.example.com/\",\"token_url\":\"http://"
+	             "t.example.com/\","
 	             "\"username\":\"u\",\"password\":null}");
 	assert_int_equal(ms_input_parse(&f->c, b, MS_CREATE, NULL, &in), E_VALIDATION);
 	assert_true(has_error(&f->c, "token_url"));
@@ -153,9 +159,16 @@ static void test_oauth2_rules(void **state)
 
 static struct ms_row basic_row(void)
 {
-	struct ms_row r = {.id = 1, .name = "Relay", .server = "smtp.example.com", .port = 587,
-	                   .sender_name = "Alerts", .sender_email = "alerts@example.com",
-	                   .auth = AUTH_BASIC, .username = "u", .password_set = 1, .version = 4};
+	struct ms_row r = {.id = 1,
+	                   .name = "Relay",
+	                   .server = "smtp.example.com",
+	                   .port = 587,
+	                   .sender_name = "Alerts",
+	                   .sender_email = "alerts@example.com",
+	                   .auth = AUTH_BASIC,
+	                   .username = "u",
+	                   .password_set = 1,
+	                   .version = 4};
 	return r;
 }
 
@@ -163,8 +176,8 @@ static void test_plan_basic(void **state)
 {
 	(void)state;
 	struct ms_row cur = basic_row();
-	struct ms_input in = {.name = "Relay", .server = "smtp.example.com", .port = 587,
-	                      .auth = AUTH_BASIC};
+	struct ms_input in = {
+	    .name = "Relay", .server = "smtp.example.com", .port = 587, .auth = AUTH_BASIC};
 	struct ms_change ch;
 	/* Omitted password, same destination: kept. */
 	in.password.op = SECRET_KEEP;
@@ -202,12 +215,19 @@ static void test_plan_basic(void **state)
 static void test_plan_oauth2(void **state)
 {
 	(void)state;
-	struct ms_row cur = {.id = 1, .auth = AUTH_OAUTH2, .client_id = "c",
-	                     .authorization_url = "https://a/", .token_url = "https://t/",
-	                     .secret_key_set = 1, .access_token_set = 1, .refresh_token_set = 1,
+	struct ms_row cur = {.id = 1,
+	                     .auth = AUTH_OAUTH2,
+	                     .client_id = "c",
+	                     .authorization_url = "https://a/",
+	                     .token_url = "https://t/",
+	                     .secret_key_set = 1,
+	                     .access_token_set = 1,
+	                     .refresh_token_set = 1,
 	                     .oauth2_status = "connected"};
-	struct ms_input in = {.auth = AUTH_OAUTH2, .client_id = "c",
-	                      .authorization_url = "https://a/", .token_url = "https://t/"};
+	struct ms_input in = {.auth = AUTH_OAUTH2,
+	                      .client_id = "c",
+	                      .authorization_url = "https://a/",
+	                      .token_url = "https://t/"};
 	struct ms_change ch;
 	ms_plan_change(&cur, &in, &ch);
 	assert_int_equal(ch.secret_key.op, SECRET_KEEP);
@@ -298,14 +318,14 @@ static void test_representation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_valid_basic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_all_errors_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_types_and_control_chars, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oauth2_rules, setup, teardown),
-		cmocka_unit_test(test_plan_basic),
-		cmocka_unit_test(test_plan_oauth2),
-		cmocka_unit_test_setup_teardown(test_merge_patch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_representation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_valid_basic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_errors_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_types_and_control_chars, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oauth2_rules, setup, teardown),
+	    cmocka_unit_test(test_plan_basic),
+	    cmocka_unit_test(test_plan_oauth2),
+	    cmocka_unit_test_setup_teardown(test_merge_patch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_representation, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,7 +138,8 @@ static void test_authorize_url(void **state)
 	assert_null(strstr(authz("https://l.example/a", NULL), "scope="));
 	assert_null(strstr(authz("https://l.example/a", ""), "scope="));
 	/* Google's host: offline access and consent, once */
-	const char *g = authz("https://accounts.google.com/o/oauth2/v2/auth", "https://mail.google.com/");
+	const char *g =
+	    authz("https://accounts.google.com/o/oauth2/v2/auth", "https://mail.google.com/");
 	assert_non_null(strstr(g, "&access_type=offline"));
 	assert_non_null(strstr(g, "&prompt=consent"));
 	g = authz("https://ACCOUNTS.google.com:443/o/oauth2/v2/auth?access_type=online", "x");
@@ -155,9 +156,10 @@ static void test_console_url(void **state)
 	(void)state;
 	assert_string_equal(oauth2_console_url(A, "https://c.example/", 5, NULL),
 	                    "https://c.example/?mail_server_id=5&oauth2=connected");
-	assert_string_equal(oauth2_console_url(A, "https://c.example/s?tab=mail", 5, "access_denied"),
-	                    "https://c.example/s?tab=mail&mail_server_id=5&oauth2=error"
-	                    "&error=access_denied");
+	assert_string_equal(
+	    oauth2_console_url(A, "https://c.example/s?tab=mail", 5, "access_denied"),
+	    "https://c.example/s?tab=mail&mail_server_id=5&oauth2=error"
+	    "&error=access_denied");
 	assert_string_equal(oauth2_console_url(A, "https://c.example/#/settings/mail", 12, "a b&c"),
 	                    "https://c.example/?mail_server_id=12&oauth2=error&error=a%20b%26c"
 	                    "#/settings/mail");
@@ -168,7 +170,11 @@ static void test_console_url(void **state)
 static void test_clean_text(void **state)
 {
 	(void)state;
-	assert_string_equal(oauth2_clean_text(A, "a\r\nb\tc\x7f" "d", 8, 100), "a  b c d");
+	assert_string_equal(oauth2_clean_text(A,
+	                                      "a\r\nb\tc\x7f"
+	                                      "d",
+	                                      8, 100),
+	                    "a  b c d");
 	/* U+0085 (C1) becomes a space; U+00E9 stays */
 	assert_string_equal(oauth2_clean_text(A, "x\xc2\x85y\xc3\xa9", 6, 100), "x y\xc3\xa9");
 	/* invalid UTF-8: overlong, lone continuation, truncated, surrogate */
@@ -177,7 +183,8 @@ static void test_clean_text(void **state)
 	/* NUL inside */
 	assert_string_equal(oauth2_clean_text(A, "a\0b", 3, 100), "a b");
 	/* cut at max characters, never inside one */
-	assert_string_equal(oauth2_clean_text(A, "\xc3\xa9\xc3\xa9\xc3\xa9", 6, 2), "\xc3\xa9\xc3\xa9");
+	assert_string_equal(oauth2_clean_text(A, "\xc3\xa9\xc3\xa9\xc3\xa9", 6, 2),
+	                    "\xc3\xa9\xc3\xa9");
 	assert_string_equal(oauth2_clean_text(A, "abc", 3, 0), "");
 	assert_null(oauth2_clean_text(A, NULL, 0, 10));
 }
@@ -209,61 +216,64 @@ static void test_token_response(void **state)
 {
 	(void)state;
 	static const struct token_case t[] = {
-		{"{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"expires_in\":3599,"
-		 "\"refresh_token\":\"rt\",\"scope\":\"x\"}", OAUTH2_ANSWER_TOKENS, 3599, 1},
-		/* Google without refresh_token; bearer in any case; extra members */
-		{"{\"access_token\":\"at\",\"token_type\":\"bearer\",\"expires_in\":3599,"
-		 "\"id_token\":\"x.y.z\",\"ext\":{\"a\":[1,2]}}", OAUTH2_ANSWER_TOKENS, 3599, 0},
-		/* older Azure: expires_in as a string */
-		{"{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"expires_in\":\"3600\"}",
-		 OAUTH2_ANSWER_TOKENS, 3600, 0},
-		/* no expiry, no token_type */
-		{"{\"access_token\":\"at\"}", OAUTH2_ANSWER_TOKENS, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":null,\"refresh_token\":null}",
-		 OAUTH2_ANSWER_TOKENS, -1, 0},
-		{"{\"access_token\":\"at\",\"refresh_token\":\"\"}", OAUTH2_ANSWER_TOKENS, -1, 0},
-		/* capped */
-		{"{\"access_token\":\"at\",\"expires_in\":99999999999}", OAUTH2_ANSWER_TOKENS,
-		 OAUTH2_EXPIRES_IN_MAX_S, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":0}", OAUTH2_ANSWER_TOKENS, 0, 0},
-		/* errors */
-		{"{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70000: bad\"}",
-		 OAUTH2_ANSWER_ERROR, -1, 0},
-		{"{\"error\":\"invalid_client\"}", OAUTH2_ANSWER_ERROR, -1, 0},
-		{"{\"error\":\"x\",\"access_token\":\"at\"}", OAUTH2_ANSWER_ERROR, -1, 0},
-		{"{\"error\":\"a\\\"b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"error\":42}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"error\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		/* invalid */
-		{"{}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"[]", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"\"at\"", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":42}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"a\\u0000b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"a\\r\\nb\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"token_type\":\"mac\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"token_type\":\"Bearerx\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":-1}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":3599.5}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":\"36x\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"expires_in\":true}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"refresh_token\":7}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\",\"refresh_token\":\"a\\tb\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		/* duplicate keys, bad JSON, trailing text, comments, deep nesting */
-		{"{\"access_token\":\"a\",\"access_token\":\"b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\"", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"access_token\":\"at\"} x", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{/*c*/\"access_token\":\"at\"}", OAUTH2_ANSWER_INVALID, -1, 0},
-		{"{\"a\":[[[[[[[[[[[[[[1]]]]]]]]]]]]]],\"access_token\":\"at\"}", OAUTH2_ANSWER_INVALID,
-		 -1, 0},
-		{"", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"expires_in\":3599,"
+	     "\"refresh_token\":\"rt\",\"scope\":\"x\"}",
+	     OAUTH2_ANSWER_TOKENS, 3599, 1},
+	    /* Google without refresh_token; bearer in any case; extra members */
+	    {"{\"access_token\":\"at\",\"token_type\":\"bearer\",\"expires_in\":3599,"
+	     "\"id_token\":\"x.y.z\",\"ext\":{\"a\":[1,2]}}",
+	     OAUTH2_ANSWER_TOKENS, 3599, 0},
+	    /* older Azure: expires_in as a string */
+	    {"{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"expires_in\":\"3600\"}",
+	     OAUTH2_ANSWER_TOKENS, 3600, 0},
+	    /* no expiry, no token_type */
+	    {"{\"access_token\":\"at\"}", OAUTH2_ANSWER_TOKENS, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":null,\"refresh_token\":null}",
+	     OAUTH2_ANSWER_TOKENS, -1, 0},
+	    {"{\"access_token\":\"at\",\"refresh_token\":\"\"}", OAUTH2_ANSWER_TOKENS, -1, 0},
+	    /* capped */
+	    {"{\"access_token\":\"at\",\"expires_in\":99999999999}", OAUTH2_ANSWER_TOKENS,
+	     OAUTH2_EXPIRES_IN_MAX_S, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":0}", OAUTH2_ANSWER_TOKENS, 0, 0},
+	    /* errors */
+	    {"{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70000: bad\"}",
+	     OAUTH2_ANSWER_ERROR, -1, 0},
+	    {"{\"error\":\"invalid_client\"}", OAUTH2_ANSWER_ERROR, -1, 0},
+	    {"{\"error\":\"x\",\"access_token\":\"at\"}", OAUTH2_ANSWER_ERROR, -1, 0},
+	    {"{\"error\":\"a\\\"b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"error\":42}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"error\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    /* invalid */
+	    {"{}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"[]", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"\"at\"", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":42}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"a\\u0000b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"a\\r\\nb\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"token_type\":\"mac\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"token_type\":\"Bearerx\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":-1}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":3599.5}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":\"36x\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":\"\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"expires_in\":true}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"refresh_token\":7}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\",\"refresh_token\":\"a\\tb\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    /* duplicate keys, bad JSON, trailing text, comments, deep nesting */
+	    {"{\"access_token\":\"a\",\"access_token\":\"b\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\"", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"access_token\":\"at\"} x", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{/*c*/\"access_token\":\"at\"}", OAUTH2_ANSWER_INVALID, -1, 0},
+	    {"{\"a\":[[[[[[[[[[[[[[1]]]]]]]]]]]]]],\"access_token\":\"at\"}", OAUTH2_ANSWER_INVALID,
+	     -1, 0},
+	    {"", OAUTH2_ANSWER_INVALID, -1, 0},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct oauth2_token_response r;
 		const char *why = NULL;
-		enum oauth2_answer got = oauth2_parse_token_response(A, t[i].json, strlen(t[i].json), &r, &why);
+		enum oauth2_answer got =
+		    oauth2_parse_token_response(A, t[i].json, strlen(t[i].json), &r, &why);
 		if (got != t[i].want)
 			fail_msg("case %zu (%s): got %d, want %d", i, t[i].json, got, t[i].want);
 		if (got == OAUTH2_ANSWER_INVALID)
@@ -277,12 +287,14 @@ static void test_token_response(void **state)
 	}
 	/* the error's description is cleaned and capped */
 	char big[3000];
-	int n = snprintf(big, sizeof(big), "{\"error\":\"server_error\",\"error_description\":\"a\\n\\u0007");
+	int n = snprintf(big, sizeof(big),
+	                 "{\"error\":\"server_error\",\"error_description\":\"a\\n\\u0007");
 	memset(big + n, 'x', 2000);
 	strcpy(big + n + 2000, "\"}");
 	struct oauth2_token_response r;
 	const char *why;
-	assert_int_equal(oauth2_parse_token_response(A, big, strlen(big), &r, &why), OAUTH2_ANSWER_ERROR);
+	assert_int_equal(oauth2_parse_token_response(A, big, strlen(big), &r, &why),
+	                 OAUTH2_ANSWER_ERROR);
 	assert_string_equal(r.error, "server_error");
 	assert_int_equal(strlen(r.error_description), OAUTH2_ERROR_DESCRIPTION_MAX_CHARS);
 	assert_memory_equal(r.error_description, "a  xx", 5);
@@ -291,10 +303,12 @@ static void test_token_response(void **state)
 	n = sprintf(tok, "{\"access_token\":\"");
 	memset(tok + n, 'a', SECRET_MAX_BYTES);
 	strcpy(tok + n + SECRET_MAX_BYTES, "\"}");
-	assert_int_equal(oauth2_parse_token_response(A, tok, strlen(tok), &r, &why), OAUTH2_ANSWER_TOKENS);
+	assert_int_equal(oauth2_parse_token_response(A, tok, strlen(tok), &r, &why),
+	                 OAUTH2_ANSWER_TOKENS);
 	memset(tok + n, 'a', SECRET_MAX_BYTES + 1);
 	strcpy(tok + n + SECRET_MAX_BYTES + 1, "\"}");
-	assert_int_equal(oauth2_parse_token_response(A, tok, strlen(tok), &r, &why), OAUTH2_ANSWER_INVALID);
+	assert_int_equal(oauth2_parse_token_response(A, tok, strlen(tok), &r, &why),
+	                 OAUTH2_ANSWER_INVALID);
 	free(tok);
 }
 
@@ -387,15 +401,15 @@ int main(void)
 	if (it != NULL && it[0] != '\0')
 		return integration(it);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pkce),
-		cmocka_unit_test(test_state),
-		cmocka_unit_test(test_pct_encode_and_form),
-		cmocka_unit_test(test_redirect_uri),
-		cmocka_unit_test(test_authorize_url),
-		cmocka_unit_test(test_console_url),
-		cmocka_unit_test(test_clean_text),
-		cmocka_unit_test(test_error_code),
-		cmocka_unit_test(test_token_response),
+	    cmocka_unit_test(test_pkce),
+	    cmocka_unit_test(test_state),
+	    cmocka_unit_test(test_pct_encode_and_form),
+	    cmocka_unit_test(test_redirect_uri),
+	    cmocka_unit_test(test_authorize_url),
+	    cmocka_unit_test(test_console_url),
+	    cmocka_unit_test(test_clean_text),
+	    cmocka_unit_test(test_error_code),
+	    cmocka_unit_test(test_token_response),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -73,42 +73,42 @@ static void test_default_policy(void **state)
 	(void)state;
 	struct outbound_policy p = policy(NULL, 0);
 	static const struct addr_case t[] = {
-		{"127.0.0.1", "loopback"},
-		{"127.0.0.2", "loopback"},
-		{"127.255.255.255", "loopback"},
-		{"::1", "loopback"},
-		{"0:0:0:0:0:0:0:1", "loopback"},
-		{"::ffff:127.0.0.1", "loopback"},
-		{"::ffff:7f00:2", "loopback"},
-		{"::127.0.0.1", "loopback"},         /* IPv4-compatible */
-		{"64:ff9b::7f00:1", "loopback"},     /* NAT64 */
-		{"169.254.169.254", "link-local"},
-		{"169.254.0.0", "link-local"},
-		{"169.254.255.255", "link-local"},
-		{"::ffff:169.254.169.254", "link-local"},
-		{"64:ff9b::a9fe:a9fe", "link-local"},
-		{"fe80::1", "link-local"},
-		{"febf:ffff::1", "link-local"},
-		{"0.0.0.0", "unspecified"},
-		{"0.1.2.3", "unspecified"},
-		{"::", "unspecified"},
-		{"::ffff:0.0.0.0", "unspecified"},
-		/* admitted */
-		{"8.8.8.8", NULL},
-		{"1.0.0.0", NULL},
-		{"126.255.255.255", NULL},
-		{"128.0.0.1", NULL},
-		{"169.253.255.255", NULL},
-		{"169.255.0.0", NULL},
-		{"10.0.0.1", NULL},
-		{"172.16.0.1", NULL},
-		{"192.168.1.1", NULL},
-		{"fc00::1", NULL},
-		{"fd12:3456::1", NULL},
-		{"fec0::1", NULL},
-		{"2001:db8::1", NULL},
-		{"::ffff:8.8.8.8", NULL},
-		{"::2", "unspecified"},  /* IPv4-compatible 0.0.0.2, deprecated */
+	    {"127.0.0.1", "loopback"},
+	    {"127.0.0.2", "loopback"},
+	    {"127.255.255.255", "loopback"},
+	    {"::1", "loopback"},
+	    {"0:0:0:0:0:0:0:1", "loopback"},
+	    {"::ffff:127.0.0.1", "loopback"},
+	    {"::ffff:7f00:2", "loopback"},
+	    {"::127.0.0.1", "loopback"},     /* IPv4-compatible */
+	    {"64:ff9b::7f00:1", "loopback"}, /* NAT64 */
+	    {"169.254.169.254", "link-local"},
+	    {"169.254.0.0", "link-local"},
+	    {"169.254.255.255", "link-local"},
+	    {"::ffff:169.254.169.254", "link-local"},
+	    {"64:ff9b::a9fe:a9fe", "link-local"},
+	    {"fe80::1", "link-local"},
+	    {"febf:ffff::1", "link-local"},
+	    {"0.0.0.0", "unspecified"},
+	    {"0.1.2.3", "unspecified"},
+	    {"::", "unspecified"},
+	    {"::ffff:0.0.0.0", "unspecified"},
+	    /* admitted */
+	    {"8.8.8.8", NULL},
+	    {"1.0.0.0", NULL},
+	    {"126.255.255.255", NULL},
+	    {"128.0.0.1", NULL},
+	    {"169.253.255.255", NULL},
+	    {"169.255.0.0", NULL},
+	    {"10.0.0.1", NULL},
+	    {"172.16.0.1", NULL},
+	    {"192.168.1.1", NULL},
+	    {"fc00::1", NULL},
+	    {"fd12:3456::1", NULL},
+	    {"fec0::1", NULL},
+	    {"2001:db8::1", NULL},
+	    {"::ffff:8.8.8.8", NULL},
+	    {"::2", "unspecified"}, /* IPv4-compatible 0.0.0.2, deprecated */
 	};
 	check_table(&p, t, sizeof(t) / sizeof(t[0]));
 }
@@ -118,21 +118,14 @@ static void test_deny_private(void **state)
 	(void)state;
 	struct outbound_policy p = policy(NULL, 1);
 	static const struct addr_case t[] = {
-		{"10.0.0.1", "private"},
-		{"10.255.255.255", "private"},
-		{"172.16.0.1", "private"},
-		{"172.31.255.255", "private"},
-		{"192.168.0.1", "private"},
-		{"::ffff:10.1.2.3", "private"},
-		{"fc00::1", "private"},
-		{"fdff:ffff::1", "private"},
-		{"127.0.0.1", "loopback"},
-		{"172.15.255.255", NULL},
-		{"172.32.0.0", NULL},
-		{"192.169.0.1", NULL},
-		{"11.0.0.1", NULL},
-		{"fe00::1", NULL},
-		{"2001:db8::1", NULL},
+	    {"10.0.0.1", "private"},    {"10.255.255.255", "private"},
+	    {"172.16.0.1", "private"},  {"172.31.255.255", "private"},
+	    {"192.168.0.1", "private"}, {"::ffff:10.1.2.3", "private"},
+	    {"fc00::1", "private"},     {"fdff:ffff::1", "private"},
+	    {"127.0.0.1", "loopback"},  {"172.15.255.255", NULL},
+	    {"172.32.0.0", NULL},       {"192.169.0.1", NULL},
+	    {"11.0.0.1", NULL},         {"fe00::1", NULL},
+	    {"2001:db8::1", NULL},
 	};
 	check_table(&p, t, sizeof(t) / sizeof(t[0]));
 }
@@ -143,15 +136,11 @@ static void test_allow_list(void **state)
 	struct outbound_policy p = policy(" 127.0.0.1/32 ,::1, 169.254.0.0/16,10.1.2.3", 1);
 	assert_int_equal(p.nallow, 4);
 	static const struct addr_case t[] = {
-		{"127.0.0.1", NULL},
-		{"::ffff:127.0.0.1", NULL},   /* the same destination */
-		{"127.0.0.2", "loopback"},
-		{"::1", NULL},
-		{"169.254.169.254", NULL},
-		{"fe80::1", "link-local"},
-		{"0.0.0.0", "unspecified"},
-		{"10.1.2.3", NULL},
-		{"10.1.2.4", "private"},
+	    {"127.0.0.1", NULL},        {"::ffff:127.0.0.1", NULL}, /* the same destination */
+	    {"127.0.0.2", "loopback"},  {"::1", NULL},
+	    {"169.254.169.254", NULL},  {"fe80::1", "link-local"},
+	    {"0.0.0.0", "unspecified"}, {"10.1.2.3", NULL},
+	    {"10.1.2.4", "private"},
 	};
 	check_table(&p, t, sizeof(t) / sizeof(t[0]));
 
@@ -181,9 +170,9 @@ static void test_allow_list_errors(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"127.0.0.1/33", "::1/129", "localhost", "127.0.0.1/", "127.0.0.1/x", "127.1",
-		"2130706433", "0x7f.0.0.1", "1.2.3.4/-1", "1.2.3.4/08x", "[::1]", "fe80::1%eth0",
-		"127.0.0.1 10.0.0.1", "1.2.3.4/1/2",
+	    "127.0.0.1/33", "::1/129",      "localhost",          "127.0.0.1/",  "127.0.0.1/x",
+	    "127.1",        "2130706433",   "0x7f.0.0.1",         "1.2.3.4/-1",  "1.2.3.4/08x",
+	    "[::1]",        "fe80::1%eth0", "127.0.0.1 10.0.0.1", "1.2.3.4/1/2",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct outbound_policy p;
@@ -223,29 +212,29 @@ static void test_url_refused(void **state)
 		const char *url;
 		const char *want;
 	} t[] = {
-		{"https://127.0.0.1/token", "loopback"},
-		{"https://127.0.0.2:8443/token", "loopback"},
-		{"HTTPS://127.0.0.1/", "loopback"},
-		{"https://2130706433/", "loopback"},   /* what curl normalizes */
-		{"https://0x7f.1/", "loopback"},
-		{"https://0177.0.0.1/", "loopback"},
-		{"https://127.1", "loopback"},
-		{"https://[::1]/", "loopback"},
-		{"https://[::1]:443/x?y#z", "loopback"},
-		{"https://[::ffff:127.0.0.1]/", "loopback"},
-		{"https://169.254.169.254?x=1", "link-local"},
-		{"https://[fe80::1]/", "link-local"},
-		{"https://0.0.0.0/", "unspecified"},
-		{"https://0/", "unspecified"},
-		{"https://[::]/", "unspecified"},
-		{"https://login.example.com/", NULL},
-		{"https://localhost/", NULL},          /* a name: checked at call time */
-		{"https://8.8.8.8/", NULL},
-		{"https://[2001:db8::1]/", NULL},
-		{"https://[fe80::1%25eth0]/", NULL},   /* not a literal we parse: call time */
-		{"http://127.0.0.1/", NULL},           /* not https: validation refuses it */
-		{"https://", NULL},
-		{"https://[::1/", NULL},
+	    {"https://127.0.0.1/token", "loopback"},
+	    {"https://127.0.0.2:8443/token", "loopback"},
+	    {"HTTPS://127.0.0.1/", "loopback"},
+	    {"https://2130706433/", "loopback"}, /* what curl normalizes */
+	    {"https://0x7f.1/", "loopback"},
+	    {"https://0177.0.0.1/", "loopback"},
+	    {"https://127.1", "loopback"},
+	    {"https://[::1]/", "loopback"},
+	    {"https://[::1]:443/x?y#z", "loopback"},
+	    {"https://[::ffff:127.0.0.1]/", "loopback"},
+	    {"https://169.254.169.254?x=1", "link-local"},
+	    {"https://[fe80::1]/", "link-local"},
+	    {"https://0.0.0.0/", "unspecified"},
+	    {"https://0/", "unspecified"},
+	    {"https://[::]/", "unspecified"},
+	    {"https://login.example.com/", NULL},
+	    {"https://localhost/", NULL}, /* a name: checked at call time */
+	    {"https://8.8.8.8/", NULL},
+	    {"https://[2001:db8::1]/", NULL},
+	    {"https://[fe80::1%25eth0]/", NULL}, /* not a literal we parse: call time */
+	    {"http://127.0.0.1/", NULL},         /* not https: validation refuses it */
+	    {"https://", NULL},
+	    {"https://[::1/", NULL},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		const char *got = outbound_url_refused(&p, t[i].url, strlen(t[i].url));
@@ -273,17 +262,17 @@ static void test_refused_calls(void **state)
 		err_t want;
 		const char *code;
 	} t[] = {
-		{"https://127.0.0.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://2130706433:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://0x7f.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://[::1]:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://[::ffff:127.0.0.1]:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://169.254.169.254:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://0.0.0.0:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"https://localhost:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"http://127.0.0.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
-		{"file:///etc/passwd", E_DESTINATION_REFUSED, "destination_refused"},
-		{"gopher://127.0.0.1:1/", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://127.0.0.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://2130706433:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://0x7f.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://[::1]:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://[::ffff:127.0.0.1]:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://169.254.169.254:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://0.0.0.0:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"https://localhost:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"http://127.0.0.1:1/token", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"file:///etc/passwd", E_DESTINATION_REFUSED, "destination_refused"},
+	    {"gopher://127.0.0.1:1/", E_DESTINATION_REFUSED, "destination_refused"},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct outbound_request rq = {t[i].url, "a=b", 3, NULL, &p};
@@ -311,13 +300,10 @@ int main(void)
 	if (outbound_global_init() != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_policy),
-		cmocka_unit_test(test_deny_private),
-		cmocka_unit_test(test_allow_list),
-		cmocka_unit_test(test_allow_list_errors),
-		cmocka_unit_test(test_other_families),
-		cmocka_unit_test(test_url_refused),
-		cmocka_unit_test(test_refused_calls),
+	    cmocka_unit_test(test_default_policy), cmocka_unit_test(test_deny_private),
+	    cmocka_unit_test(test_allow_list),     cmocka_unit_test(test_allow_list_errors),
+	    cmocka_unit_test(test_other_families), cmocka_unit_test(test_url_refused),
+	    cmocka_unit_test(test_refused_calls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,17 +28,15 @@ struct row {
 
 typedef const char *(*validator)(const char *, size_t);
 
-static void run_table(const char *what, validator f, const struct row *t,
-                      size_t n)
+static void run_table(const char *what, validator f, const struct row *t, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *m = f(t[i].s, t[i].len);
 		if (t[i].ok && m != NULL)
-			fail_msg("%s row %zu (\"%.*s\"): refused: %s", what, i,
-			         (int)t[i].len, t[i].s, m);
+			fail_msg("%s row %zu (\"%.*s\"): refused: %s", what, i, (int)t[i].len,
+			         t[i].s, m);
 		if (!t[i].ok && m == NULL)
-			fail_msg("%s row %zu (\"%.*s\"): accepted", what, i,
-			         (int)t[i].len, t[i].s);
+			fail_msg("%s row %zu (\"%.*s\"): accepted", what, i, (int)t[i].len, t[i].s);
 		if (!t[i].ok && t[i].msg != NULL && strcmp(m, t[i].msg) != 0)
 			fail_msg("%s row %zu (\"%.*s\"): message \"%s\", want "
 			         "\"%s\"",
@@ -65,16 +63,18 @@ static void test_utf8_count(void **state)
 		size_t len;
 		size_t n;
 	} v[] = {
-		{S(""), 0},
-		{S("abc"), 3},
-		{S("\xc3\xa9"), 1},                 /* é */
-		{S("caf\xc3\xa9"), 4},              /* café */
-		{S("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"), 3}, /* 日本語 */
-		{S("\xf0\x9f\x98\x80"), 1},         /* 😀, 4 bytes */
-		{S("a\xf0\x9f\x98\x80" "b"), 3},
-		{S("e\xcc\x81"), 2},                /* e + combining acute */
-		{S("\xf0\x9f\x87\xab\xf0\x9f\x87\xb7"), 2}, /* 🇫🇷: two points */
-		{S("a\0b"), 3},
+	    {S(""), 0},
+	    {S("abc"), 3},
+	    {S("\xc3\xa9"), 1},                             /* é */
+	    {S("caf\xc3\xa9"), 4},                          /* café */
+	    {S("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"), 3}, /* 日本語 */
+	    {S("\xf0\x9f\x98\x80"), 1},                     /* 😀, 4 bytes */
+	    {S("a\xf0\x9f\x98\x80"
+	       "b"),
+	     3},
+	    {S("e\xcc\x81"), 2},                        /* e + combining acute */
+	    {S("\xf0\x9f\x87\xab\xf0\x9f\x87\xb7"), 2}, /* 🇫🇷: two points */
+	    {S("a\0b"), 3},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		assert_int_equal(utf8_count(v[i].s, v[i].len), v[i].n);
@@ -87,33 +87,33 @@ static void test_utf8_decode(void **state)
 	static const struct {
 		const char *s;
 		size_t len;
-		size_t n;       /* bytes of the first sequence, 0 when invalid */
+		size_t n; /* bytes of the first sequence, 0 when invalid */
 		unsigned int cp;
 	} v[] = {
-		{S("a"), 1, 'a'},
-		{S("\x7f"), 1, 0x7F},
-		{S("\xc2\x80"), 2, 0x80},
-		{S("\xdf\xbf"), 2, 0x7FF},
-		{S("\xe0\xa0\x80"), 3, 0x800},
-		{S("\xed\x9f\xbf"), 3, 0xD7FF},
-		{S("\xee\x80\x80"), 3, 0xE000},
-		{S("\xef\xbf\xbf"), 3, 0xFFFF},
-		{S("\xf0\x90\x80\x80"), 4, 0x10000},
-		{S("\xf4\x8f\xbf\xbf"), 4, 0x10FFFF},
-		{S("\xc3\xa9zz"), 2, 0xE9},        /* only the first sequence */
-		{S("\xc0\xaf"), 0, 0},             /* overlong '/' */
-		{S("\xc1\xbf"), 0, 0},
-		{S("\xe0\x9f\xbf"), 0, 0},        /* overlong U+07FF */
-		{S("\xf0\x8f\xbf\xbf"), 0, 0},    /* overlong U+FFFF */
-		{S("\xed\xa0\x80"), 0, 0},        /* surrogate U+D800 */
-		{S("\xed\xbf\xbf"), 0, 0},        /* surrogate U+DFFF */
-		{S("\xf4\x90\x80\x80"), 0, 0},    /* U+110000 */
-		{S("\x80"), 0, 0},                  /* lone continuation */
-		{S("\xf8\x88\x80\x80\x80"), 0, 0}, /* five-byte form */
-		{S("\xff"), 0, 0},
-		{S("\xc3"), 0, 0},                  /* truncated */
-		{S("\xe2\x82"), 0, 0},
-		{S("\xe2\x28\xa1"), 0, 0},         /* bad continuation */
+	    {S("a"), 1, 'a'},
+	    {S("\x7f"), 1, 0x7F},
+	    {S("\xc2\x80"), 2, 0x80},
+	    {S("\xdf\xbf"), 2, 0x7FF},
+	    {S("\xe0\xa0\x80"), 3, 0x800},
+	    {S("\xed\x9f\xbf"), 3, 0xD7FF},
+	    {S("\xee\x80\x80"), 3, 0xE000},
+	    {S("\xef\xbf\xbf"), 3, 0xFFFF},
+	    {S("\xf0\x90\x80\x80"), 4, 0x10000},
+	    {S("\xf4\x8f\xbf\xbf"), 4, 0x10FFFF},
+	    {S("\xc3\xa9zz"), 2, 0xE9}, /* only the first sequence */
+	    {S("\xc0\xaf"), 0, 0},      /* overlong '/' */
+	    {S("\xc1\xbf"), 0, 0},
+	    {S("\xe0\x9f\xbf"), 0, 0},         /* overlong U+07FF */
+	    {S("\xf0\x8f\xbf\xbf"), 0, 0},     /* overlong U+FFFF */
+	    {S("\xed\xa0\x80"), 0, 0},         /* surrogate U+D800 */
+	    {S("\xed\xbf\xbf"), 0, 0},         /* surrogate U+DFFF */
+	    {S("\xf4\x90\x80\x80"), 0, 0},     /* U+110000 */
+	    {S("\x80"), 0, 0},                 /* lone continuation */
+	    {S("\xf8\x88\x80\x80\x80"), 0, 0}, /* five-byte form */
+	    {S("\xff"), 0, 0},
+	    {S("\xc3"), 0, 0}, /* truncated */
+	    {S("\xe2\x82"), 0, 0},
+	    {S("\xe2\x28\xa1"), 0, 0}, /* bad continuation */
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		unsigned int cp = 0xFFFFFFFF;
@@ -140,23 +140,25 @@ static void test_has_control_chars(void **state)
 		size_t len;
 		int yes;
 	} v[] = {
-		{S(""), 0},
-		{S("plain text"), 0},
-		{S("caf\xc3\xa9 \xf0\x9f\x98\x80"), 0},
-		{S("\xc2\xa0"), 0},         /* U+00A0 NBSP: not C1 */
-		{S("\xc2\xbf"), 0},         /* U+00BF */
-		{S("\xe2\x80\xa8"), 0},     /* U+2028: not C0/C1 (header) */
-		{S("\0"), 1},
-		{S("a\0b"), 1},
-		{S("a\tb"), 1},
-		{S("line\n"), 1},
-		{S("\r"), 1},
-		{S("\x1b[31m"), 1},
-		{S("\x1f"), 1},
-		{S("\x7f"), 1},             /* DEL */
-		{S("a\xc2\x80"), 1},        /* U+0080 */
-		{S("\xc2\x85"), 1},         /* U+0085 NEL */
-		{S("x\xc2\x9f" "y"), 1},    /* U+009F */
+	    {S(""), 0},
+	    {S("plain text"), 0},
+	    {S("caf\xc3\xa9 \xf0\x9f\x98\x80"), 0},
+	    {S("\xc2\xa0"), 0},     /* U+00A0 NBSP: not C1 */
+	    {S("\xc2\xbf"), 0},     /* U+00BF */
+	    {S("\xe2\x80\xa8"), 0}, /* U+2028: not C0/C1 (header) */
+	    {S("\0"), 1},
+	    {S("a\0b"), 1},
+	    {S("a\tb"), 1},
+	    {S("line\n"), 1},
+	    {S("\r"), 1},
+	    {S("\x1b[31m"), 1},
+	    {S("\x1f"), 1},
+	    {S("\x7f"), 1},      /* DEL */
+	    {S("a\xc2\x80"), 1}, /* U+0080 */
+	    {S("\xc2\x85"), 1},  /* U+0085 NEL */
+	    {S("x\xc2\x9f"
+	       "y"),
+	     1}, /* U+009F */
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		if (has_control_chars(v[i].s, v[i].len) != v[i].yes)
@@ -169,15 +171,15 @@ static void test_trim_spaces(void **state)
 		const char *in;
 		const char *out;
 	} v[] = {
-		{"", ""},
-		{"a", "a"},
-		{"  a b \t", "a b"},
-		{"\t\t", ""},
-		{" ", ""},
-		{"a ", "a"},
-		{" a", "a"},
-		{"\xc2\xa0x\xc2\xa0", "\xc2\xa0x\xc2\xa0"}, /* NBSP stays */
-		{"\nx\n", "\nx\n"},                          /* ASCII space/tab only */
+	    {"", ""},
+	    {"a", "a"},
+	    {"  a b \t", "a b"},
+	    {"\t\t", ""},
+	    {" ", ""},
+	    {"a ", "a"},
+	    {" a", "a"},
+	    {"\xc2\xa0x\xc2\xa0", "\xc2\xa0x\xc2\xa0"}, /* NBSP stays */
+	    {"\nx\n", "\nx\n"},                         /* ASCII space/tab only */
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		const char *s = v[i].in;
@@ -198,8 +200,7 @@ static const char *name_rule(const char *s, size_t len)
 
 static void test_validate_text(void **state)
 {
-	static char a100[128], a101[128], padded[128], emoji100[512],
-	    emoji101[512];
+	static char a100[128], a101[128], padded[128], emoji100[512], emoji101[512];
 	size_t n100 = fill(a100, sizeof(a100), 'a', 100, "");
 	size_t n101 = fill(a101, sizeof(a101), 'a', 101, "");
 	padded[0] = ' ';
@@ -214,25 +215,27 @@ static void test_validate_text(void **state)
 	const char *len_msg = "must be 1-100 characters";
 	const char *ctl_msg = "must not contain control characters";
 	const struct row t[] = {
-		{S("a"), 1, NULL},
-		{S("Office 365 relay"), 1, NULL},
-		{S("  trimmed  "), 1, NULL},
-		{S("Robert'); DROP TABLE mail_servers;--"), 1, NULL},
-		{S("quote \" backslash \\"), 1, NULL},
-		{a100, n100, 1, NULL},
-		{padded, npad, 1, NULL},       /* 100 after trimming */
-		{emoji100, ne100, 1, NULL},    /* 100 characters, 400 bytes */
-		{S(""), 0, len_msg},
-		{S("   "), 0, len_msg},
-		{S(" \t "), 0, ctl_msg},       /* the tab is a control char */
-		{a101, n101, 0, len_msg},
-		{emoji101, ne101, 0, len_msg},
-		{S("a\0b"), 0, ctl_msg},
-		{S("a\nb"), 0, ctl_msg},
-		{S("a\rb"), 0, ctl_msg},
-		{S("a\x7f"), 0, ctl_msg},
-		{S("a\xc2\x85" "b"), 0, ctl_msg},
-		{S("\x1b[2J"), 0, ctl_msg},
+	    {S("a"), 1, NULL},
+	    {S("Office 365 relay"), 1, NULL},
+	    {S("  trimmed  "), 1, NULL},
+	    {S("Robert'); DROP TABLE mail_servers;--"), 1, NULL},
+	    {S("quote \" backslash \\"), 1, NULL},
+	    {a100, n100, 1, NULL},
+	    {padded, npad, 1, NULL},    /* 100 after trimming */
+	    {emoji100, ne100, 1, NULL}, /* 100 characters, 400 bytes */
+	    {S(""), 0, len_msg},
+	    {S("   "), 0, len_msg},
+	    {S(" \t "), 0, ctl_msg}, /* the tab is a control char */
+	    {a101, n101, 0, len_msg},
+	    {emoji101, ne101, 0, len_msg},
+	    {S("a\0b"), 0, ctl_msg},
+	    {S("a\nb"), 0, ctl_msg},
+	    {S("a\rb"), 0, ctl_msg},
+	    {S("a\x7f"), 0, ctl_msg},
+	    {S("a\xc2\x85"
+	       "b"),
+	     0, ctl_msg},
+	    {S("\x1b[2J"), 0, ctl_msg},
 	};
 	run_table("name", name_rule, t, sizeof(t) / sizeof(t[0]));
 	/* an optional field: empty is fine */
@@ -247,8 +250,7 @@ static void test_validate_secret(void **state)
 	assert_null(validate_secret("", 0, SECRET_MAX_BYTES));
 	assert_null(validate_secret(S("p@ss w\xc3\xb6rd \"'\\"), SECRET_MAX_BYTES));
 	assert_null(validate_secret(big, SECRET_MAX_BYTES, SECRET_MAX_BYTES));
-	assert_non_null(validate_secret(big, SECRET_MAX_BYTES + 1,
-	                                SECRET_MAX_BYTES));
+	assert_non_null(validate_secret(big, SECRET_MAX_BYTES + 1, SECRET_MAX_BYTES));
 	assert_string_equal(validate_secret(S("a\nb"), SECRET_MAX_BYTES),
 	                    "must not contain control characters");
 	assert_non_null(validate_secret(S("a\0b"), SECRET_MAX_BYTES));
@@ -265,75 +267,73 @@ static void test_validate_host(void **state)
 	char lab[64];
 	fill(lab, sizeof(lab), 'b', 63, "");
 	snprintf(n253, sizeof(n253), "%s.%s.%s.", lab, lab, lab);
-	size_t nn253 = strlen(n253) +
-	               fill(n253 + strlen(n253), sizeof(n253) - strlen(n253), 'c',
-	                    61, "");
+	size_t nn253 =
+	    strlen(n253) + fill(n253 + strlen(n253), sizeof(n253) - strlen(n253), 'c', 61, "");
 	snprintf(n254, sizeof(n254), "%s.%s.%s.", lab, lab, lab);
-	size_t nn254 = strlen(n254) +
-	               fill(n254 + strlen(n254), sizeof(n254) - strlen(n254), 'c',
-	                    62, "");
+	size_t nn254 =
+	    strlen(n254) + fill(n254 + strlen(n254), sizeof(n254) - strlen(n254), 'c', 62, "");
 	assert_int_equal(nn253, 253);
 	assert_int_equal(nn254, 254);
 	const char *hyphen = "labels must not start or end with a hyphen";
 	const char *ctl = "must not contain control characters";
 	const struct row t[] = {
-		{S("localhost"), 1, NULL},
-		{S("a-b.example"), 1, NULL},
-		{S("smtp.office365.com"), 1, NULL},
-		{S("SMTP.Example.COM"), 1, NULL},
-		{S("a"), 1, NULL},
-		{S("1a.example"), 1, NULL},
-		{S("mail.1example.com"), 1, NULL},
-		{S("xn--bcher-kva.example"), 1, NULL},
-		{S("a--b.example"), 1, NULL},
-		{l63, nl63, 1, NULL},
-		{n253, nn253, 1, NULL},
-		{S("1.2.3.4"), 1, NULL},
-		{S("0.0.0.0"), 1, NULL},
-		{S("255.255.255.255"), 1, NULL},
-		{S("::1"), 1, NULL},
-		{S("2001:db8::25"), 1, NULL},
-		{S("::ffff:127.0.0.1"), 1, NULL},
-		{S("fe80::1"), 1, NULL},
-		{S(""), 0, "must not be empty"},
-		{S("-a.example"), 0, hyphen},
-		{S("a-.example"), 0, hyphen},
-		{S("a.-b"), 0, hyphen},
-		{S("a..b"), 0, "must not contain empty labels"},
-		{S(".a"), 0, "must not contain empty labels"},
-		{S("a."), 0, "must not end with a dot"},
-		{S("."), 0, NULL},
-		{l64, nl64, 0, "labels must be at most 63 characters"},
-		{n254, nn254, 0, "must be at most 253 characters"},
-		{S("[::1]"), 0, "must be an IPv6 address without brackets"},
-		{S("256.1.1.1"), 0, NULL},
-		{S("999.1.1.1"), 0, NULL},
-		{S("1.2.3"), 0, NULL},
-		{S("1.2.3.4.5"), 0, NULL},
-		{S("01.2.3.4"), 0, NULL},
-		{S("1.2.3.4."), 0, NULL},
-		{S("12345"), 0, NULL},
-		{S("a.123"), 0, NULL},       /* RFC 1123 2.1: alphabetic TLD */
-		{S("127.1"), 0, NULL},       /* inet_aton spellings of IPv4 */
-		{S("0x7f.1"), 0, NULL},
-		{S("0x7f000001"), 0, NULL},
-		{S("0x000000000000000000000000000000000000000000000000000000000000000007f000001"),
-		 0, NULL},
-		{S("2130706433"), 0, NULL},
-		{S("exa mple.com"), 0, NULL},
-		{S("ex\0ample.com"), 0, ctl},
-		{S("example.com\n"), 0, ctl},
-		{S("exa\tmple.com"), 0, ctl},
-		{S("\x7f"), 0, ctl},
-		{S("a_b.example"), 0, NULL},
-		{S("ex@mple.com"), 0, NULL},
-		{S("example.com/"), 0, NULL},
-		{S("ex\xc3\xa4mple.com"), 0, NULL},
-		{S("1.2.3.4:25"), 0, "must be a valid IPv6 address"},
-		{S("host:25"), 0, "must be a valid IPv6 address"},
-		{S("fe80::1%eth0"), 0, "must be a valid IPv6 address"},
-		{S("::1::"), 0, NULL},
-		{S("1:2:3:4:5:6:7:8:9"), 0, NULL},
+	    {S("localhost"), 1, NULL},
+	    {S("a-b.example"), 1, NULL},
+	    {S("smtp.office365.com"), 1, NULL},
+	    {S("SMTP.Example.COM"), 1, NULL},
+	    {S("a"), 1, NULL},
+	    {S("1a.example"), 1, NULL},
+	    {S("mail.1example.com"), 1, NULL},
+	    {S("xn--bcher-kva.example"), 1, NULL},
+	    {S("a--b.example"), 1, NULL},
+	    {l63, nl63, 1, NULL},
+	    {n253, nn253, 1, NULL},
+	    {S("1.2.3.4"), 1, NULL},
+	    {S("0.0.0.0"), 1, NULL},
+	    {S("255.255.255.255"), 1, NULL},
+	    {S("::1"), 1, NULL},
+	    {S("2001:db8::25"), 1, NULL},
+	    {S("::ffff:127.0.0.1"), 1, NULL},
+	    {S("fe80::1"), 1, NULL},
+	    {S(""), 0, "must not be empty"},
+	    {S("-a.example"), 0, hyphen},
+	    {S("a-.example"), 0, hyphen},
+	    {S("a.-b"), 0, hyphen},
+	    {S("a..b"), 0, "must not contain empty labels"},
+	    {S(".a"), 0, "must not contain empty labels"},
+	    {S("a."), 0, "must not end with a dot"},
+	    {S("."), 0, NULL},
+	    {l64, nl64, 0, "labels must be at most 63 characters"},
+	    {n254, nn254, 0, "must be at most 253 characters"},
+	    {S("[::1]"), 0, "must be an IPv6 address without brackets"},
+	    {S("256.1.1.1"), 0, NULL},
+	    {S("999.1.1.1"), 0, NULL},
+	    {S("1.2.3"), 0, NULL},
+	    {S("1.2.3.4.5"), 0, NULL},
+	    {S("01.2.3.4"), 0, NULL},
+	    {S("1.2.3.4."), 0, NULL},
+	    {S("12345"), 0, NULL},
+	    {S("a.123"), 0, NULL}, /* RFC 1123 2.1: alphabetic TLD */
+	    {S("127.1"), 0, NULL}, /* inet_aton spellings of IPv4 */
+	    {S("0x7f.1"), 0, NULL},
+	    {S("0x7f000001"), 0, NULL},
+	    {S("0x000000000000000000000000000000000000000000000000000000000000000007f000001"), 0,
+	     NULL},
+	    {S("2130706433"), 0, NULL},
+	    {S("exa mple.com"), 0, NULL},
+	    {S("ex\0ample.com"), 0, ctl},
+	    {S("example.com\n"), 0, ctl},
+	    {S("exa\tmple.com"), 0, ctl},
+	    {S("\x7f"), 0, ctl},
+	    {S("a_b.example"), 0, NULL},
+	    {S("ex@mple.com"), 0, NULL},
+	    {S("example.com/"), 0, NULL},
+	    {S("ex\xc3\xa4mple.com"), 0, NULL},
+	    {S("1.2.3.4:25"), 0, "must be a valid IPv6 address"},
+	    {S("host:25"), 0, "must be a valid IPv6 address"},
+	    {S("fe80::1%eth0"), 0, "must be a valid IPv6 address"},
+	    {S("::1::"), 0, NULL},
+	    {S("1:2:3:4:5:6:7:8:9"), 0, NULL},
 	};
 	run_table("host", validate_host, t, sizeof(t) / sizeof(t[0]));
 }
@@ -349,63 +349,61 @@ static void test_validate_email(void **state)
 	char lab[64];
 	fill(lab, sizeof(lab), 'd', 61, "");
 	snprintf(t254, sizeof(t254), "%.*s@%s.%s.%s.com", 64, l64, lab, lab, lab);
-	snprintf(t255, sizeof(t255), "%.*s@%s.%s.%s.coma", 64, l64, lab, lab,
-	         lab);
+	snprintf(t255, sizeof(t255), "%.*s@%s.%s.%s.coma", 64, l64, lab, lab, lab);
 	size_t nt254 = strlen(t254), nt255 = strlen(t255);
 	assert_int_equal(nt254, 254);
 	assert_int_equal(nt255, 255);
 	const struct row t[] = {
-		{S("user@example.com"), 1, NULL},
-		{S("first.last@example.co.uk"), 1, NULL},
-		{S("user+tag@example.com"), 1, NULL},
-		{S("o'brien@example.ie"), 1, NULL},
-		{S("no-reply_bot=1@mail.example"), 1, NULL},
-		{S("a@b.co"), 1, NULL},
-		{S("\xe7\x94\xa8\xe6\x88\xb7@example.com"), 1, NULL}, /* RFC 6531 */
-		{S("x@[192.0.2.1]"), 1, NULL},
-		{S("x@[IPv6:2001:db8::1]"), 1, NULL},
-		{S("x@[ipv6:::1]"), 1, NULL},
-		{S("x@[::1]"), 1, NULL},
-		{l64, nl64, 1, NULL},
-		{t254, nt254, 1, NULL},
-		{S(""), 0, "must not be empty"},
-		{S("user"), 0, NULL},
-		{S("@example.com"), 0, NULL},
-		{S("user@"), 0, NULL},
-		{S("user@localhost"), 0, "the domain must contain a dot"},
-		{S("a@b@example.com"), 0, NULL},
-		{S("user name@example.com"), 0, "must not contain spaces"},
-		{S("user@exa mple.com"), 0, "must not contain spaces"},
-		{S(" user@example.com"), 0, "must not contain spaces"},
-		{S("\"quoted\"@example.com"), 0, NULL},
-		{S("\"a b\"@example.com"), 0, NULL},
-		{S("<user@example.com>"), 0, NULL},
-		{S("Name <user@example.com>"), 0, NULL},
-		{S("user,x@example.com"), 0, NULL},
-		{S("user;x@example.com"), 0, NULL},
-		{S("us(comment)er@example.com"), 0, NULL},
-		{S("us\\er@example.com"), 0, NULL},
-		{S(".user@example.com"), 0, NULL},
-		{S("user.@example.com"), 0, NULL},
-		{S("us..er@example.com"), 0, NULL},
-		{l65, nl65, 0, NULL},
-		{t255, nt255, 0, "must be at most 254 characters"},
-		{S("user@example.com\n"), 0, "must not contain control characters"},
-		{S("user@example.com\r\nRCPT TO:<x@y.z>"), 0,
-		 "must not contain control characters"},
-		{S("user\0@example.com"), 0, "must not contain control characters"},
-		{S("user\x7f@example.com"), 0, NULL},
-		{S("user\xc2\x85@example.com"), 0, NULL},
-		{S("user@-example.com"), 0, NULL},
-		{S("user@example..com"), 0, NULL},
-		{S("user@example.com."), 0, NULL},
-		{S("user@exa_mple.com"), 0, NULL},
-		{S("user@1.2.3.4"), 0, NULL},
-		{S("user@[1.2.3]"), 0, NULL},
-		{S("user@[example.com]"), 0, NULL},
-		{S("user@[IPv6:1.2.3.4]"), 0, NULL},
-		{S("user@[]"), 0, NULL},
-		{S("user@ex\xc3\xa4mple.com"), 0, NULL},
+	    {S("user@example.com"), 1, NULL},
+	    {S("first.last@example.co.uk"), 1, NULL},
+	    {S("user+tag@example.com"), 1, NULL},
+	    {S("o'brien@example.ie"), 1, NULL},
+	    {S("no-reply_bot=1@mail.example"), 1, NULL},
+	    {S("a@b.co"), 1, NULL},
+	    {S("\xe7\x94\xa8\xe6\x88\xb7@example.com"), 1, NULL}, /* RFC 6531 */
+	    {S("x@[192.0.2.1]"), 1, NULL},
+	    {S("x@[IPv6:2001:db8::1]"), 1, NULL},
+	    {S("x@[ipv6:::1]"), 1, NULL},
+	    {S("x@[::1]"), 1, NULL},
+	    {l64, nl64, 1, NULL},
+	    {t254, nt254, 1, NULL},
+	    {S(""), 0, "must not be empty"},
+	    {S("user"), 0, NULL},
+	    {S("@example.com"), 0, NULL},
+	    {S("user@"), 0, NULL},
+	    {S("user@localhost"), 0, "the domain must contain a dot"},
+	    {S("a@b@example.com"), 0, NULL},
+	    {S("user name@example.com"), 0, "must not contain spaces"},
+	    {S("user@exa mple.com"), 0, "must not contain spaces"},
+	    {S(" user@example.com"), 0, "must not contain spaces"},
+	    {S("\"quoted\"@example.com"), 0, NULL},
+	    {S("\"a b\"@example.com"), 0, NULL},
+	    {S("<user@example.com>"), 0, NULL},
+	    {S("Name <user@example.com>"), 0, NULL},
+	    {S("user,x@example.com"), 0, NULL},
+	    {S("user;x@example.com"), 0, NULL},
+	    {S("us(comment)er@example.com"), 0, NULL},
+	    {S("us\\er@example.com"), 0, NULL},
+	    {S(".user@example.com"), 0, NULL},
+	    {S("user.@example.com"), 0, NULL},
+	    {S("us..er@example.com"), 0, NULL},
+	    {l65, nl65, 0, NULL},
+	    {t255, nt255, 0, "must be at most 254 characters"},
+	    {S("user@example.com\n"), 0, "must not contain control characters"},
+	    {S("user@example.com\r\nRCPT TO:<x@y.z>"), 0, "must not contain control characters"},
+	    {S("user\0@example.com"), 0, "must not contain control characters"},
+	    {S("user\x7f@example.com"), 0, NULL},
+	    {S("user\xc2\x85@example.com"), 0, NULL},
+	    {S("user@-example.com"), 0, NULL},
+	    {S("user@example..com"), 0, NULL},
+	    {S("user@example.com."), 0, NULL},
+	    {S("user@exa_mple.com"), 0, NULL},
+	    {S("user@1.2.3.4"), 0, NULL},
+	    {S("user@[1.2.3]"), 0, NULL},
+	    {S("user@[example.com]"), 0, NULL},
+	    {S("user@[IPv6:1.2.3.4]"), 0, NULL},
+	    {S("user@[]"), 0, NULL},
+	    {S("user@ex\xc3\xa4mple.com"), 0, NULL},
 	};
 	run_table("email", validate_email, t, sizeof(t) / sizeof(t[0]));
 }
@@ -423,81 +421,75 @@ static void test_validate_https_url(void **state)
 	u2049[URL_MAX_BYTES] = 'p';
 	const char *port = "port must be 1-65535";
 	const struct row t[] = {
-		{S("https://example.com"), 1, NULL},
-		{S("https://example.com/"), 1, NULL},
-		{S("HTTPS://Example.COM/oauth2/token"), 1, NULL},
-		{S("https://login.microsoftonline.com/common/oauth2/v2.0/authorize"),
-		 1, NULL},
-		{S("https://accounts.google.com/o/oauth2/auth?access_type=offline&prompt=consent"),
-		 1, NULL},
-		{S("https://[::1]:8443/token"), 1, NULL},
-		{S("https://[2001:db8::1]/"), 1, NULL},
-		{S("https://127.0.0.1:8443/token"), 1, NULL},
-		{S("https://localhost:1/"), 1, NULL},
-		{S("https://host:65535/x"), 1, NULL},
-		{S("https://example.com/a%20b/%C3%A9"), 1, NULL},
-		{S("https://example.com?x=1"), 1, NULL},
-		{S("https://example.com/p;a=1/~u/(x)*!$'+,@:"), 1, NULL},
-		{u2048, URL_MAX_BYTES, 1, NULL},
-		{S(""), 0, "must not be empty"},
-		{u2049, URL_MAX_BYTES + 1, 0, "must be at most 2048 characters"},
-		{S("http://x"), 0, "must be an https:// URL"},
-		{S("http://example.com/token"), 0, "must be an https:// URL"},
-		{S("ftp://example.com"), 0, "must be an https:// URL"},
-		{S("https:/example.com"), 0, "must be an https:// URL"},
-		{S("//example.com"), 0, "must be an https:// URL"},
-		{S("example.com"), 0, "must be an https:// URL"},
-		{S("https"), 0, "must be an https:// URL"},
-		{S("https://"), 0, "must name a host"},
-		{S("https:///path"), 0, "must name a host"},
-		{S("https://:443/"), 0, "must name a host"},
-		{S("https://user@host/x"), 0,
-		 "must not contain a user name or password"},
-		{S("https://user:pw@host/x"), 0,
-		 "must not contain a user name or password"},
-		{S("https://evil.example@good.example/"), 0,
-		 "must not contain a user name or password"},
-		{S("https://host:0/"), 0, port},
-		{S("https://host:65536/"), 0, port},
-		{S("https://host:99999/"), 0, port},
-		{S("https://host:123456/"), 0, port},
-		{S("https://host:/"), 0, port},
-		{S("https://host:08443/"), 0, port},
-		{S("https://host:abc/"), 0, port},
-		{S("https://host:-1/"), 0, port},
-		{S("https://[::1]:0/"), 0, port},
-		{S("https://exa mple.com/"), 0, "must not contain spaces"},
-		{S("https://example.com/a b"), 0, "must not contain spaces"},
-		{S("https://example.com/\x01"), 0,
-		 "must not contain control characters"},
-		{S("https://example.com/\r\nHost: x"), 0,
-		 "must not contain control characters"},
-		{S("https://example.com\0.evil/"), 0,
-		 "must not contain control characters"},
-		{S("https://example.com/\xc3\xa4"), 0, NULL},
-		{S("https://ex\xc3\xa4mple.com/"), 0, NULL},
-		{S("https://example.com/#frag"), 0, "must not contain a fragment (#)"},
-		{S("https://example.com#"), 0, "must not contain a fragment (#)"},
-		{S("https://example.com/%zz"), 0, NULL},
-		{S("https://example.com/%2"), 0, NULL},
-		{S("https://example.com/%"), 0, NULL},
-		{S("https://example.com/<script>"), 0, NULL},
-		{S("https://example.com/a\\b"), 0, NULL},
-		{S("https://example.com/{x}"), 0, NULL},
-		{S("https://example.com/a\"b"), 0, NULL},
-		{S("https://example.com/[x]"), 0, NULL},
-		{S("https://[::1/"), 0, NULL},
-		{S("https://[example.com]/"), 0, NULL},
-		{S("https://[fe80::1%25eth0]/"), 0, NULL},
-		{S("https://[::1]x/"), 0, NULL},
-		{S("https://::1/"), 0, NULL},
-		{S("https://-bad.example/"), 0, NULL},
-		{S("https://bad-.example/"), 0, NULL},
-		{S("https://a..b/"), 0, NULL},
-		{S("https://999.1.1.1/"), 0, NULL},
-		{S("https://127.1/"), 0, NULL},
-		{S("https://2130706433/"), 0, NULL},
-		{S("https://exa_mple.com/"), 0, NULL},
+	    {S("https://example.com"), 1, NULL},
+	    {S("https://example.com/"), 1, NULL},
+	    {S("HTTPS://Example.COM/oauth2/token"), 1, NULL},
+	    {S("https://login.microsoftonline.com/common/oauth2/v2.0/authorize"), 1, NULL},
+	    {S("https://accounts.google.com/o/oauth2/auth?access_type=offline&prompt=consent"), 1,
+	     NULL},
+	    {S("https://[::1]:8443/token"), 1, NULL},
+	    {S("https://[2001:db8::1]/"), 1, NULL},
+	    {S("https://127.0.0.1:8443/token"), 1, NULL},
+	    {S("https://localhost:1/"), 1, NULL},
+	    {S("https://host:65535/x"), 1, NULL},
+	    {S("https://example.com/a%20b/%C3%A9"), 1, NULL},
+	    {S("https://example.com?x=1"), 1, NULL},
+	    {S("https://example.com/p;a=1/~u/(x)*!$'+,@:"), 1, NULL},
+	    {u2048, URL_MAX_BYTES, 1, NULL},
+	    {S(""), 0, "must not be empty"},
+	    {u2049, URL_MAX_BYTES + 1, 0, "must be at most 2048 characters"},
+	    {S("http://x"), 0, "must be an https:// URL"},
+	    {S("http://example.com/token"), 0, "must be an https:// URL"},
+	    {S("ftp://example.com"), 0, "must be an https:// URL"},
+	    {S("https:/example.com"), 0, "must be an https:// URL"},
+	    {S("//example.com"), 0, "must be an https:// URL"},
+	    {S("example.com"), 0, "must be an https:// URL"},
+	    {S("https"), 0, "must be an https:// URL"},
+	    {S("https://"), 0, "must name a host"},
+	    {S("https:///path"), 0, "must name a host"},
+	    {S("https://:443/"), 0, "must name a host"},
+	    {S("https://user@host/x"), 0, "must not contain a user name or password"},
+	    {S("https://user:pw@host/x"), 0, "must not contain a user name or password"},
+	    {S("https://evil.example@good.example/"), 0,
+	     "must not contain a user name or password"},
+	    {S("https://host:0/"), 0, port},
+	    {S("https://host:65536/"), 0, port},
+	    {S("https://host:99999/"), 0, port},
+	    {S("https://host:123456/"), 0, port},
+	    {S("https://host:/"), 0, port},
+	    {S("https://host:08443/"), 0, port},
+	    {S("https://host:abc/"), 0, port},
+	    {S("https://host:-1/"), 0, port},
+	    {S("https://[::1]:0/"), 0, port},
+	    {S("https://exa mple.com/"), 0, "must not contain spaces"},
+	    {S("https://example.com/a b"), 0, "must not contain spaces"},
+	    {S("https://example.com/\x01"), 0, "must not contain control characters"},
+	    {S("https://example.com/\r\nHost: x"), 0, "must not contain control characters"},
+	    {S("https://example.com\0.evil/"), 0, "must not contain control characters"},
+	    {S("https://example.com/\xc3\xa4"), 0, NULL},
+	    {S("https://ex\xc3\xa4mple.com/"), 0, NULL},
+	    {S("https://example.com/#frag"), 0, "must not contain a fragment (#)"},
+	    {S("https://example.com#"), 0, "must not contain a fragment (#)"},
+	    {S("https://example.com/%zz"), 0, NULL},
+	    {S("https://example.com/%2"), 0, NULL},
+	    {S("https://example.com/%"), 0, NULL},
+	    {S("https://example.com/<script>"), 0, NULL},
+	    {S("https://example.com/a\\b"), 0, NULL},
+	    {S("https://example.com/{x}"), 0, NULL},
+	    {S("https://example.com/a\"b"), 0, NULL},
+	    {S("https://example.com/[x]"), 0, NULL},
+	    {S("https://[::1/"), 0, NULL},
+	    {S("https://[example.com]/"), 0, NULL},
+	    {S("https://[fe80::1%25eth0]/"), 0, NULL},
+	    {S("https://[::1]x/"), 0, NULL},
+	    {S("https://::1/"), 0, NULL},
+	    {S("https://-bad.example/"), 0, NULL},
+	    {S("https://bad-.example/"), 0, NULL},
+	    {S("https://a..b/"), 0, NULL},
+	    {S("https://999.1.1.1/"), 0, NULL},
+	    {S("https://127.1/"), 0, NULL},
+	    {S("https://2130706433/"), 0, NULL},
+	    {S("https://exa_mple.com/"), 0, NULL},
 	};
 	run_table("url", validate_https_url, t, sizeof(t) / sizeof(t[0]));
 }
@@ -511,23 +503,23 @@ static void test_validate_scope(void **state)
 	size_t n1025 = fill(s1025, sizeof(s1025), 's', SCOPE_MAX_CHARS + 1, "");
 	const char *sep = "must be scopes separated by single spaces";
 	const struct row t[] = {
-		{S(""), 1, NULL},
-		{S("openid"), 1, NULL},
-		{S("openid email offline_access"), 1, NULL},
-		{S("https://outlook.office.com/SMTP.Send offline_access"), 1, NULL},
-		{S("https://mail.google.com/"), 1, NULL},
-		{S("a!#[]{}~"), 1, NULL},
-		{s1024, n1024, 1, NULL},
-		{s1025, n1025, 0, "must be at most 1024 characters"},
-		{S(" openid"), 0, sep},
-		{S("openid "), 0, sep},
-		{S("a  b"), 0, sep},
-		{S(" "), 0, sep},
-		{S("a\tb"), 0, "must not contain control characters"},
-		{S("a\nb"), 0, "must not contain control characters"},
-		{S("a\"b"), 0, NULL},
-		{S("a\\b"), 0, NULL},
-		{S("\xc3\xa9"), 0, NULL},
+	    {S(""), 1, NULL},
+	    {S("openid"), 1, NULL},
+	    {S("openid email offline_access"), 1, NULL},
+	    {S("https://outlook.office.com/SMTP.Send offline_access"), 1, NULL},
+	    {S("https://mail.google.com/"), 1, NULL},
+	    {S("a!#[]{}~"), 1, NULL},
+	    {s1024, n1024, 1, NULL},
+	    {s1025, n1025, 0, "must be at most 1024 characters"},
+	    {S(" openid"), 0, sep},
+	    {S("openid "), 0, sep},
+	    {S("a  b"), 0, sep},
+	    {S(" "), 0, sep},
+	    {S("a\tb"), 0, "must not contain control characters"},
+	    {S("a\nb"), 0, "must not contain control characters"},
+	    {S("a\"b"), 0, NULL},
+	    {S("a\\b"), 0, NULL},
+	    {S("\xc3\xa9"), 0, NULL},
 	};
 	run_table("scope", validate_scope, t, sizeof(t) / sizeof(t[0]));
 }
@@ -542,26 +534,26 @@ static void test_parse_positive_id(void **state)
 		int ok;
 		long long v;
 	} v[] = {
-		{S("1"), 1, 1},
-		{S("42"), 1, 42},
-		{S("1000000"), 1, 1000000},
-		{S("9223372036854775807"), 1, 9223372036854775807LL},
-		{S("0"), 0, 0},
-		{S("-1"), 0, 0},
-		{S("+1"), 0, 0},
-		{S("01"), 0, 0},
-		{S("00"), 0, 0},
-		{S("9223372036854775808"), 0, 0},
-		{S("18446744073709551616"), 0, 0},
-		{S("99999999999999999999"), 0, 0},
-		{S("12a"), 0, 0},
-		{S("1e3"), 0, 0},
-		{S("0x1"), 0, 0},
-		{S(" 1"), 0, 0},
-		{S("1 "), 0, 0},
-		{S("1\0"), 0, 0},
-		{S("\xd9\xa1"), 0, 0}, /* ARABIC-INDIC DIGIT ONE */
-		{S(""), 0, 0},
+	    {S("1"), 1, 1},
+	    {S("42"), 1, 42},
+	    {S("1000000"), 1, 1000000},
+	    {S("9223372036854775807"), 1, 9223372036854775807LL},
+	    {S("0"), 0, 0},
+	    {S("-1"), 0, 0},
+	    {S("+1"), 0, 0},
+	    {S("01"), 0, 0},
+	    {S("00"), 0, 0},
+	    {S("9223372036854775808"), 0, 0},
+	    {S("18446744073709551616"), 0, 0},
+	    {S("99999999999999999999"), 0, 0},
+	    {S("12a"), 0, 0},
+	    {S("1e3"), 0, 0},
+	    {S("0x1"), 0, 0},
+	    {S(" 1"), 0, 0},
+	    {S("1 "), 0, 0},
+	    {S("1\0"), 0, 0},
+	    {S("\xd9\xa1"), 0, 0}, /* ARABIC-INDIC DIGIT ONE */
+	    {S(""), 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		long long out = -7;
@@ -572,8 +564,7 @@ static void test_parse_positive_id(void **state)
 			assert_int_equal(out, v[i].v);
 		} else {
 			if (r == 0)
-				fail_msg("row %zu (\"%.*s\") accepted", i,
-				         (int)v[i].len, v[i].s);
+				fail_msg("row %zu (\"%.*s\") accepted", i, (int)v[i].len, v[i].s);
 			assert_int_equal(out, -7); /* untouched on failure */
 		}
 	}
@@ -586,17 +577,12 @@ static void test_parse_positive_id(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_utf8_count),
-		cmocka_unit_test(test_utf8_decode),
-		cmocka_unit_test(test_has_control_chars),
-		cmocka_unit_test(test_trim_spaces),
-		cmocka_unit_test(test_validate_text),
-		cmocka_unit_test(test_validate_secret),
-		cmocka_unit_test(test_validate_host),
-		cmocka_unit_test(test_validate_email),
-		cmocka_unit_test(test_validate_https_url),
-		cmocka_unit_test(test_validate_scope),
-		cmocka_unit_test(test_parse_positive_id),
+	    cmocka_unit_test(test_utf8_count),         cmocka_unit_test(test_utf8_decode),
+	    cmocka_unit_test(test_has_control_chars),  cmocka_unit_test(test_trim_spaces),
+	    cmocka_unit_test(test_validate_text),      cmocka_unit_test(test_validate_secret),
+	    cmocka_unit_test(test_validate_host),      cmocka_unit_test(test_validate_email),
+	    cmocka_unit_test(test_validate_https_url), cmocka_unit_test(test_validate_scope),
+	    cmocka_unit_test(test_parse_positive_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
