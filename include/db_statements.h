@@ -5,19 +5,7 @@
 #ifndef MAILSRV_DB_STATEMENTS_H
 #define MAILSRV_DB_STATEMENTS_H
 
-/* Sort keys of the listing, in the order of the ST_MS_LIST_* statements:
- * statement ST_MS_LIST_FIRST + 2 * key + (descending ? 1 : 0). */
-enum ms_sort {
-	SORT_NAME,
-	SORT_SERVER,
-	SORT_PORT,
-	SORT_SENDER_NAME,
-	SORT_SENDER_EMAIL,
-	SORT_IS_DEFAULT,
-	SORT_CREATED_AT,
-	SORT_UPDATED_AT,
-	SORT__COUNT
-};
+#include "mail_server.h" /* enum ms_sort: one list statement per sort key */
 
 enum db_statement_id {
 	ST_HEALTH,

@@ -83,18 +83,14 @@ err_t http_json(struct ctx *c, int status);
 /* An empty response (204). */
 void http_empty(struct ctx *c, int status);
 
-/* Set detail and return e: `return reject(c, E_NOT_FOUND, "no such server");` */
-err_t reject(struct ctx *c, err_t e, const char *detail);
+/* Set detail and return e: `return http_reject(c, E_NOT_FOUND, "no such server");` */
+err_t http_reject(struct ctx *c, err_t e, const char *detail);
 /* Record a field error for a 422 (beyond MAX_FIELD_ERRORS they are counted
  * into the last one). */
-void field_error(struct ctx *c, const char *field, const char *message);
+void http_field_error(struct ctx *c, const char *field, const char *message);
 
 /* Write the problem details for e into the response. */
 void http_problem(struct ctx *c, err_t e);
-
-/* Media type check: type/subtype compared without regard to case, the only
- * parameter allowed is charset=utf-8. 1 when it matches. */
-int media_type_is(const char *content_type, const char *type);
 
 /* Query string: name=value pairs, percent-decoded ('+' is a space). */
 struct query_param {

@@ -16,6 +16,20 @@ struct json_value;
 
 enum auth_type { AUTH_BASIC, AUTH_OAUTH2 };
 
+/* Sort keys of the listing. The data layer has one list statement per key
+ * and direction: ST_MS_LIST_FIRST + 2 * key + (descending ? 1 : 0). */
+enum ms_sort {
+	SORT_NAME,
+	SORT_SERVER,
+	SORT_PORT,
+	SORT_SENDER_NAME,
+	SORT_SENDER_EMAIL,
+	SORT_IS_DEFAULT,
+	SORT_CREATED_AT,
+	SORT_UPDATED_AT,
+	SORT__COUNT
+};
+
 /* A stored server as read back (strings in the request arena; NULL is SQL
  * NULL). Secrets are never read: only whether they are set. */
 struct ms_row {
@@ -89,7 +103,7 @@ enum ms_mode { MS_CREATE, MS_REPLACE };
 
 /*
  * Validate a JSON body into in. cur is the stored row for MS_REPLACE (NULL
- * for MS_CREATE). Every failing field is recorded on c (field_error);
+ * for MS_CREATE). Every failing field is recorded on c (http_field_error);
  * returns E_VALIDATION when any failed.
  */
 err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode mode,

@@ -3,7 +3,9 @@
  * Each validate_* returns NULL when the value is acceptable, otherwise a
  * short, static, client-safe English message ("must be 1-100 characters").
  * Inputs are (pointer, length) and may contain NUL bytes; they are already
- * valid UTF-8 (the JSON parser checks that).
+ * valid UTF-8 (the JSON parser checks that). The utf8_* and text_* helpers
+ * the validators are built from are exported for the parsers that need the
+ * same rules (JSON, query strings, media types, provider answers).
  */
 #ifndef MAILSRV_VALIDATE_H
 #define MAILSRV_VALIDATE_H
@@ -22,9 +24,9 @@ size_t utf8_decode(const char *s, size_t left, unsigned int *cp);
 size_t utf8_count(const char *s, size_t len);
 /* 1 when s holds a control character: C0 (U+0000-U+001F, NUL included),
  * DEL (U+007F) or C1 (U+0080-U+009F). */
-int has_control_chars(const char *s, size_t len);
+int text_has_control_chars(const char *s, size_t len);
 /* Trim ASCII spaces and tabs at both ends; returns the new bounds. */
-void trim_spaces(const char **s, size_t *len);
+void text_trim_spaces(const char **s, size_t *len);
 
 /* Text of min..max characters counted after trimming, no control chars. */
 const char *validate_text(const char *s, size_t len, size_t min_chars, size_t max_chars);
@@ -44,11 +46,15 @@ const char *validate_scope(const char *s, size_t len);
 /* A secret or credential string: at most max bytes, no control chars. */
 const char *validate_secret(const char *s, size_t len, size_t max_bytes);
 
+/* Media type check: type/subtype compared without regard to case, the only
+ * parameter allowed is charset=utf-8. 1 when it matches. */
+int text_media_type_is(const char *content_type, const char *type);
+
 /* The value of one hexadecimal digit (either case), or -1. */
-int hex_digit(int c);
+int text_hex_digit(int c);
 
 /* Parse a decimal positive int64 from exactly len bytes (no sign, no
  * leading zeros beyond "0", no spaces). 0 on success. */
-int parse_positive_id(const char *s, size_t len, long long *out);
+int text_parse_positive_id(const char *s, size_t len, long long *out);
 
 #endif

@@ -753,15 +753,15 @@ static const char *parse_key_line(const unsigned char *p, size_t n, struct ring_
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
 	size_t start = i;
-	while (i < n && hex_digit(p[i]) >= 0)
+	while (i < n && text_hex_digit(p[i]) >= 0)
 		i++;
 	if (i < n)
 		return "the key must be hexadecimal digits only";
 	if (i - start != 2 * GCM_KEY_BYTES)
 		return "the key must be 64 hexadecimal digits (32 bytes)";
 	for (size_t k = 0; k < GCM_KEY_BYTES; k++)
-		rk->key[k] = (unsigned char)(hex_digit(p[start + 2 * k]) << 4 |
-		                             hex_digit(p[start + 2 * k + 1]));
+		rk->key[k] = (unsigned char)(text_hex_digit(p[start + 2 * k]) << 4 |
+		                             text_hex_digit(p[start + 2 * k + 1]));
 	return NULL;
 }
 

@@ -22,15 +22,10 @@
 struct db {
 	const char *conninfo;
 	PGconn *conn;
-	time_t last_attempt; /* throttles reconnects during an outage */
-	int pinned;          /* db_pin: session state held, no re-runs */
+	int pinned; /* db_pin: session state held, no re-runs */
 	char sqlstate[6];
 	char constraint[64];
 };
-
-/* How often (seconds) a thread retries a failed connect; requests in
- * between fail at once with 503. 0 would retry on every request. */
-#define DB_RECONNECT_INTERVAL_S 0
 
 struct db *db_new(const char *conninfo)
 {
@@ -112,10 +107,6 @@ err_t db_ensure(struct db *db)
 	if (db->conn != NULL)
 		log_info("reconnecting to the database: the connection was closed");
 	db_disconnect(db);
-	time_t now = time(NULL);
-	if (DB_RECONNECT_INTERVAL_S > 0 && now - db->last_attempt < DB_RECONNECT_INTERVAL_S)
-		return E_DB_UNAVAILABLE;
-	db->last_attempt = now;
 
 	char connect_timeout[16], tcp_user_timeout[16], options[160];
 	snprintf(connect_timeout, sizeof(connect_timeout), "%d", DB_CONNECT_TIMEOUT_S);

@@ -62,7 +62,8 @@ static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *
 	if (out == NULL)
 		return NULL;
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
+		int hi = text_hex_digit((unsigned char)s[i]),
+		    lo = text_hex_digit((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return NULL;
 		out[i / 2] = (unsigned char)(hi * 16 + lo);

@@ -66,7 +66,7 @@ err_t http_json(struct ctx *c, int status)
 	const char *buf;
 	size_t len;
 	if (json_out_result(c->out, &buf, &len) != 0)
-		return reject(c, E_INTERNAL, "could not produce the response document");
+		return http_reject(c, E_INTERNAL, "could not produce the response document");
 	c->resp->status = status;
 	c->resp->content_type = "application/json";
 	c->resp->body = buf;
@@ -82,13 +82,13 @@ void http_empty(struct ctx *c, int status)
 	c->resp->body_len = 0;
 }
 
-err_t reject(struct ctx *c, err_t e, const char *detail)
+err_t http_reject(struct ctx *c, err_t e, const char *detail)
 {
 	c->detail = detail;
 	return e;
 }
 
-void field_error(struct ctx *c, const char *field, const char *message)
+void http_field_error(struct ctx *c, const char *field, const char *message)
 {
 	if (c->nerrors < MAX_FIELD_ERRORS) {
 		c->errors[c->nerrors].field = field;
@@ -164,41 +164,6 @@ void http_problem(struct ctx *c, err_t e)
 		log_error("internal error: %s", c->detail ? c->detail : "(no detail)");
 }
 
-int media_type_is(const char *content_type, const char *type)
-{
-	if (content_type == NULL)
-		return 0;
-	const char *p = content_type;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	size_t tl = strlen(type);
-	if (strncasecmp(p, type, tl) != 0)
-		return 0;
-	p += tl;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return 1;
-	if (*p != ';')
-		return 0;
-	p++;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	/* RFC 8259 section 8.1: JSON is UTF-8; accept only that charset. */
-	if (strncasecmp(p, "charset=", 8) != 0)
-		return 0;
-	p += 8;
-	if (strncasecmp(p, "utf-8", 5) == 0)
-		p += 5;
-	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
-		p += 7;
-	else
-		return 0;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return *p == '\0';
-}
-
 /* Percent-decode s[0..len) into the arena ('+' means space, HTML forms). */
 static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outlen)
 {
@@ -210,8 +175,8 @@ static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outl
 		if (s[i] == '%') {
 			if (i + 2 >= len)
 				return NULL;
-			int hi = hex_digit((unsigned char)s[i + 1]),
-			    lo = hex_digit((unsigned char)s[i + 2]);
+			int hi = text_hex_digit((unsigned char)s[i + 1]),
+			    lo = text_hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return NULL;
 			out[o++] = (char)(hi * 16 + lo);

@@ -293,7 +293,7 @@ static long hex4(const char *s)
 {
 	long v = 0;
 	for (int i = 0; i < 4; i++) {
-		int d = hex_digit((unsigned char)s[i]);
+		int d = text_hex_digit((unsigned char)s[i]);
 		if (d < 0)
 			return -1;
 		v = v * 16 + d;

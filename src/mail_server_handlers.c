@@ -43,17 +43,19 @@ static err_t write_failed(struct ctx *c, err_t e)
 {
 	if (e == E_CONFLICT) {
 		if (strcmp(db_constraint(c->w->db), "mail_server_name_key") == 0) {
-			field_error(c, "name", "is already taken by another mail server");
-			return reject(c, E_CONFLICT, "a mail server with this name already exists");
+			http_field_error(c, "name", "is already taken by another mail server");
+			return http_reject(c, E_CONFLICT,
+			                   "a mail server with this name already exists");
 		}
 		if (strcmp(db_constraint(c->w->db), "mail_server_single_default") == 0)
-			return reject(c, E_DB_UNAVAILABLE,
-			              "the default server changed concurrently; retry");
-		return reject(c, E_INTERNAL, "a database constraint refused a validated value");
+			return http_reject(c, E_DB_UNAVAILABLE,
+			                   "the default server changed concurrently; retry");
+		return http_reject(c, E_INTERNAL,
+		                   "a database constraint refused a validated value");
 	}
 	if (e == E_DB_UNAVAILABLE)
-		return reject(c, e, "the database is unavailable; retry later");
-	return reject(c, e, "could not store the mail server");
+		return http_reject(c, e, "the database is unavailable; retry later");
+	return http_reject(c, e, "could not store the mail server");
 }
 
 /* ---- list ---- */
@@ -98,8 +100,8 @@ err_t ms_handle_list(struct ctx *c)
 	struct query_param *params;
 	size_t nparams;
 	if (query_parse(c->arena, c->req->query, &params, &nparams) != 0)
-		return reject(c, E_BAD_REQUEST,
-		              "the query string is malformed or repeats a parameter");
+		return http_reject(c, E_BAD_REQUEST,
+		                   "the query string is malformed or repeats a parameter");
 
 	long limit = LIST_LIMIT_DEFAULT, offset = 0;
 	enum ms_sort sort = SORT_NAME;
@@ -109,13 +111,14 @@ err_t ms_handle_list(struct ctx *c)
 		const struct query_param *qp = &params[i];
 		if (strcmp(qp->name, "limit") == 0) {
 			if (parse_bounded(qp->value, qp->value_len, 1, LIST_LIMIT_MAX, &limit) != 0)
-				return reject(c, E_BAD_REQUEST,
-				              "limit must be an integer from 1 to 200");
+				return http_reject(c, E_BAD_REQUEST,
+				                   "limit must be an integer from 1 to 200");
 		} else if (strcmp(qp->name, "offset") == 0) {
 			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) !=
 			    0)
-				return reject(c, E_BAD_REQUEST,
-				              "offset must be an integer from 0 to 1000000000");
+				return http_reject(
+				    c, E_BAD_REQUEST,
+				    "offset must be an integer from 0 to 1000000000");
 		} else if (strcmp(qp->name, "sort") == 0) {
 			const char *key = qp->value;
 			desc = key[0] == '-';
@@ -127,26 +130,28 @@ err_t ms_handle_list(struct ctx *c)
 				    strlen(qp->value) == qp->value_len)
 					break;
 			if (k == SORT__COUNT)
-				return reject(c, E_BAD_REQUEST,
-				              "sort must be one of name, server, port, "
-				              "sender_name, sender_email,"
-				              " is_default, created_at, updated_at, optionally "
-				              "prefixed by '-'");
+				return http_reject(
+				    c, E_BAD_REQUEST,
+				    "sort must be one of name, server, port, "
+				    "sender_name, sender_email,"
+				    " is_default, created_at, updated_at, optionally "
+				    "prefixed by '-'");
 			sort = (enum ms_sort)k;
 		} else if (strcmp(qp->name, "q") == 0) {
 			if (!utf8_valid(qp->value, qp->value_len) ||
-			    has_control_chars(qp->value, qp->value_len) ||
+			    text_has_control_chars(qp->value, qp->value_len) ||
 			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
-				return reject(
+				return http_reject(
 				    c, E_BAD_REQUEST,
 				    "q must be UTF-8 text of at most 200 characters without control"
 				    " characters");
 			if (qp->value_len > 0 &&
 			    (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
-				return reject(c, E_INTERNAL, "out of memory");
+				return http_reject(c, E_INTERNAL, "out of memory");
 		} else {
-			return reject(c, E_BAD_REQUEST,
-			              "unknown query parameter; use q, sort, limit and offset");
+			return http_reject(
+			    c, E_BAD_REQUEST,
+			    "unknown query parameter; use q, sort, limit and offset");
 		}
 	}
 
@@ -184,7 +189,7 @@ err_t ms_handle_create(struct ctx *c)
 	struct db *db = c->w->db;
 	err_t e = ms_input_parse(c, c->body, MS_CREATE, NULL, &in);
 	if (e != E_OK)
-		return reject(c, e, "the mail server has invalid fields");
+		return http_reject(c, e, "the mail server has invalid fields");
 	ms_plan_change(NULL, &in, &ch);
 
 	long long id;
@@ -217,7 +222,7 @@ err_t ms_handle_get(struct ctx *c)
 	if (e != E_OK)
 		return write_failed(c, e);
 	if (!found)
-		return reject(c, E_NOT_FOUND, "no mail server has this id");
+		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	return respond_row(c, 200, &row);
 }
 
@@ -229,7 +234,7 @@ err_t ms_handle_get_default(struct ctx *c)
 	if (e != E_OK)
 		return write_failed(c, e);
 	if (!found)
-		return reject(c, E_NOT_FOUND, "no mail server is marked as the default");
+		return http_reject(c, E_NOT_FOUND, "no mail server is marked as the default");
 	return respond_row(c, 200, &row);
 }
 
@@ -244,9 +249,9 @@ static err_t lock_current(struct ctx *c, struct ms_row *cur)
 	if (e != E_OK)
 		return e;
 	if (!found)
-		return reject(c, E_NOT_FOUND, "no mail server has this id");
+		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur->version))
-		return reject(
+		return http_reject(
 		    c, E_PRECONDITION_FAILED,
 		    "the mail server has changed since it was read (If-Match does not match)");
 	return E_OK;
@@ -279,7 +284,7 @@ static err_t update(struct ctx *c, int patch)
 	if (patch && (e = ms_merge_patch(c, &cur, c->body, &body)) != E_OK)
 		goto out;
 	if ((e = ms_input_parse(c, body, MS_REPLACE, &cur, &in)) != E_OK) {
-		e = reject(c, e, "the mail server has invalid fields");
+		e = http_reject(c, e, "the mail server has invalid fields");
 		goto out;
 	}
 	ms_plan_change(&cur, &in, &ch);
@@ -349,31 +354,32 @@ err_t ms_handle_batch_delete(struct ctx *c)
 		if (strcmp(m->key, "ids") == 0 && strlen(m->key) == m->key_len)
 			ids = m->value;
 		else
-			field_error(c, strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
-			            "is not a field of a batch delete");
+			http_field_error(c,
+			                 strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
+			                 "is not a field of a batch delete");
 	}
 	if (ids == NULL)
-		field_error(c, "ids", "is required");
+		http_field_error(c, "ids", "is required");
 	else if (ids->type != JSON_ARRAY)
-		field_error(c, "ids", "must be an array of mail server ids");
+		http_field_error(c, "ids", "must be an array of mail server ids");
 	else if (ids->u.array.count < 1 || ids->u.array.count > BATCH_DELETE_MAX_IDS)
-		field_error(c, "ids", "must hold 1 to 500 ids");
+		http_field_error(c, "ids", "must hold 1 to 500 ids");
 	else
 		for (size_t i = 0; i < ids->u.array.count; i++) {
 			const struct json_value *v = ids->u.array.items[i];
 			if (v->type != JSON_NUMBER || !v->u.number.is_int || v->u.number.i < 1) {
-				field_error(c, "ids", "must hold only positive integers");
+				http_field_error(c, "ids", "must hold only positive integers");
 				break;
 			}
 		}
 	if (c->nerrors > 0)
-		return reject(c, E_VALIDATION, "the batch delete request is invalid");
+		return http_reject(c, E_VALIDATION, "the batch delete request is invalid");
 
 	/* Sorted and without repeats: the answer lists each id once. */
 	size_t n = ids->u.array.count;
 	long long *want = arena_calloc(c->arena, n, sizeof(*want));
 	if (want == NULL)
-		return reject(c, E_INTERNAL, "out of memory");
+		return http_reject(c, E_INTERNAL, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		want[i] = ids->u.array.items[i]->u.number.i;
 	qsort(want, n, sizeof(*want), cmp_id);

@@ -271,7 +271,7 @@ static int token_ok(const struct json_value *v)
 {
 	return v->type == JSON_STRING && v->u.string.len > 0 &&
 	       v->u.string.len <= SECRET_MAX_BYTES &&
-	       !has_control_chars(v->u.string.ptr, v->u.string.len);
+	       !text_has_control_chars(v->u.string.ptr, v->u.string.len);
 }
 
 enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json_value *root,

@@ -36,20 +36,20 @@
 static err_t no_body(struct ctx *c)
 {
 	if (c->req->body_too_large)
-		return reject(c, E_PAYLOAD_TOO_LARGE,
-		              "the request body is larger than 65536 bytes");
+		return http_reject(c, E_PAYLOAD_TOO_LARGE,
+		                   "the request body is larger than 65536 bytes");
 	if (c->req->body_len > 0)
-		return reject(c, E_BAD_REQUEST, "this operation takes no request body");
+		return http_reject(c, E_BAD_REQUEST, "this operation takes no request body");
 	return E_OK;
 }
 
 static err_t db_failed(struct ctx *c, err_t e)
 {
 	if (e == E_DB_UNAVAILABLE)
-		return reject(c, e, "the database is unavailable; retry later");
+		return http_reject(c, e, "the database is unavailable; retry later");
 	if (e == E_NOT_FOUND)
-		return reject(c, e, "no mail server has this id");
-	return reject(c, E_INTERNAL, "a database request failed");
+		return http_reject(c, e, "no mail server has this id");
+	return http_reject(c, E_INTERNAL, "a database request failed");
 }
 
 /* The administrator, fit for a log line and the state row. */
@@ -75,15 +75,16 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
 		return db_failed(c, e);
 	if (!found)
-		return reject(c, E_NOT_FOUND, "no mail server has this id");
+		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (row.auth != AUTH_OAUTH2) {
 		c->error_code = "not_oauth2";
-		return reject(c, E_CONFLICT,
-		              "the mail server does not use OAuth 2.0 (its auth_type is basic)");
+		return http_reject(
+		    c, E_CONFLICT,
+		    "the mail server does not use OAuth 2.0 (its auth_type is basic)");
 	}
 	if (!row.secret_key_set) {
 		c->error_code = "no_client_secret";
-		return reject(
+		return http_reject(
 		    c, E_CONFLICT,
 		    "the mail server has no client secret (secret_key); set it, then authorize");
 	}
@@ -95,11 +96,11 @@ err_t oauth2_handle_authorize(struct ctx *c)
 		                           strlen(row.authorization_url));
 	if (why != NULL) {
 		c->error_code = "destination_refused";
-		return reject(c, E_DESTINATION_REFUSED,
-		              arena_printf(c->arena,
-		                           "the outbound policy refuses the server's token or"
-		                           " authorization URL (a %s address)",
-		                           why));
+		return http_reject(c, E_DESTINATION_REFUSED,
+		                   arena_printf(c->arena,
+		                                "the outbound policy refuses the server's token or"
+		                                " authorization URL (a %s address)",
+		                                why));
 	}
 
 	char *state = oauth2_random_token(c->arena, OAUTH2_STATE_BYTES);
@@ -109,7 +110,7 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	unsigned char hash[32];
 	if (state == NULL || challenge == NULL || redirect_uri == NULL ||
 	    crypto_sha256(state, strlen(state), hash) != 0)
-		return reject(c, E_INTERNAL, "could not make a state for the authorization");
+		return http_reject(c, E_INTERNAL, "could not make a state for the authorization");
 	const char *actor = actor_of(c);
 
 	/* Old states first (indexed, usually nothing to do). */
@@ -122,7 +123,7 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	    row.authorization_url, row.client_id, redirect_uri, row.scope, state, challenge};
 	char *url = oauth2_authorize_url(c->arena, &p);
 	if (url == NULL)
-		return reject(c, E_INTERNAL, "out of memory");
+		return http_reject(c, E_INTERNAL, "out of memory");
 	log_info("started the OAuth 2.0 authorization of mail server %lld for \"%s\"", c->id,
 	         actor);
 	json_out_object_open(c->out);
@@ -139,7 +140,7 @@ static err_t to_console(struct ctx *c, long long id, const char *error_code)
 {
 	char *url = oauth2_console_url(c->arena, c->w->app->cfg.console_url, id, error_code);
 	if (url == NULL)
-		return reject(c, E_INTERNAL, "out of memory");
+		return http_reject(c, E_INTERNAL, "out of memory");
 	http_header(c, "Location", url);
 	http_empty(c, 303);
 	return E_OK;
@@ -164,8 +165,8 @@ err_t oauth2_handle_callback(struct ctx *c)
 	struct query_param *params;
 	size_t n;
 	if (query_parse(c->arena, c->req->query, &params, &n) != 0)
-		return reject(c, E_BAD_REQUEST,
-		              "the query string is malformed or repeats a parameter");
+		return http_reject(c, E_BAD_REQUEST,
+		                   "the query string is malformed or repeats a parameter");
 	/* Providers add parameters of their own (session_state, iss, scope,
 	 * authuser, ...): only these four matter. */
 	const struct query_param *state = param(params, n, "state");
@@ -176,7 +177,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 	/* The state first: nothing else is looked at, and nothing is called,
 	 * for a state that fails its check. */
 	if (state == NULL || state->value_len == 0)
-		return reject(c, E_BAD_REQUEST, "the state parameter is missing");
+		return http_reject(c, E_BAD_REQUEST, "the state parameter is missing");
 	unsigned char hash[32];
 	enum oauth2_state_result sr = OAUTH2_STATE_UNKNOWN;
 	long long id = 0;
@@ -184,14 +185,14 @@ err_t oauth2_handle_callback(struct ctx *c)
 	err_t e;
 	if (oauth2_state_wellformed(state->value, state->value_len)) {
 		if (crypto_sha256(state->value, state->value_len, hash) != 0)
-			return reject(c, E_INTERNAL, "could not hash the state");
+			return http_reject(c, E_INTERNAL, "could not hash the state");
 		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor,
 		                            &verifier);
 		if (e != E_OK)
 			return db_failed(c, e);
 	}
 	if (sr == OAUTH2_STATE_UNKNOWN)
-		return reject(c, E_BAD_REQUEST, "the state is unknown");
+		return http_reject(c, E_BAD_REQUEST, "the state is unknown");
 	if (sr == OAUTH2_STATE_SPENT) {
 		log_info(
 		    "refused an OAuth 2.0 callback for mail server %lld: its state has expired or"
@@ -222,7 +223,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 		return to_console(c, id, f.code);
 	}
 	if (code == NULL || code->value_len == 0 || code->value_len > OAUTH2_CODE_MAX_BYTES ||
-	    has_control_chars(code->value, code->value_len)) {
+	    text_has_control_chars(code->value, code->value_len)) {
 		log_info(
 		    "the OAuth 2.0 authorization of mail server %lld failed: the provider sent no"
 		    " usable code",
@@ -237,7 +238,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 	case E_DB_UNAVAILABLE:
 		return db_failed(c, e);
 	case E_INTERNAL:
-		return reject(c, E_INTERNAL, "could not finish the authorization");
+		return http_reject(c, E_INTERNAL, "could not finish the authorization");
 	case E_DESTINATION_REFUSED:
 		return to_console(c, id, "destination_refused");
 	case E_OAUTH2_PROVIDER:
@@ -269,32 +270,33 @@ err_t oauth2_handle_refresh(struct ctx *c)
 		return db_failed(c, e);
 	case E_CONFLICT:
 		c->error_code = f.code;
-		return reject(c, e, f.description);
+		return http_reject(c, e, f.description);
 	case E_OAUTH2_PROVIDER:
 	case E_DESTINATION_REFUSED:
 	case E_UPSTREAM_TIMEOUT:
 	case E_UPSTREAM_UNREACHABLE:
 		c->error_code = f.code;
 		if (f.provider && strcmp(f.code, "invalid_grant") == 0)
-			return reject(c, e,
-			              "the provider refused the refresh token (invalid_grant): the"
-			              " mail server must be authorized again");
+			return http_reject(
+			    c, e,
+			    "the provider refused the refresh token (invalid_grant): the"
+			    " mail server must be authorized again");
 		if (f.provider)
-			return reject(c, e,
-			              arena_printf(c->arena,
-			                           "the provider refused to refresh the"
-			                           " access token (%s)",
-			                           f.code));
-		return reject(c, e,
-		              arena_printf(c->arena, "could not refresh the access token: %s",
-		                           f.description ? f.description : f.code));
+			return http_reject(c, e,
+			                   arena_printf(c->arena,
+			                                "the provider refused to refresh the"
+			                                " access token (%s)",
+			                                f.code));
+		return http_reject(c, e,
+		                   arena_printf(c->arena, "could not refresh the access token: %s",
+		                                f.description ? f.description : f.code));
 	default:
-		return reject(c, E_INTERNAL, "could not refresh the access token");
+		return http_reject(c, E_INTERNAL, "could not refresh the access token");
 	}
 	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
 		return db_failed(c, e);
 	if (!found)
-		return reject(c, E_NOT_FOUND, "no mail server has this id");
+		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	ms_row_to_json(c->out, &row);
 	http_header(c, "ETag", arena_printf(c->arena, "\"%lld\"", row.version));
 	return http_json(c, 200);

@@ -21,7 +21,7 @@
 
 #include "arena.h"
 #include "crypto.h"
-#include "http.h"
+#include "validate.h"
 #include "json.h"
 
 /* ---- the policy ---- */
@@ -458,7 +458,7 @@ err_t outbound_post_form_json(struct arena *a, const struct outbound_request *rq
 	}
 	const char *ctype = NULL;
 	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
-	if (!media_type_is(ctype, "application/json")) {
+	if (!text_media_type_is(ctype, "application/json")) {
 		e = fail(res, E_OAUTH2_PROVIDER, "invalid_response",
 		         arena_printf(a,
 		                      "the token endpoint answered HTTP %ld with a body that is"

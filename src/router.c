@@ -1,8 +1,7 @@
 /*
- * router.c - the request flow after the FastCGI layer (STYLE.md, 2):
- * match the route -> authenticate -> check the method -> bound and parse
- * the body -> handler -> problem details for any failure. Also the process
- * application (keys, settings) and the per-thread worker.
+ * router.c - the request flow after the FastCGI layer: match the route ->
+ * authenticate -> check the method -> bound and parse the body -> handler.
+ * Any failure comes back as an err_t for the one problem mapping (http.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "router.h"
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
@@ -93,11 +93,11 @@ static err_t authenticate(struct ctx *c)
 {
 	const char *h = c->req->authorization;
 	if (h == NULL)
-		return reject(c, E_UNAUTHORIZED, "a bearer token is required");
+		return http_reject(c, E_UNAUTHORIZED, "a bearer token is required");
 	/* RFC 6750 section 2.1: "Bearer" (any case) SP token. */
 	if (strncasecmp(h, "Bearer ", 7) != 0)
-		return reject(c, E_UNAUTHORIZED,
-		              "the Authorization header must use the Bearer scheme");
+		return http_reject(c, E_UNAUTHORIZED,
+		                   "the Authorization header must use the Bearer scheme");
 	const char *tok = h + 7;
 	while (*tok == ' ')
 		tok++;
@@ -108,10 +108,10 @@ static err_t authenticate(struct ctx *c)
 	                                      time(NULL), &c->who);
 	if (r != JWT_VALID) {
 		log_info("bearer token refused: %s", jwt_result_str(r));
-		return reject(c, E_UNAUTHORIZED, "the bearer token is invalid or expired");
+		return http_reject(c, E_UNAUTHORIZED, "the bearer token is invalid or expired");
 	}
 	if (!c->who.is_administrator)
-		return reject(c, E_FORBIDDEN, "the administrator role is required");
+		return http_reject(c, E_FORBIDDEN, "the administrator role is required");
 	return E_OK;
 }
 
@@ -121,12 +121,12 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 {
 	const struct http_request *req = c->req;
 	if (req->body_too_large)
-		return reject(c, E_PAYLOAD_TOO_LARGE,
-		              "the request body is larger than 65536 bytes");
-	int json = media_type_is(req->content_type, "application/json");
+		return http_reject(c, E_PAYLOAD_TOO_LARGE,
+		                   "the request body is larger than 65536 bytes");
+	int json = text_media_type_is(req->content_type, "application/json");
 	if (!json && !(kind == BODY_MERGE_PATCH &&
-	               media_type_is(req->content_type, "application/merge-patch+json")))
-		return reject(
+	               text_media_type_is(req->content_type, "application/merge-patch+json")))
+		return http_reject(
 		    c, E_UNSUPPORTED_MEDIA_TYPE,
 		    kind == BODY_MERGE_PATCH
 		        ? "the body must be application/merge-patch+json or application/json"
@@ -136,28 +136,29 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 	enum json_status st = json_parse(c->arena, req->body ? req->body : "", req->body_len, &root,
 	                                 msg, sizeof(msg));
 	if (st == JSON_ERR_NOMEM)
-		return reject(c, E_PAYLOAD_TOO_LARGE, "the request body is too large to process");
+		return http_reject(c, E_PAYLOAD_TOO_LARGE,
+		                   "the request body is too large to process");
 	if (st != JSON_OK)
-		return reject(c, E_BAD_REQUEST, arena_strdup(c->arena, msg));
+		return http_reject(c, E_BAD_REQUEST, arena_strdup(c->arena, msg));
 	if (root->type != JSON_OBJECT)
-		return reject(c, E_BAD_REQUEST, "the body must be a JSON object");
+		return http_reject(c, E_BAD_REQUEST, "the body must be a JSON object");
 	c->body = root;
 	return E_OK;
 }
 
-static err_t dispatch(struct ctx *c)
+err_t router_dispatch(struct ctx *c)
 {
 	const char *path = c->req->path;
 	if (strcmp(path, "/healthz") == 0) {
 		if (strcmp(c->req->method, "GET") != 0 && strcmp(c->req->method, "HEAD") != 0) {
 			c->allow = "GET, HEAD";
-			return reject(c, E_METHOD_NOT_ALLOWED, "use GET");
+			return http_reject(c, E_METHOD_NOT_ALLOWED, "use GET");
 		}
 		return health_handle(c);
 	}
 	static const char prefix[] = "/api/v1/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
-		return reject(c, E_NOT_FOUND, "no such resource");
+		return http_reject(c, E_NOT_FOUND, "no such resource");
 	path += sizeof(prefix) - 1;
 
 	const struct route *route = NULL;
@@ -173,7 +174,7 @@ static err_t dispatch(struct ctx *c)
 	if ((route == NULL || !route->public) && (e = authenticate(c)) != E_OK)
 		return e;
 	if (route == NULL)
-		return reject(c, E_NOT_FOUND, "no such resource");
+		return http_reject(c, E_NOT_FOUND, "no such resource");
 
 	const struct method *m = NULL;
 	for (size_t i = 0; i < MAX_METHODS && route->methods[i].name != NULL; i++)
@@ -181,15 +182,15 @@ static err_t dispatch(struct ctx *c)
 			m = &route->methods[i];
 	if (m == NULL) {
 		c->allow = route->allow;
-		return reject(c, E_METHOD_NOT_ALLOWED,
-		              "this method is not allowed on this resource");
+		return http_reject(c, E_METHOD_NOT_ALLOWED,
+		                   "this method is not allowed on this resource");
 	}
-	if (id_seg != NULL && parse_positive_id(id_seg, id_len, &c->id) != 0)
-		return reject(c, E_NOT_FOUND, "no mail server has this id");
+	if (id_seg != NULL && text_parse_positive_id(id_seg, id_len, &c->id) != 0)
+		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (m->body != BODY_NONE && (e = read_body(c, m->body)) != E_OK)
 		return e;
 	if ((e = db_ensure(c->w->db)) != E_OK)
-		return reject(c, e, "the database is unavailable; retry later");
+		return http_reject(c, e, "the database is unavailable; retry later");
 	return m->fn(c);
 }
 
@@ -199,87 +200,10 @@ err_t health_handle(struct ctx *c)
 	if (e == E_OK)
 		e = db_exec(c->w->db, ST_HEALTH, 0, NULL, NULL, NULL, NULL);
 	if (e != E_OK)
-		return reject(c, E_DB_UNAVAILABLE, "the database is unavailable");
+		return http_reject(c, E_DB_UNAVAILABLE, "the database is unavailable");
 	json_out_object_open(c->out);
 	json_out_key(c->out, "status");
 	json_out_cstring(c->out, "ok");
 	json_out_object_close(c->out);
 	return http_json(c, 200);
-}
-
-void app_handle(struct worker *w, const struct http_request *req, struct http_response *resp)
-{
-	struct ctx c;
-	memset(&c, 0, sizeof(c));
-	memset(resp, 0, sizeof(*resp));
-	c.w = w;
-	c.arena = w->arena;
-	c.req = req;
-	c.resp = resp;
-	c.out = w->out;
-	json_out_reset(w->out);
-	if (req->request_id[0] != '\0')
-		http_header(&c, "X-Request-Id", req->request_id);
-
-	err_t e = dispatch(&c);
-	if (e != E_OK)
-		http_problem(&c, e);
-	/* Responses about stored credentials are never cached. */
-	http_header(&c, "Cache-Control", "no-store");
-}
-
-/* ---- application and worker ---- */
-
-int app_init(struct app *app, char *err, size_t errlen)
-{
-	memset(app, 0, sizeof(*app));
-	if (config_load(&app->cfg, err, errlen) != 0)
-		return -1;
-	enum sig_alg alg;
-	if (sig_alg_from_name(app->cfg.jwt_alg, &alg) != 0) {
-		snprintf(err, errlen, "MAILSRV_JWT_ALG must be HS256, RS256 or ES256");
-		return -1;
-	}
-	if (sig_key_load(alg, app->cfg.jwt_key_file, 0, &app->jwt_key, err, errlen) != 0)
-		return -1;
-	if (secret_keyring_load(app->cfg.secret_key_file, &app->keyring, err, errlen) != 0) {
-		app_free(app);
-		return -1;
-	}
-	app->jwt.key = app->jwt_key;
-	app->jwt.issuer = app->cfg.jwt_issuer;
-	app->jwt.audience = app->cfg.jwt_audience;
-	app->jwt.leeway_s = 30;
-	return 0;
-}
-
-void app_free(struct app *app)
-{
-	sig_key_free(app->jwt_key);
-	secret_keyring_free(app->keyring);
-	app->jwt_key = NULL;
-	app->keyring = NULL;
-}
-
-int worker_init(struct worker *w, const struct app *app)
-{
-	memset(w, 0, sizeof(*w));
-	w->app = app;
-	w->arena = arena_new(MAX_ARENA_BYTES);
-	w->out = json_out_new();
-	w->db = db_new(app->cfg.database_url);
-	if (w->arena == NULL || w->out == NULL || w->db == NULL) {
-		worker_free(w);
-		return -1;
-	}
-	return 0;
-}
-
-void worker_free(struct worker *w)
-{
-	jwt_cache_clear(&w->jwt_cache);
-	arena_free(w->arena);
-	json_out_free(w->out);
-	db_free(w->db);
-	memset(w, 0, sizeof(*w));
 }

@@ -114,7 +114,7 @@ size_t utf8_count(const char *s, size_t len)
 	return n;
 }
 
-int has_control_chars(const char *s, size_t len)
+int text_has_control_chars(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -130,7 +130,7 @@ int has_control_chars(const char *s, size_t len)
 	return 0;
 }
 
-void trim_spaces(const char **s, size_t *len)
+void text_trim_spaces(const char **s, size_t *len)
 {
 	const char *p = *s;
 	size_t n = *len;
@@ -174,9 +174,9 @@ static const char *length_message(size_t n, size_t min, size_t max)
 
 const char *validate_text(const char *s, size_t len, size_t min_chars, size_t max_chars)
 {
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
-	trim_spaces(&s, &len);
+	text_trim_spaces(&s, &len);
 	size_t n = utf8_count(s, len);
 	if (n < min_chars || n > max_chars)
 		return length_message(n, min_chars, max_chars);
@@ -185,7 +185,7 @@ const char *validate_text(const char *s, size_t len, size_t min_chars, size_t ma
 
 const char *validate_secret(const char *s, size_t len, size_t max_bytes)
 {
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
 	if (len > max_bytes) {
 		if (max_bytes == SECRET_MAX_BYTES)
@@ -294,7 +294,7 @@ const char *validate_host(const char *s, size_t len)
 {
 	if (len == 0)
 		return "must not be empty";
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
 	if (s[0] == '[')
 		return "must be an IPv6 address without brackets";
@@ -335,7 +335,7 @@ const char *validate_email(const char *s, size_t len)
 		return "must not be empty";
 	if (len > EMAIL_MAX_BYTES)
 		return "must be at most " STR(EMAIL_MAX_BYTES) " characters";
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
 	if (memchr(s, ' ', len) != NULL)
 		return "must not contain spaces";
@@ -400,7 +400,7 @@ const char *validate_https_url(const char *s, size_t len)
 		return "must not be empty";
 	if (len > URL_MAX_BYTES)
 		return "must be at most " STR(URL_MAX_BYTES) " characters";
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -480,7 +480,7 @@ const char *validate_https_url(const char *s, size_t len)
 
 const char *validate_scope(const char *s, size_t len)
 {
-	if (has_control_chars(s, len))
+	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
 	if (utf8_count(s, len) > SCOPE_MAX_CHARS)
 		return "must be at most " STR(SCOPE_MAX_CHARS) " characters";
@@ -501,7 +501,7 @@ const char *validate_scope(const char *s, size_t len)
 	return NULL;
 }
 
-int parse_positive_id(const char *s, size_t len, long long *out)
+int text_parse_positive_id(const char *s, size_t len, long long *out)
 {
 	/* canonical decimal only: one spelling per id, so "01" and "+1" are
 	 * unknown ids rather than aliases */
@@ -522,7 +522,7 @@ int parse_positive_id(const char *s, size_t len, long long *out)
 	return 0;
 }
 
-int hex_digit(int c)
+int text_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -531,4 +531,39 @@ int hex_digit(int c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+int text_media_type_is(const char *content_type, const char *type)
+{
+	if (content_type == NULL)
+		return 0;
+	const char *p = content_type;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	size_t tl = strlen(type);
+	if (strncasecmp(p, type, tl) != 0)
+		return 0;
+	p += tl;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return 1;
+	if (*p != ';')
+		return 0;
+	p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	/* RFC 8259 section 8.1: JSON is UTF-8; accept only that charset. */
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return 0;
+	p += 8;
+	if (strncasecmp(p, "utf-8", 5) == 0)
+		p += 5;
+	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
+		p += 7;
+	else
+		return 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '\0';
 }

@@ -1,8 +1,8 @@
 /*
  * fuzz_request.c - libFuzzer target for what the service makes of a request
  * before the database: the query string (query_parse), If-Match
- * (if_match_ok), media types (media_type_is), the {id} segment
- * (parse_positive_id), the body's field validation for create, replace and
+ * (if_match_ok), media types (text_media_type_is), the {id} segment
+ * (text_parse_positive_id), the body's field validation for create, replace and
  * merge patch (ms_input_parse, ms_merge_patch) and the secret rules
  * (ms_plan_change) against a fuzzed stored row, and the whole router
  * (app_handle: route, bearer token, method, id, body size, media type, JSON)
@@ -23,7 +23,7 @@
  *     NUL-terminated, and a query over QUERY_STRING_MAX_BYTES refused;
  *   - if_match_ok agrees with a plain reading of RFC 9110 13.1.1 (a list of
  *     tags; "*" or the exact strong tag matches);
- *   - parse_positive_id accepts exactly the canonical decimals of 1..2^63-1;
+ *   - text_parse_positive_id accepts exactly the canonical decimals of 1..2^63-1;
  *   - an accepted body holds only values its validators accept; a refused
  *     one names at least one field;
  *   - the plan keeps a secret only when its destination is unchanged,
@@ -181,7 +181,7 @@ static void check_id(const char *path)
 	seg = seg ? seg + 1 : path;
 	size_t len = strlen(seg);
 	long long id;
-	if (parse_positive_id(seg, len, &id) != 0)
+	if (text_parse_positive_id(seg, len, &id) != 0)
 		return;
 	char back[32];
 	snprintf(back, sizeof(back), "%lld", id);
@@ -193,7 +193,7 @@ static void check_media_type(const char *ct)
 {
 	static const char *const types[] = {"application/json", "application/merge-patch+json"};
 	for (size_t i = 0; i < 2; i++) {
-		if (!media_type_is(ct, types[i]))
+		if (!text_media_type_is(ct, types[i]))
 			continue;
 		const char *p = ct + strspn(ct, " \t");
 		if (strncasecmp(p, types[i], strlen(types[i])) != 0)

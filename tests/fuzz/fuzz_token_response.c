@@ -29,7 +29,8 @@ static void check_description(const char *d)
 	if (d == NULL)
 		return;
 	size_t len = strlen(d);
-	if (has_control_chars(d, len) || utf8_count(d, len) > OAUTH2_ERROR_DESCRIPTION_MAX_CHARS)
+	if (text_has_control_chars(d, len) ||
+	    utf8_count(d, len) > OAUTH2_ERROR_DESCRIPTION_MAX_CHARS)
 		abort();
 	/* valid UTF-8: cleaning it again changes nothing */
 	const char *again = oauth2_clean_text(arena, d, len, OAUTH2_ERROR_DESCRIPTION_MAX_CHARS);
@@ -48,11 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case OAUTH2_ANSWER_TOKENS:
 		if (r.access_token == NULL || r.access_token_len == 0 ||
 		    r.access_token_len > SECRET_MAX_BYTES ||
-		    has_control_chars(r.access_token, r.access_token_len))
+		    text_has_control_chars(r.access_token, r.access_token_len))
 			abort();
 		if (r.refresh_token != NULL &&
 		    (r.refresh_token_len == 0 || r.refresh_token_len > SECRET_MAX_BYTES ||
-		     has_control_chars(r.refresh_token, r.refresh_token_len)))
+		     text_has_control_chars(r.refresh_token, r.refresh_token_len)))
 			abort();
 		if (r.expires_in < -1 || r.expires_in > OAUTH2_EXPIRES_IN_MAX_S)
 			abort();

@@ -1,5 +1,5 @@
 /*
- * test_mail_server.c - unit tests of src/mail_server_input.c: the declared
+ * test_mail_server.c - unit tests of src/mail_server.c: the declared
  * fields and their errors, the merge patch, and the secret rules that decide
  * what a change keeps or clears (contract section 1).
  */

@@ -161,7 +161,7 @@ static void test_has_control_chars(void **state)
 	     1}, /* U+009F */
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		if (has_control_chars(v[i].s, v[i].len) != v[i].yes)
+		if (text_has_control_chars(v[i].s, v[i].len) != v[i].yes)
 			fail_msg("row %zu: want %d", i, v[i].yes);
 }
 
@@ -184,7 +184,7 @@ static void test_trim_spaces(void **state)
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		const char *s = v[i].in;
 		size_t len = strlen(s);
-		trim_spaces(&s, &len);
+		text_trim_spaces(&s, &len);
 		assert_int_equal(len, strlen(v[i].out));
 		assert_memory_equal(s, v[i].out, len);
 		assert_true(s >= v[i].in && s + len <= v[i].in + strlen(v[i].in));
@@ -557,7 +557,7 @@ static void test_parse_positive_id(void **state)
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		long long out = -7;
-		int r = parse_positive_id(v[i].s, v[i].len, &out);
+		int r = text_parse_positive_id(v[i].s, v[i].len, &out);
 		if (v[i].ok) {
 			if (r != 0)
 				fail_msg("row %zu refused", i);
@@ -570,8 +570,36 @@ static void test_parse_positive_id(void **state)
 	}
 	/* the length bounds the parse, not a NUL */
 	long long out = 0;
-	assert_int_equal(parse_positive_id("123456", 3, &out), 0);
+	assert_int_equal(text_parse_positive_id("123456", 3, &out), 0);
 	assert_int_equal(out, 123);
+}
+
+static void test_media_type(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *ct;
+		const char *type;
+		int ok;
+	} t[] = {
+	    {"application/json", "application/json", 1},
+	    {"Application/JSON", "application/json", 1},
+	    {"application/json; charset=utf-8", "application/json", 1},
+	    {"application/json;charset=UTF-8", "application/json", 1},
+	    {"application/json; charset=\"utf-8\"", "application/json", 1},
+	    {"application/json; charset=latin1", "application/json", 0},
+	    {"application/json; foo=bar", "application/json", 0},
+	    {"application/jsonx", "application/json", 0},
+	    {"text/plain", "application/json", 0},
+	    {"", "application/json", 0},
+	    {NULL, "application/json", 0},
+	    {"application/merge-patch+json", "application/merge-patch+json", 1},
+	    {"application/merge-patch+json", "application/json", 0},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (text_media_type_is(t[i].ct, t[i].type) != t[i].ok)
+			fail_msg("row %zu: \"%s\" vs %s", i, t[i].ct ? t[i].ct : "(null)",
+			         t[i].type);
 }
 
 int main(void)
@@ -582,7 +610,7 @@ int main(void)
 	    cmocka_unit_test(test_validate_text),      cmocka_unit_test(test_validate_secret),
 	    cmocka_unit_test(test_validate_host),      cmocka_unit_test(test_validate_email),
 	    cmocka_unit_test(test_validate_https_url), cmocka_unit_test(test_validate_scope),
-	    cmocka_unit_test(test_parse_positive_id),
+	    cmocka_unit_test(test_parse_positive_id),  cmocka_unit_test(test_media_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

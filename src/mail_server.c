@@ -1,7 +1,7 @@
 /*
- * mail_server_input.c - the mail server's declared input: one table of
- * fields with their kind and rule (contract section 1), the merge patch,
- * the secret rules, and the representation.
+ * mail_server.c - the mail server resource: its declared input (one table
+ * of fields with their kind and rule, see docs/api.md), the merge patch,
+ * the secret rules, and its JSON representation.
  */
 #include "mail_server.h"
 
@@ -144,11 +144,11 @@ static const char *check_value(const struct field_def *d, const struct json_valu
 	case K_NAME:
 		return validate_text(s, len, 1, d->max);
 	case K_HOST:
-		if (has_control_chars(s, len))
+		if (text_has_control_chars(s, len))
 			return "must not contain control characters";
 		return validate_host(s, len);
 	case K_EMAIL:
-		if (has_control_chars(s, len))
+		if (text_has_control_chars(s, len))
 			return "must not contain control characters";
 		return validate_email(s, len);
 	case K_AUTH_TYPE:
@@ -160,11 +160,11 @@ static const char *check_value(const struct field_def *d, const struct json_valu
 	case K_OPT_TEXT:
 		return validate_text(s, len, 1, d->max);
 	case K_URL:
-		if (has_control_chars(s, len))
+		if (text_has_control_chars(s, len))
 			return "must not contain control characters";
 		return validate_https_url(s, len);
 	case K_SCOPE:
-		if (has_control_chars(s, len))
+		if (text_has_control_chars(s, len))
 			return "must not contain control characters";
 		return validate_scope(s, len);
 	case K_SECRET:
@@ -227,8 +227,9 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 		if (f >= 0) {
 			slot[f] = m->value;
 		} else if (!is_read_only(m->key, m->key_len)) {
-			field_error(c, strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
-			            "is not a field of a mail server");
+			http_field_error(c,
+			                 strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
+			                 "is not a field of a mail server");
 		}
 	}
 
@@ -238,13 +239,13 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 	if (slot[F_AUTH_TYPE] != NULL && !is_blank(slot[F_AUTH_TYPE])) {
 		const char *msg = check_value(&fields[F_AUTH_TYPE], slot[F_AUTH_TYPE]);
 		if (msg != NULL) {
-			field_error(c, "auth_type", msg);
+			http_field_error(c, "auth_type", msg);
 		} else {
 			auth = slot[F_AUTH_TYPE]->u.string.len == 6 ? AUTH_OAUTH2 : AUTH_BASIC;
 			auth_ok = 1;
 		}
 	} else {
-		field_error(c, "auth_type", "is required");
+		http_field_error(c, "auth_type", "is required");
 	}
 
 	for (int f = 0; f < F_WRITABLE_COUNT; f++) {
@@ -259,23 +260,23 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 			/* null or "" for the other type's field is harmless (a GET
 			 * representation sent back); a value is a mistake. */
 			if (auth_ok && v != NULL && !is_blank(v))
-				field_error(c, d->name,
-				            auth == AUTH_BASIC
-				                ? "applies only to auth_type \"oauth2\""
-				                : "applies only to auth_type \"basic\"");
+				http_field_error(c, d->name,
+				                 auth == AUTH_BASIC
+				                     ? "applies only to auth_type \"oauth2\""
+				                     : "applies only to auth_type \"basic\"");
 			continue;
 		}
 		if (v == NULL || v->type == JSON_NULL ||
 		    (v->type == JSON_STRING && v->u.string.len == 0 && d->kind != K_NAME)) {
 			if (d->required)
-				field_error(c, d->name, "is required");
+				http_field_error(c, d->name, "is required");
 			continue;
 		}
 		const char *msg = check_value(d, v);
 		if (msg == NULL && d->kind == K_URL)
 			msg = refused_destination(c, v);
 		if (msg != NULL)
-			field_error(c, d->name, msg);
+			http_field_error(c, d->name, msg);
 	}
 
 	/* A new oauth2 server (created, or switched from basic) needs its
@@ -283,7 +284,7 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 	if (auth_ok && auth == AUTH_OAUTH2 &&
 	    (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
 	    (mode == MS_CREATE || (cur != NULL && cur->auth != AUTH_OAUTH2)))
-		field_error(c, "secret_key", "is required for an oauth2 server");
+		http_field_error(c, "secret_key", "is required for an oauth2 server");
 
 	if (c->nerrors > errors_before)
 		return E_VALIDATION;
@@ -403,7 +404,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 	struct json_member *m = arena_calloc(a, cap, sizeof(*m));
 	struct json_value *obj = arena_calloc(a, 1, sizeof(*obj));
 	if (m == NULL || obj == NULL)
-		return reject(c, E_INTERNAL, "out of memory");
+		return http_reject(c, E_INTERNAL, "out of memory");
 	size_t n = 0;
 
 	/* Does the patch switch the auth type? Then the old type's fields are
@@ -434,7 +435,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 	}
 	for (size_t i = 0; i < n; i++)
 		if (m[i].value == NULL)
-			return reject(c, E_INTERNAL, "out of memory");
+			return http_reject(c, E_INTERNAL, "out of memory");
 
 	for (size_t i = 0; i < patch->u.object.count; i++) {
 		const struct json_member *pm = &patch->u.object.members[i];
