@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # run_all.sh - every suite, what `make test` runs (after building). In order:
+#   format   make format-check: clang-format finds nothing to change
 #   unit     every build/tests/test_* cmocka binary
 #   valgrind the same binaries under valgrind (memory errors and definite
 #            leaks fail; one test per binary)
@@ -15,6 +16,11 @@
 #   fuzz     tests/fuzz/run_brief.sh, when present
 # It prints a line per suite and, as the very last line, "N passed, M failed"
 # over all suites; it exits 1 when anything failed or a suite could not run.
+# A suite proves something only when it ran tests: a suite that is missing,
+# collected nothing (pytest's exit 5) or ran no fuzz target counts as failed.
+# Every skipped test is listed; a skip counts as failed unless its reason
+# starts with "not applicable:", kept for reasons true on every supported
+# machine.
 #
 # The test stack: STACK_VAR=<repo>/var/test (or /var/tmp/mailsrv-test-* when
 # the postgres or www-data user cannot reach the checkout, or its path is
@@ -76,8 +82,8 @@ record() { # suite passed failed [remark]
 # record_junit SUITE JUNIT_XML PYTEST_EXIT: record a pytest run from its
 # junit report.
 record_junit() {
-	local suite=$1 junit=$2 rc=$3 n_tests n_fail n_err n_skip n_pass n_bad
-	read -r n_tests n_fail n_err n_skip < <(/usr/bin/python3 - "$junit" <<'PY' 2>/dev/null
+	local suite=$1 junit=$2 rc=$3 n_tests n_fail n_err n_skip n_skip_ok n_pass n_bad
+	read -r n_tests n_fail n_err n_skip n_skip_ok < <(/usr/bin/python3 - "$junit" "$logdir/skips-$suite.txt" <<'PY' 2>/dev/null
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
@@ -85,18 +91,37 @@ t = sum(int(s.get("tests", 0)) for s in suites)
 f = sum(int(s.get("failures", 0)) for s in suites)
 e = sum(int(s.get("errors", 0)) for s in suites)
 k = sum(int(s.get("skipped", 0)) for s in suites)
-print(t, f, e, k)
+# A skip is a failure unless its reason starts with "not applicable:", the
+# mark of a reason that holds on every supported machine. Every skip is
+# listed, whichever it is.
+ok = 0
+with open(sys.argv[2], "w") as out:
+    for case in root.iter("testcase"):
+        for sk in case.findall("skipped"):
+            msg = (sk.get("message") or "").strip()
+            # pytest prefixes the reason with the skip's kind ("Skipped: ").
+            reason = msg.split(": ", 1)[1] if msg.startswith("Skipped: ") else msg
+            fine = reason.startswith("not applicable:")
+            ok += fine
+            out.write("%s %s::%s: %s\n" % ("skip" if fine else "SKIP (counted as failed)",
+                                          case.get("classname", ""), case.get("name", ""), reason))
+print(t, f, e, k, ok)
 PY
 	) || true
 	if [[ -z ${n_tests:-} ]]; then
 		record "$suite" 0 1 "pytest exit $rc, no junit report"
 		return
 	fi
+	if [[ -s $logdir/skips-$suite.txt ]]; then
+		sed 's/^/   /' "$logdir/skips-$suite.txt"
+	fi
 	n_pass=$((n_tests - n_fail - n_err - n_skip))
-	n_bad=$((n_fail + n_err))
-	# pytest 5: nothing collected; anything else non-zero without a
-	# counted failure (internal error, timeout) is a failure too.
-	if ((rc != 0 && rc != 5 && n_bad == 0)); then n_bad=1; fi
+	n_bad=$((n_fail + n_err + n_skip - n_skip_ok))
+	# Nothing collected (pytest exit 5) is a failure: a suite that runs no
+	# test proves nothing. So is any other non-zero exit without a counted
+	# failure (internal error, timeout).
+	if ((n_tests == 0 && n_bad == 0)); then n_bad=1; fi
+	if ((rc != 0 && n_bad == 0)); then n_bad=1; fi
 	record "$suite" "$n_pass" "$n_bad" "$n_fail failed, $n_err errors, $n_skip skipped"
 }
 
@@ -142,6 +167,17 @@ run_logged() {
 }
 
 logdir=$(mktemp -d /tmp/mailsrv-test.XXXXXX)
+
+# ---- formatting -------------------------------------------------------------
+# clang-format with the repository's .clang-format reports no difference.
+note "format check (make format-check)"
+if run_logged "$logdir/format.log" 300 make -s format-check; then
+	record format 1 0
+else
+	n=$(grep -c 'warning:' "$logdir/format.log")
+	head -n 20 "$logdir/format.log" | sed 's/^/     | /'
+	record format 0 1 "${n} differences: run make format"
+fi
 
 # ---- unit ----------------------------------------------------------------
 note "unit tests"
@@ -215,8 +251,8 @@ if [[ -x tests/openapi_lint.sh ]]; then
 	else
 		record openapi 0 1
 	fi
-elif [[ -e tests/openapi_lint.sh ]]; then
-	record openapi 0 1 "tests/openapi_lint.sh is not executable"
+else
+	record openapi 0 1 "tests/openapi_lint.sh is missing or not executable"
 fi
 
 # ---- API suite against the test stack ---------------------------------------
@@ -289,7 +325,7 @@ else
 	record stack 1 0
 	if ! compgen -G 'tests/api/test_*.py' >/dev/null && ! compgen -G 'tests/api/*_test.py' >/dev/null; then
 		echo "run_all: no tests in tests/api" >&2
-		record api 0 0 "no tests yet"
+		record api 0 1 "no test files in tests/api"
 	else
 		note "API tests (pytest tests/api)"
 		junit=$STACK_VAR/junit-api.xml
@@ -305,7 +341,9 @@ else
 	fi
 
 	# The fault drills, against the same stack (each one leaves it healthy).
-	if compgen -G 'tests/drills/test_*.py' >/dev/null; then
+	if ! compgen -G 'tests/drills/test_*.py' >/dev/null; then
+		record drills 0 1 "no test files in tests/drills"
+	else
 		note "fault drills (pytest tests/drills)"
 		junit=$STACK_VAR/junit-drills.xml
 		rm -f "$junit" "$STACK_VAR/drill-figures.log"
@@ -341,12 +379,13 @@ if [[ -x tests/fuzz/run_brief.sh ]]; then
 	if [[ $line =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
 		fp=${BASH_REMATCH[1]} ff=${BASH_REMATCH[2]}
 		if ((rc != 0 && ff == 0)); then ff=1; fi
+		if ((fp + ff == 0)); then ff=1; fi # no target ran
 		record fuzz "$fp" "$ff"
 	else
 		record fuzz 0 1 "no 'fuzz: P passed, F failed' line (exit $rc)"
 	fi
-elif [[ -e tests/fuzz/run_brief.sh ]]; then
-	record fuzz 0 1 "tests/fuzz/run_brief.sh is not executable"
+else
+	record fuzz 0 1 "tests/fuzz/run_brief.sh is missing or not executable"
 fi
 
 echo

@@ -357,7 +357,7 @@ def drive(sid, threads):
     oauth2_access_token() for the server at once."""
     exe = mailapi.REPO / "build" / "tests" / "test_oauth2"
     if not exe.exists():
-        pytest.skip("build/tests/test_oauth2 is not built (make build/tests/test_oauth2)")
+        pytest.fail("build/tests/test_oauth2 is not built (make build/tests/test_oauth2)")
     res = subprocess.run([str(exe)], env=_driver_env(sid, threads), capture_output=True,
                          text=True, timeout=120)
     assert mailapi.SECRET_PREFIX not in res.stdout + res.stderr
