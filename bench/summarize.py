@@ -21,7 +21,7 @@ import statistics
 import sys
 
 MIB = 1024 * 1024
-# The targets (medians, c = 64).
+# The service's targets (medians, c = 64; docs/performance.md, "Figures").
 TARGET_C = 64
 TARGET_GET_RATIO = 0.40
 TARGET_GET_P99_MS = 15.0

@@ -101,7 +101,8 @@ for f in "${files[@]}"; do
 done
 
 # The service's role: server-side limits so that no request can hold a
-# connection, a lock or an open transaction for long (PITFALLS: PostgreSQL).
+# connection, a lock or an open transaction for long (docs/design.md, "Library
+# traps": PostgreSQL).
 "${psql_cmd[@]}" <<'SQL'
 ALTER ROLE mailsrv_app SET statement_timeout = '5s';
 ALTER ROLE mailsrv_app SET lock_timeout = '2s';

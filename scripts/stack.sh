@@ -349,11 +349,7 @@ start_mailsrv() {
 render_nginx_conf() {
 	local t
 	service_env
-	install -d -m 0755 "$nginx_dir/tmp" "$nginx_dir/static"
-	# nginx's workers read the static files from here, not from the tree,
-	# which may not be readable by $NGINX_USER.
-	cp -R "$repo/deploy/static/." "$nginx_dir/static/"
-	chmod -R a+rX "$nginx_dir/static"
+	install -d -m 0755 "$nginx_dir/tmp"
 	t=$(<"$repo/deploy/nginx.conf.template")
 	t=${t//@PID_FILE@/"$nginx_pidfile"}
 	t=${t//@LOG_DIR@/"$log_dir"}
@@ -361,7 +357,6 @@ render_nginx_conf() {
 	t=${t//@HTTP_PORT@/"$HTTP_PORT"}
 	t=${t//@SOCKET@/"$MAILSRV_SOCKET"}
 	t=${t//@USER@/"$NGINX_USER"}
-	t=${t//@STATIC@/"$nginx_dir/static"}
 	[[ ! $t =~ @[A-Z_]+@ ]] || die "deploy/nginx.conf.template has a placeholder that stack.sh does not fill in"
 	printf '%s\n' "$t" >"$nginx_conf.new"
 	mv "$nginx_conf.new" "$nginx_conf"

@@ -50,7 +50,8 @@ CREATE TABLE mail_server (
 -- Names are unique without regard to case, counted after trimming.
 CREATE UNIQUE INDEX mail_server_name_key ON mail_server (lower(btrim(name)));
 
--- At most one default, at every instant (contract section 1).
+-- At most one default, at every instant, whatever clients do concurrently
+-- (docs/api.md#the-default-server).
 CREATE UNIQUE INDEX mail_server_single_default ON mail_server ((true))
     WHERE is_default;
 

@@ -1,4 +1,4 @@
--- 002_oauth2.sql - the OAuth 2.0 authorization-code flow (issue 3).
+-- 002_oauth2.sql - the OAuth 2.0 authorization-code flow (docs/oauth2.md).
 --
 -- oauth2_state: one row per started authorization. The state travels
 -- through the administrator's browser and the provider; the database keeps

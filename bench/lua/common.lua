@@ -33,7 +33,7 @@ function bench.random_id()
 end
 
 -- A name no other request of any run has used (the name is unique
--- without regard to case, contract section 1).
+-- without regard to case, docs/api.md#a-mail-server).
 function bench.unique_name()
    bench.seq = bench.seq + 1
    return string.format("bench-%s-%d-%d", bench.run, bench.thread_no, bench.seq)

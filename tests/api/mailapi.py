@@ -40,7 +40,7 @@ TOOL = REPO / "build" / "mailsrv-tool"
 SPEC_FILE = REPO / "openapi" / "openapi.yaml"
 LOG_DIR = STACK_VAR / "log"
 
-# Limits of the contract and of include/mailsrv_limits.h.
+# Limits of docs/api.md#limits, as include/mailsrv_limits.h sets them.
 MAX_BODY_BYTES = 64 * 1024
 NAME_MAX = 100
 HOST_MAX = 253
@@ -303,7 +303,7 @@ def describe(resp):
 
 
 def check_response(method, path, resp):
-    """Check one response against openapi.yaml and the contract's invariants."""
+    """Check one response against openapi.yaml and the rules of docs/api.md."""
     problems = []
     method_l = method.lower()
     status = resp.status_code
@@ -321,7 +321,7 @@ def check_response(method, path, resp):
             problems.append("status %d is not documented for %s %s"
                             % (status, method.upper(), tmpl))
     elif item is not None and method_l in ("get", "post", "put", "patch", "delete"):
-        # A method the path does not list: the 405 answer of the contract
+        # A method the path does not list: the 405 answer of docs/api.md
         # (authentication may be checked first, and an {id} that names
         # nothing may be a 404 first).
         response = sp.doc["components"]["responses"].get(
@@ -376,7 +376,7 @@ def check_response(method, path, resp):
         if media_type(resp) != "application/problem+json":
             problems.append("error with Content-Type %r" % resp.headers.get("Content-Type"))
 
-    # 503 is the contract's answer when the database or every worker is away;
+    # 503 is the answer (docs/api.md#errors) when the database or every worker is away;
     # 502 is accepted only where the operation lists it (the OAuth 2.0
     # endpoints' provider and network failures). Any other 5xx is a failure.
     documented_502 = status == 502 and op is not None and "502" in op["responses"]

@@ -73,7 +73,7 @@ def create_server(api, p, **over):
 
 def call(client, method, path, **kw):
     """client.request for the OAuth 2.0 endpoints: a POST without a body sends
-    none, and a 502 (the contract's answer for provider and network failures,
+    none, and a 502 (docs/api.md's answer for provider and network failures,
     which mailapi's checker accepts where openapi.yaml lists it) must be a
     complete problem document with an `error_code`. Every response is checked
     against openapi.yaml and recorded for the suite's leak scans."""

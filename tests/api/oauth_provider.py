@@ -1,4 +1,4 @@
-"""oauth_provider.py - a stand-in OAuth 2.0 provider for the API tests (issue 3).
+"""oauth_provider.py - a stand-in OAuth 2.0 provider for the API tests (docs/oauth2.md).
 
 Run as its own process over HTTPS on 127.0.0.1 (a free port) with the test
 CA's server certificate (tests/oauth_ca.sh):

@@ -1,4 +1,4 @@
-"""Who may call it (contract section 3): bearer JWT, pinned HS256, role administrator.
+"""Who may call it (docs/api.md#who-may-call): bearer JWT, pinned HS256, role administrator.
 
 Tokens are minted by build/mailsrv-tool; the bad ones are built here with the
 test stack's key (tests/api/mailapi.py make_jwt). No token is ever printed.

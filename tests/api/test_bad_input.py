@@ -1,4 +1,4 @@
-"""Bad input (contract section 4): unreadable bodies are 400, other media types
+"""Bad input (docs/api.md#bad-input): unreadable bodies are 400, other media types
 415, bodies over 64 KiB 413, methods a path does not list 405 with Allow.
 Every refusal changes nothing and no input yields a 500 (the response checker
 refuses any undocumented status)."""

@@ -1,4 +1,4 @@
-"""POST /mail-servers/batch-delete (contract section 2)."""
+"""POST /mail-servers/batch-delete (docs/api.md#endpoints)."""
 
 import pytest
 

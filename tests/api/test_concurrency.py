@@ -1,4 +1,4 @@
-"""Concurrent clients (contract section 1, "The single default", and section 2).
+"""Concurrent clients (docs/api.md#the-default-server and #concurrency-etag-and-if-match).
 
 Each thread has its own requests.Session (its own connections). Every response
 still goes through the suite's checker; failures are collected and asserted

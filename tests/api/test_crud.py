@@ -1,4 +1,4 @@
-"""Create, read, replace, merge-patch and delete (contract sections 1, 2, 4)."""
+"""Create, read, replace, merge-patch and delete (docs/api.md#endpoints)."""
 
 import pytest
 

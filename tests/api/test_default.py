@@ -1,4 +1,4 @@
-"""The single default server (contract section 1, "The single default")."""
+"""The single default server (docs/api.md#the-default-server)."""
 
 from mailapi import basic_body, describe, etag_of, oauth_body, problem
 

@@ -1,4 +1,4 @@
-"""ETag, If-Match and version (contract sections 1 and 2, "Concurrency")."""
+"""ETag, If-Match and version (docs/api.md#concurrency-etag-and-if-match)."""
 
 import pytest
 

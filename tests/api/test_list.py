@@ -1,4 +1,4 @@
-"""Listing (contract section 2): q, sort, limit, offset and their bad values."""
+"""Listing (docs/api.md#listing-and-search): q, sort, limit, offset and their bad values."""
 
 import pytest
 

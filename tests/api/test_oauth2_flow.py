@@ -1,5 +1,5 @@
-"""The OAuth 2.0 authorization-code flow (issue 3; contract section 2, "OAuth
-2.0 flow"): authorize, the browser at the stand-in provider, the callback,
+"""The OAuth 2.0 authorization-code flow (docs/api.md#oauth-20, docs/oauth2.md):
+authorize, the browser at the stand-in provider, the callback,
 the state's rules and PKCE. See oauth2_support.py for the stand-in."""
 
 import hashlib
@@ -88,7 +88,7 @@ def test_authorize_needs_an_oauth2_server(api, provider):
 
 def test_authorize_needs_a_client_secret(api, provider):
     s = create_server(api, provider)
-    # a new token_url clears the stored secret_key (contract section 1)
+    # a new token_url clears the stored secret_key (docs/api.md#secrets)
     api.update(s["id"], {"token_url": provider.url("/token?v=2")})
     r = api.post("/mail-servers/%d/oauth2/authorize" % s["id"])
     assert problem(r, 409, "conflict")["error_code"] == "no_client_secret"

@@ -1,5 +1,5 @@
-"""The outbound policy on token and authorization URLs (issue 3, item 5;
-contract section 2, "Outbound calls"): refused at save time where the URL's
+"""The outbound policy on token and authorization URLs (docs/api.md#outbound-calls):
+refused at save time where the URL's
 host is an IP literal, and again at call time on the address actually
 connected to, whatever its spelling. The test stack admits exactly
 127.0.0.1/32 (the stand-in provider): every other loopback address, link-local

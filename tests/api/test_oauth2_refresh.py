@@ -1,4 +1,4 @@
-"""Keeping the tokens alive (issue 3): refresh on request, rotation, Google's
+"""Keeping the tokens alive (docs/api.md#oauth-20): refresh on request, rotation, Google's
 answers without a refresh token, invalid_grant, single flight across
 workers, the status fields, and every way a token endpoint can misbehave.
 See oauth2_support.py for the stand-in provider."""
@@ -66,8 +66,8 @@ def test_refresh_stores_the_new_tokens(api, provider):
 
 
 def test_a_rotated_refresh_token_replaces_the_old_one(api, provider):
-    """The outage of issue 3: a product that keeps the old refresh token
-    fails on the next refresh (the stand-in revokes the grant on reuse)."""
+    """The outage that rotation prevents: a product that keeps the old refresh
+    token fails on the next refresh (the stand-in revokes the grant on reuse)."""
     s = connected(api, provider)
     first = provider.stats()["current_refresh"]
     for _ in range(3):

@@ -1,4 +1,4 @@
-"""The secret rules (contract section 1, "Secrets"), seen through the *_set flags.
+"""The secret rules (docs/api.md#secrets), seen through the *_set flags.
 
 Omitted keeps, null and "" clear, a string replaces; switching auth_type clears
 the other type's fields; a change of destination clears the secrets bound to it

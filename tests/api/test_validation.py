@@ -1,4 +1,4 @@
-"""Field rules (contract section 1) at and over each limit, on create and on patch.
+"""Field rules (docs/api.md#a-mail-server) at and over each limit, on create and on patch.
 
 Every refused request must be a 422 validation problem naming exactly the failing
 fields, and must change nothing.
@@ -309,7 +309,8 @@ def test_patch_oauth2_field(api, field, value, _create, expected):
 
 
 def test_missing_auth_type(api):
-    """The contract gives auth_type no default: required (OpenAPI), or basic."""
+    """auth_type has no default: a create without it is refused (OpenAPI),
+    or makes a basic server."""
     r = api.post("/mail-servers", basic_body(auth_type=DROP))
     if r.status_code == 201:
         assert r.json()["auth_type"] == "basic"

@@ -1,4 +1,4 @@
-"""No secret ever leaves the service (contract section 1, "Secrets").
+"""No secret ever leaves the service (docs/api.md#secrets).
 
 Runs last (file name): every secret the suite sent starts with one run-unique
 prefix (mailapi.secret); this file sends more through every path, success and

@@ -4,7 +4,7 @@ Run as a script: python3 fcgi_raw.py SOCKET [huge|normal]. It connects to the
 service's unix socket as whatever user runs it and sends BEGIN_REQUEST and one
 PARAMS record:
   huge    name and value lengths both 0x7ffffffe in the 4-byte encoding (the
-          record libfcgi 2.4.2 dies on: ../../shared/PITFALLS.md)
+          record libfcgi 2.4.2 dies on: docs/design.md, "Library traps")
   normal  a small, valid request for /healthz (to show the socket answers)
 It prints one line, "EACCES", "ECONNREFUSED", "closed <n bytes read>" or
 "error <errno name>", and exits 0. Standard library only, so it can be fed

@@ -1,6 +1,6 @@
 """Drill: a row lock held by another session, and a slow statement.
 
-Stated outcome (issue, part 2): the request fails after the configured
+Stated outcome (docs/reliability.md): the request fails after the configured
 timeout (lock_timeout 2 s, statement_timeout 5 s: include/mailsrv_limits.h)
 with 503 database-unavailable and Retry-After, the row is unchanged, and the
 same connection (the same PostgreSQL backend, no reconnect) serves the next

@@ -1,8 +1,8 @@
 """Drill: a FastCGI PARAMS record with huge lengths, sent straight to the
-service's socket by a process that is not nginx (../../shared/PITFALLS.md:
-libfcgi 2.4.2 asserts on the failed allocation and the whole process dies).
+service's socket by a process that is not nginx (libfcgi 2.4.2 asserts on the
+failed allocation and the whole process dies: docs/design.md, "Library traps").
 
-Stated outcome (issue, part 2):
+Stated outcome (docs/reliability.md):
   - from a user outside the socket's group (nobody): refused by the
     socket's permissions (connect() fails with EACCES), nothing dies;
   - as nginx's user (www-data), who may connect: the process that takes the

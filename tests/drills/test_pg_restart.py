@@ -2,7 +2,7 @@
 and by a crash (`pg_ctl stop -m immediate`, no shutdown checkpoint, crash
 recovery on start).
 
-Stated outcome (issue, part 2):
+Stated outcome (docs/reliability.md):
   - requests during the outage get 503 problem details
     (/problems/database-unavailable) with Retry-After, quickly: none hangs;
   - the first success comes within 5 s of PostgreSQL accepting connections;

@@ -1,7 +1,7 @@
 """Drill: every connection of the service terminated with
 pg_terminate_backend, under load.
 
-Stated outcome (issue, part 2): each connection reconnects on its next use,
+Stated outcome (docs/reliability.md): each connection reconnects on its next use,
 and at most one request fails per killed connection (the one that finds it
 dead). The service does better for reads: an idle connection the server
 closed is found before use (one poll), and a read whose connection is

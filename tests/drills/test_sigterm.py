@@ -1,6 +1,6 @@
 """Drill: SIGTERM to the master under load.
 
-Stated outcome (issue, part 2): the requests in flight complete, and the
+Stated outcome (docs/reliability.md): the requests in flight complete, and the
 process exits within its deadline (SHUTDOWN_DEADLINE_S, 10 s:
 include/mailsrv_limits.h).
 

@@ -5,7 +5,7 @@ second, never finished) and 20 slow-body POSTs (complete headers, then the
 body a few bytes every half second) are held open while a normal client
 measures its latency.
 
-Stated outcome (issue, part 2): worker threads stay free (nginx holds the
+Stated outcome (docs/reliability.md): worker threads stay free (nginx holds the
 slow clients: it reads whole heads and bodies before it contacts a worker,
 fastcgi_request_buffering on) and a normal client's p99 stays under 250 ms.
 Measured over 300 cheap requests (GET /healthz and GET by id, alternately),

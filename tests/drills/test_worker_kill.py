@@ -1,7 +1,7 @@
 """Drill: a worker process killed under load, with SIGKILL (no chance to
 react) and with SIGSEGV (what a crash in our code or a library looks like).
 
-Stated outcome (issue, part 2): the master starts a new worker, ready to
+Stated outcome (docs/reliability.md): the master starts a new worker, ready to
 serve, within 2 s; only the killed process's in-flight requests fail (at most
 one per thread of that process, answered by nginx as 503
 upstream-unreachable); the other worker goes on serving throughout; no
