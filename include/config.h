@@ -1,6 +1,6 @@
 /*
- * config.h - settings from MAILSRV_* environment variables (contract
- * section 5), read and checked once in the master process before any worker
+ * config.h - settings from MAILSRV_* environment variables (docs/api.md,
+ * "Settings"), read and checked once in the master process before any worker
  * starts; read-only afterwards.
  */
 #ifndef MAILSRV_CONFIG_H

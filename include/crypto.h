@@ -5,7 +5,7 @@
  * - signature keys for bearer tokens: HMAC-SHA256 (HS256), RSA PKCS#1 v1.5
  *   SHA-256 (RS256) and ECDSA P-256 SHA-256 (ES256, JWS raw r||s form).
  *   The algorithm belongs to the key, fixed when it is loaded: a token never
- *   chooses it (shared/PITFALLS.md, libjwt algorithm confusion);
+ *   chooses it (libjwt's algorithm confusion, docs/design.md);
  * - stored secrets: AES-256-GCM with a keyring read from a key file. Each
  *   ciphertext names the key that made it (rotation) and is bound to its row
  *   and column through the associated data.

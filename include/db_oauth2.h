@@ -1,5 +1,5 @@
 /*
- * db_oauth2.h - data access for the OAuth 2.0 flow (issue 3): the states
+ * db_oauth2.h - data access for the OAuth 2.0 flow (docs/oauth2.md): the states
  * of started authorizations (table oauth2_state, sql/002_oauth2.sql), the
  * OAuth columns of mail_server with their secrets decrypted, and the
  * per-server refresh lock. Names follow db_<thing>_<verb>.

@@ -10,7 +10,7 @@
 struct app;
 
 /* Create the unix socket at path (a stale one is removed), mode 0660, group
- * `group` (NULL: unchanged) so that only nginx can connect (PITFALLS.md:
+ * `group` (NULL: unchanged) so that only nginx can connect (docs/design.md, "libfcgi 2.4.2":
  * libfcgi must never see a peer other than nginx). Returns the listening
  * descriptor or -1 with a message in err. */
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen);

@@ -2,7 +2,7 @@
  * json.h - JSON in and out, the only interface to yajl.
  *
  * Input: json_parse() runs yajl's streaming parser (never yajl_tree_parse,
- * see shared/PITFALLS.md) with comments off and UTF-8 validation on, counts
+ * see docs/design.md, "yajl 2.1.0") with comments off and UTF-8 validation on, counts
  * depth in the start callbacks, refuses duplicate keys and caps members and
  * items. The tree lives in the caller's arena. Strings keep their length and
  * may contain NUL (from \u0000): validators decide about those.

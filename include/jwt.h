@@ -1,6 +1,6 @@
 /*
- * jwt.h - bearer token verification (contract section 3), on our own code:
- * Debian's libjwt 1.10.2 is unsafe as it stands (shared/PITFALLS.md).
+ * jwt.h - bearer token verification (docs/api.md, "Who may call"), on our own code:
+ * Debian's libjwt 1.10.2 is unsafe as it stands (docs/design.md, "libjwt (not used)").
  *
  * The verifier holds one pinned algorithm and key. A token whose header
  * names any other alg (including "none" and other spellings of the same

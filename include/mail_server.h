@@ -1,7 +1,7 @@
 /*
  * mail_server.h - the mail server resource: its stored row as the service
  * shows it, the validated input of a create/replace/patch, and the rules
- * that turn a request into the change to store (contract section 1).
+ * that turn a request into the change to store (docs/api.md, "A mail server").
  */
 #ifndef MAILSRV_MAIL_SERVER_H
 #define MAILSRV_MAIL_SERVER_H
@@ -112,7 +112,7 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 /*
  * JSON merge patch (RFC 7396) of body onto cur's writable fields, giving a
  * full body for ms_input_parse. Secrets are taken from the patch alone, with
- * null kept (it clears, contract section 1). E_VALIDATION / E_INTERNAL.
+ * null kept (it clears: docs/api.md, "Secrets"). E_VALIDATION / E_INTERNAL.
  */
 err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_value *patch,
                      const struct json_value **merged);
@@ -122,7 +122,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
  * type) and the OAuth status. Pure. */
 void ms_plan_change(const struct ms_row *cur, const struct ms_input *in, struct ms_change *out);
 
-/* The representation (contract section 1, write-only secrets omitted). */
+/* The representation (docs/api.md, "A mail server"; write-only secrets omitted). */
 void ms_row_to_json(struct json_out *o, const struct ms_row *r);
 
 #endif

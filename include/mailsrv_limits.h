@@ -6,7 +6,7 @@
 #ifndef MAILSRV_LIMITS_H
 #define MAILSRV_LIMITS_H
 
-/* Request body cap (contract section 4): 413 above it. */
+/* Request body cap (docs/api.md, "Limits"): 413 above it. */
 #define MAX_BODY_BYTES (64 * 1024)
 /* Per-request arena cap: a 64 KiB body parsed into a tree plus the response
  * fits easily; anything larger is a bug or an attack. */
@@ -21,24 +21,24 @@
 /* A response document: the longest listing (LIST_LIMIT_MAX servers with
  * every field at its longest, quotes escaped) stays well below it. */
 #define JSON_OUT_MAX_BYTES (16 * 1024 * 1024)
-/* Field lengths from the contract (section 1). Counted in Unicode characters
+/* Field lengths of the API (docs/api.md, "A mail server"). Counted in Unicode characters
  * unless said otherwise. */
 #define NAME_MAX_CHARS        100
 #define SENDER_NAME_MAX_CHARS 100
 #define HOSTNAME_MAX_BYTES    253
 #define EMAIL_MAX_BYTES       254
-/* Fields the contract leaves open: generous but bounded. */
+/* Fields the API leaves open: generous but bounded. */
 #define USERNAME_MAX_CHARS  320
 #define SECRET_MAX_BYTES    8192 /* OAuth tokens from Azure can reach ~3 KB */
 #define URL_MAX_BYTES       2048
 #define CLIENT_ID_MAX_CHARS 255
 #define SCOPE_MAX_CHARS     1024
-/* Listing (contract section 2). */
+/* Listing (docs/api.md, "Listing and search"). */
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX     200
 #define LIST_OFFSET_MAX    1000000000L
 #define LIST_Q_MAX_CHARS   200
-/* Batch delete (contract section 2). */
+/* Batch delete: one transaction, bounded so it stays short. */
 #define BATCH_DELETE_MAX_IDS 500
 /* Query string and header sizes we look at. nginx caps headers at 8 KiB. */
 #define QUERY_STRING_MAX_BYTES 4096
@@ -66,18 +66,18 @@
 #define RESTART_DELAY_MIN_MS 50
 #define RESTART_DELAY_MAX_MS 2000
 
-/* Outbound HTTPS calls (token endpoints; contract section 2, "Outbound
+/* Outbound HTTPS calls (token endpoints; docs/api.md, "Outbound
  * calls"). Connect about 10 s and total about 30 s at most, both below
  * nginx's fastcgi_read_timeout (35 s) so the service answers first. */
 #define OUTBOUND_CONNECT_TIMEOUT_MS 10000
 #define OUTBOUND_TOTAL_TIMEOUT_MS   30000
 /* A token response holds two tokens of at most SECRET_MAX_BYTES and perhaps
  * an id_token: 64 KiB is generous. Enforced in the write callback (a chunked
- * body ignores CURLOPT_MAXFILESIZE, PITFALLS.md). */
+ * body ignores CURLOPT_MAXFILESIZE: docs/design.md, "libcurl 7.88.1"). */
 #define OUTBOUND_MAX_RESPONSE_BYTES (64 * 1024)
 /* Entries of MAILSRV_OUTBOUND_ALLOW: a handful of test or relay addresses. */
 #define OUTBOUND_ALLOW_MAX 32
-/* OAuth 2.0 (issue 3). A state is valid ten minutes (contract section 3);
+/* OAuth 2.0. A state is valid ten minutes (docs/api.md, "OAuth 2.0");
  * a spent or expired one is kept a day longer so that the callback can tell
  * "expired or used" (303 invalid_state) from "unknown" (400). */
 #define OAUTH2_STATE_TTL_S  600

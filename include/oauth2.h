@@ -1,7 +1,7 @@
 /*
  * oauth2.h - the OAuth 2.0 authorization-code flow with PKCE for a
- * confidential client (RFC 6749, RFC 7636; contract section 2, "OAuth 2.0
- * flow"; issue 3), and the access token's life after it: refresh on
+ * confidential client (RFC 6749, RFC 7636; docs/api.md, "OAuth 2.0";
+ * docs/oauth2.md), and the access token's life after it: refresh on
  * request and automatically before use, one refresh per server at a time
  * across every worker and host.
  *

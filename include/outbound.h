@@ -1,7 +1,7 @@
 /*
  * outbound.h - the service's one client for outbound HTTPS calls (OAuth 2.0
- * token endpoints) and the outbound address policy (contract section 2,
- * "Outbound calls"; STYLE.md 11). Only src/outbound.c includes libcurl.
+ * token endpoints) and the outbound address policy (docs/api.md,
+ * "Outbound calls"). Only src/outbound.c includes libcurl.
  *
  * Every call: HTTPS only, no redirect followed, no proxy or netrc, a fresh
  * connection, connect and total timeouts, the response capped while it is

@@ -1,5 +1,5 @@
 /*
- * validate.h - field rules of the contract (section 1) as pure functions.
+ * validate.h - the API's field rules (docs/api.md) as pure functions.
  * Each validate_* returns NULL when the value is acceptable, otherwise a
  * short, static, client-safe English message ("must be 1-100 characters").
  * Inputs are (pointer, length) and may contain NUL bytes; they are already

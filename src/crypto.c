@@ -315,7 +315,7 @@ struct sig_key {
 
 int sig_alg_from_name(const char *name, enum sig_alg *out)
 {
-	/* Exact match: libjwt matches without regard to case (PITFALLS.md);
+	/* Exact match: libjwt matches without regard to case (docs/design.md, "libjwt (not used)");
 	 * RFC 7515 section 4.1.1 makes "alg" a case-sensitive string. */
 	if (name == NULL || out == NULL)
 		return -1;

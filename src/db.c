@@ -2,7 +2,7 @@
  * db.c - the worker thread's PostgreSQL connection (see db.h).
  *
  * Timeouts come from two places on purpose: the client side bounds the
- * connect and a half-open TCP connection (shared/PITFALLS.md), the session
+ * connect and a half-open TCP connection (docs/design.md, "PostgreSQL 15 and libpq"), the session
  * settings bound statements, lock waits and idle transactions, so a request
  * never waits on the database longer than DB_STATEMENT_TIMEOUT_MS.
  */

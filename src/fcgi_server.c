@@ -2,10 +2,10 @@
  * fcgi_server.c - libfcgi behind our own types. Each thread owns its
  * FCGX_Request, its worker (arena, JSON writer, database connection) and
  * copies what it needs out of the request environment before finishing it
- * (PITFALLS.md: no pointer into the environment survives FCGX_Finish_r).
+ * (docs/design.md, "libfcgi 2.4.2": no pointer into the environment survives FCGX_Finish_r).
  *
  * No accept mutex: on Linux the kernel hands each connection to one
- * accept() caller (PITFALLS.md). Shutdown: SIGTERM is taken by sigwait in
+ * accept() caller (docs/design.md, "libfcgi 2.4.2"). Shutdown: SIGTERM is taken by sigwait in
  * the process's main thread, which sets `stopping` and wakes the threads
  * blocked in accept with SIGUSR2 (no SA_RESTART, FCGI_FAIL_ACCEPT_ON_INTR);
  * threads busy with a request are not signalled, they finish it first.
@@ -316,8 +316,8 @@ static const char *decimal(char *buf, size_t n)
 	return p;
 }
 
-/* The CGI response head, piece by piece (FCGX_FPrintF formats through
- * vsnprintf: a tenth of a GET's instructions went there). */
+/* The CGI response head, piece by piece (not FCGX_FPrintF: its vsnprintf
+ * was a tenth of a GET's cost, docs/performance.md). */
 static void build_head(struct text *t, const struct http_response *r)
 {
 	char num[21];
@@ -366,15 +366,10 @@ static int writev_all(int fd, struct iovec *iov, int n)
 }
 
 /*
- * A response larger than libfcgi's stream buffer (FCGX_OUT_BUFFER_BYTES: a
- * listing of 50 servers is about 35 KB) went out in one write(2) per 8 KiB,
- * each a FastCGI record that woke nginx again. Such a response is written
- * here instead, as FCGI_STDOUT records of up to FCGI_MAX_LENGTH bytes in one
- * writev(2) per DIRECT_RECORDS_PER_WRITE records. libfcgi's own stream for
- * the request stays empty, so what it writes when the request is finished
- * (the empty FCGI_STDOUT record that ends the stream, FCGI_END_REQUEST)
- * still comes last. -1: the connection failed (finishing the request will
- * find that out too).
+ * A response larger than libfcgi's 8 KiB stream buffer goes out as whole
+ * FCGI_STDOUT records, up to DIRECT_RECORDS_PER_WRITE per writev, instead of
+ * one record (and one nginx wake-up) per 8 KiB. libfcgi's stream stays empty,
+ * so its closing records still come last. -1: the connection failed.
  */
 #define FCGX_OUT_BUFFER_BYTES    8192
 #define DIRECT_RECORDS_PER_WRITE 16
@@ -461,17 +456,10 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 }
 
 /*
- * End the request. libfcgi closes a connection that nginx did not ask to
- * keep with a "lingering close": shutdown(SHUT_WR), then poll and read until
- * nginx closes its end (up to 2 s). That costs every request a poll, a read
- * and a wake-up more, and holds the thread until nginx has read the answer.
- * It exists so that a TCP peer never receives a reset that would discard the
- * response; our socket is a unix socket (fcgi_listen_unix), where a close
- * loses nothing already written. The one thing a unix socket does report is
- * input left unread at close (the peer's next read fails with ECONNRESET
- * once it has consumed what we wrote), so the input is first read to its
- * end - nginx has sent all of it, fastcgi_request_buffering on - and the
- * linger is skipped (FCGX_Detach) only when that reached a clean end.
+ * End the request without libfcgi's lingering close, which guards TCP peers
+ * against a reset: over our unix socket a close loses nothing written. Only
+ * unread input would show (as ECONNRESET in nginx), so the input is read to
+ * its end first, and the linger is skipped (FCGX_Detach) only after a clean end.
  */
 static void finish(FCGX_Request *fr)
 {
@@ -570,12 +558,9 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 		return 1;
 	}
 
-	/* One malloc arena for all the threads (glibc's default is up to eight
-	 * per core, one per thread here): freed memory serves any thread, and
-	 * what libcurl and OpenSSL keep after an outbound call stays together.
-	 * Small blocks come from each thread's tcache without the lock, so the
-	 * one arena cost nothing measurable at 10,000 requests a second; a
-	 * process kept 4 MiB instead of 7 MiB of heap after the OAuth tests. */
+	/* One malloc arena for all threads, so what libcurl and OpenSSL keep
+	 * after an outbound call is shared, not kept per thread (the figures:
+	 * docs/performance.md). */
 	mallopt(M_ARENA_MAX, 1);
 
 	struct thread_slot *slots = calloc((size_t)threads, sizeof(*slots));
@@ -601,13 +586,9 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	}
 	log_info("worker process ready with %d threads", started);
 
-	/* Until SIGTERM: SIGHUP has nothing to reload yet; every
-	 * MALLOC_TRIM_INTERVAL_S the free memory of every thread's malloc arena
-	 * goes back to the kernel. glibc gives each thread its own arena and
-	 * keeps what a thread once used: after an outbound call (libcurl and
-	 * OpenSSL load the CA bundle, about a megabyte in small pieces) each
-	 * thread kept 1.1-1.3 MiB, 18 MiB a process after the API suite
-	 * (docs/performance.md). */
+	/* Until SIGTERM (SIGHUP has nothing to reload yet); every
+	 * MALLOC_TRIM_INTERVAL_S free heap goes back to the kernel, since glibc
+	 * keeps what an outbound call once used (docs/performance.md). */
 	for (;;) {
 		struct timespec trim_every = {MALLOC_TRIM_INTERVAL_S, 0};
 		int sig = sigtimedwait(&stop_set, NULL, &trim_every);

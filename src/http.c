@@ -41,8 +41,8 @@ static const struct problem_def problems[E__COUNT] = {
     [E_OAUTH2_PROVIDER] = {502, "oauth2-provider-error", "OAuth 2.0 provider error"},
     [E_DESTINATION_REFUSED] = {502, "destination-refused", "Destination refused"},
     [E_UPSTREAM_UNREACHABLE] = {502, "upstream-unreachable", "Upstream unreachable"},
-    /* 502 like the other outbound failures (contract section 2: a failed
-     * refresh answers 502 whose type names the cause). */
+    /* 502 like the other outbound failures (a failed refresh answers 502
+     * whose type names the cause: docs/api.md, "OAuth 2.0"). */
     [E_UPSTREAM_TIMEOUT] = {502, "upstream-timeout", "Upstream timeout"},
     [E_INTERNAL] = {500, "internal", "Internal error"},
 };

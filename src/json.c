@@ -2,7 +2,7 @@
  * json.c - JSON in and out (see json.h); the only file that includes yajl,
  * which parses; documents are written by our own small writer (below).
  *
- * Parsing uses yajl's streaming API, never yajl_tree_parse (shared/PITFALLS.md:
+ * Parsing uses yajl's streaming API, never yajl_tree_parse (docs/design.md, "yajl 2.1.0":
  * it accepts comments, keeps duplicate keys, cuts strings at \u0000 and
  * recurses without a depth limit). The callbacks below build the tree in the
  * caller's arena. Containers under construction keep their children on one
@@ -411,15 +411,11 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 
 /* ---- output ----
  *
- * Written straight into one growing buffer, not through yajl_gen: yajl_gen
- * spent some 600 instructions on a string (a print callback each for the
- * separator, both quotes and the text, and a UTF-8 pass of its own behind
- * ours), four fifths of the instructions of a 50-row listing and a third of
- * a GET's (docs/performance.md). The text is what yajl_gen wrote, byte for
- * byte: no whitespace; in strings '"' and '\' escaped, \b \f \n \r \t by
- * name, other control characters (NUL too) as \u00xx, '/' and everything
- * else as it is; integers in decimal. Strings must be strict UTF-8 (what
- * json_parse accepts), so we never write what we would refuse to read. */
+ * Our own writer into one growing buffer, not yajl_gen, which cost most of a
+ * listing's instructions (docs/performance.md). It writes what yajl_gen
+ * wrote: no whitespace; '"' and '\' escaped, \b \f \n \r \t by name, other
+ * control characters as \u00xx; strings strict UTF-8, so we never write
+ * what we would refuse to read. */
 
 /* Our documents are shallow; yajl_gen's own limit was 128. */
 #define JSON_OUT_MAX_DEPTH 64

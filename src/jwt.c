@@ -1,8 +1,8 @@
 /*
- * jwt.c - bearer token verification and issuing (see jwt.h, contract
- * section 3), on crypto.h and json.h rather than Debian's libjwt, whose
+ * jwt.c - bearer token verification and issuing (see jwt.h and
+ * docs/api.md, "Who may call"), on crypto.h and json.h rather than Debian's libjwt, whose
  * algorithm confusion, "none" handling and unchecked exp are listed in
- * shared/PITFALLS.md.
+ * docs/design.md, "libjwt (not used)".
  *
  * Order of checks in jwt_verify, cheapest and least trusting first: shape
  * (three base64url parts, bounded length), header JSON, the pinned alg
@@ -105,7 +105,7 @@ static enum jwt_result check_claims(const struct jwt_policy *p, const struct jso
                                     time_t now, struct jwt_identity *id, struct jwt_times *tm)
 {
 	/* exp is required and must be an integer: libjwt reads a string or a
-	 * float as 0 and never checks it (PITFALLS). */
+	 * float as 0 and never checks it (libjwt's trap, docs/design.md). */
 	const struct json_value *exp = json_get(pl, "exp");
 	if (!is_int(exp))
 		return JWT_EXPIRED;

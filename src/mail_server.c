@@ -174,7 +174,7 @@ static const char *check_value(const struct field_def *d, const struct json_valu
 	}
 }
 
-/* The outbound policy at save time (issue 3): a URL whose host is an IP
+/* The outbound policy at save time (docs/api.md, "Outbound calls"): a URL whose host is an IP
  * literal that the policy refuses is refused now, not only when it is
  * called (host names are checked when they are resolved). */
 static const char *refused_destination(const struct ctx *c, const struct json_value *v)
@@ -280,7 +280,7 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 	}
 
 	/* A new oauth2 server (created, or switched from basic) needs its
-	 * client secret (contract section 1). */
+	 * client secret (docs/api.md, "Secrets"). */
 	if (auth_ok && auth == AUTH_OAUTH2 &&
 	    (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
 	    (mode == MS_CREATE || (cur != NULL && cur->auth != AUTH_OAUTH2)))
@@ -408,7 +408,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 	size_t n = 0;
 
 	/* Does the patch switch the auth type? Then the old type's fields are
-	 * not carried over: switching clears them (contract section 1). */
+	 * not carried over: switching clears them (docs/api.md, "Secrets"). */
 	enum auth_type auth = cur->auth;
 	const struct json_value *pa = json_get(patch, "auth_type");
 	if (pa != NULL && pa->type == JSON_STRING)
@@ -442,7 +442,7 @@ err_t ms_merge_patch(struct ctx *c, const struct ms_row *cur, const struct json_
 		int f = find_field(pm);
 		int secret = f >= 0 && fields[f].kind == K_SECRET;
 		/* RFC 7396: null removes the member. A secret's null is kept: for
-		 * secrets null means "clear" (contract section 1). */
+		 * secrets null means "clear" (docs/api.md, "Secrets"). */
 		if (pm->value->type == JSON_NULL && !secret)
 			remove_member(m, &n, pm->key, pm->key_len);
 		else

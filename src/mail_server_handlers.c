@@ -1,6 +1,6 @@
 /*
- * mail_server_handlers.c - the /api/v1/mail-servers resource (contract
- * section 2): list, create, get, replace, patch, delete, batch delete and
+ * mail_server_handlers.c - the /api/v1/mail-servers resource (docs/api.md,
+ * "Endpoints"): list, create, get, replace, patch, delete, batch delete and
  * the default server. Each change runs in one transaction; a move of the
  * default takes the default lock first, so concurrent moves serialize and
  * the partial unique index never fires.

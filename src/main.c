@@ -2,7 +2,7 @@
  * main.c - the master process. It reads and checks every setting and key,
  * opens the FastCGI socket, forks MAILSRV_PROCESSES worker processes and
  * restarts any that dies (a libfcgi assertion or a crash costs one
- * process's in-flight requests, never the service: PITFALLS.md). SIGTERM
+ * process's in-flight requests, never the service: docs/design.md, "libfcgi 2.4.2"). SIGTERM
  * or SIGINT: forward to the workers, wait for them to drain, exit.
  */
 #include <errno.h>

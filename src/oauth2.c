@@ -14,9 +14,9 @@
  * behind the worker threads that waited on the lock coalesce as well. That
  * is how fifty concurrent refreshes make exactly one call to the provider.
  *
- * Rotation (the outage of issue 3): every token answer is stored whole; a
- * rotated refresh token replaces the stored one in the same UPDATE as the
- * access token, and an answer without one keeps the stored one.
+ * Rotation (a provider that rotates refresh tokens revokes a reused one): every token answer is
+ * stored whole; a rotated refresh token replaces the stored one in the same UPDATE as the access
+ * token, and an answer without one keeps the stored one.
  */
 #include "oauth2.h"
 

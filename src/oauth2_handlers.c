@@ -1,6 +1,5 @@
 /*
- * oauth2_handlers.c - the OAuth 2.0 endpoints (contract section 2, "OAuth
- * 2.0 flow"; issue 3):
+ * oauth2_handlers.c - the OAuth 2.0 endpoints (docs/api.md, "OAuth 2.0"):
  *
  *   POST /mail-servers/{id}/oauth2/authorize  start the flow: 200 with the
  *        provider's authorization URL (state and PKCE stored first)

@@ -5,7 +5,7 @@
  * The address check runs in CURLOPT_OPENSOCKETFUNCTION on the address that
  * curl is about to connect to, after name resolution: a check of the URL's
  * text misses 2130706433, 0x7f.1, [::ffff:127.0.0.1] and names that resolve
- * to loopback (PITFALLS.md, libcurl). A fresh easy handle per call means no
+ * to loopback (docs/design.md, "libcurl 7.88.1"). A fresh easy handle per call means no
  * connection, DNS cache or TLS session is ever shared between calls.
  */
 #include "outbound.h"
@@ -282,7 +282,7 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 }
 
 /* Returning less than given aborts the transfer (CURLE_WRITE_ERROR): the
- * cap holds for chunked bodies too (PITFALLS.md). */
+ * cap holds for chunked bodies too (docs/design.md, "libcurl 7.88.1"). */
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct call *call = userdata;

@@ -115,7 +115,7 @@ static err_t authenticate(struct ctx *c)
 	return E_OK;
 }
 
-/* Bound and parse the body (STYLE.md, 4): size, then media type, then
+/* Bound and parse the body (declared input, docs/design.md): size, then media type, then
  * syntax; the handler only ever sees a JSON object. */
 static err_t read_body(struct ctx *c, enum body_kind kind)
 {

@@ -1,5 +1,5 @@
 /*
- * validate.c - the field rules of the contract (section 1) as pure
+ * validate.c - the field rules (docs/api.md, "A mail server") as pure
  * functions (see validate.h): no allocation, no global state, safe from any
  * thread. Inputs are (pointer, length), may hold NUL bytes, and are valid
  * UTF-8 (the JSON parser checks that before we are called).

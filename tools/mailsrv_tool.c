@@ -1,6 +1,6 @@
 /*
- * mailsrv_tool.c - operator command line: make a bearer token (contract
- * section 3, `make token`), a key file for stored secrets, or an HS256 key.
+ * mailsrv_tool.c - operator command line: make a bearer token (docs/api.md,
+ * "Who may call"; `make token`), a key file for stored secrets, or an HS256 key.
  *
  *   mailsrv-tool token --sub NAME --roles a,b [--ttl SECONDS] [--key FILE]
  *                      [--alg HS256|RS256|ES256] [--iss X] [--aud Y]

@@ -1,6 +1,6 @@
 /*
  * test_json.c - unit tests for json.c: every json_status, each limit in
- * mailsrv_limits.h exactly at and one past its value, the PITFALLS cases of
+ * mailsrv_limits.h exactly at and one past its value, the traps (docs/design.md) of
  * yajl_tree_parse (comments, duplicate keys, \u0000) and the output side's
  * escaping and sticky error.
  */

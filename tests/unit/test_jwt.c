@@ -1,6 +1,6 @@
 /*
  * test_jwt.c - unit tests for jwt.c: every jwt_result, each header and claim
- * rule of contract section 3, the libjwt pitfalls (alg none and its other
+ * rule of docs/api.md ("Who may call"), the libjwt traps (alg none and its other
  * spellings, algorithm confusion with the RSA public key as HMAC secret,
  * string/float exp) and RS256/ES256 round trips. RSA and EC keys are made
  * at run time with the openssl command in a mkdtemp directory that the
@@ -484,8 +484,8 @@ static void test_signature(void **state)
 	assert_int_equal(verify(fx.hs, zero), JWT_BAD_SIGNATURE);
 }
 
-/* The libjwt algorithm confusion (PITFALLS): an HS256 token keyed with the
- * deployment's RSA public key PEM. */
+/* The libjwt algorithm confusion (docs/design.md, "libjwt (not used)"): an HS256 token keyed with
+ * the deployment's RSA public key PEM. */
 static void test_algorithm_confusion(void **state)
 {
 	(void)state;

@@ -1,7 +1,7 @@
 /*
  * test_mail_server.c - unit tests of src/mail_server.c: the declared
  * fields and their errors, the merge patch, and the secret rules that decide
- * what a change keeps or clears (contract section 1).
+ * what a change keeps or clears (docs/api.md, "Secrets").
  */
 #include <setjmp.h>
 #include <stdarg.h>

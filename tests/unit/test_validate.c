@@ -1,6 +1,6 @@
 /*
  * test_validate.c - unit tests of src/validate.c (include/validate.h): the
- * contract's field rules (section 1) as tables of accepted and refused
+ * field rules of docs/api.md as tables of accepted and refused
  * values. Inputs are given with their length, so embedded NULs count.
  */
 #include <setjmp.h>
