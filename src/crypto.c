@@ -14,6 +14,7 @@
 #include "crypto.h"
 
 #include "arena.h"
+#include "mailsrv_limits.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -40,8 +41,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
-/* Key files are a few lines; anything bigger is not a key file. */
-#define KEY_FILE_MAX_BYTES (64 * 1024)
 /* HS256: RFC 7518 section 3.2 requires a key of at least the hash size. */
 #define HS256_MIN_KEY_BYTES 32
 #define HS256_SIG_BYTES     32
@@ -60,9 +59,6 @@
 #define GCM_TAG_BYTES       16
 #define SECRET_FORMAT_V1    0x01
 #define KEY_ID_MAX          16
-/* Rotation keeps a few old keys around; a bounded table keeps the keyring a
- * single allocation that can be wiped in one go. */
-#define KEYRING_MAX_KEYS 64
 
 /* ---------------------------------------------------------------------- */
 /* helpers */
