@@ -6,6 +6,12 @@
 #ifndef MAILSRV_LIMITS_H
 #define MAILSRV_LIMITS_H
 
+/* A limit as a string literal, for messages that state it:
+ * "at most " LIMIT_STR(KEY_ID_MAX) " characters". Only for limits written as
+ * a plain number; the others go through a printf format. */
+#define LIMIT_STR(x)  LIMIT_STR_(x)
+#define LIMIT_STR_(x) #x
+
 /* Request body cap (contract section 4): 413 above it. */
 #define MAX_BODY_BYTES (64 * 1024)
 /* Per-request arena cap: a 64 KiB body parsed into a tree plus the response
@@ -100,6 +106,9 @@
  * rotation; a bounded table keeps it one allocation, wiped in one go. */
 #define KEY_FILE_MAX_BYTES (64 * 1024)
 #define KEYRING_MAX_KEYS   64
+/* A key id in the keyring file is stored with every secret it encrypted:
+ * short, and a plain number so messages can state it (LIMIT_STR). */
+#define KEY_ID_MAX 16
 /* Graceful shutdown: in-flight requests get this long after SIGTERM. */
 #define SHUTDOWN_DEADLINE_S 10
 /* A crashed worker process is restarted after this delay (ms), doubling up

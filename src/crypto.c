@@ -58,7 +58,6 @@
 #define GCM_NONCE_BYTES     12
 #define GCM_TAG_BYTES       16
 #define SECRET_FORMAT_V1    0x01
-#define KEY_ID_MAX          16
 
 /* ---------------------------------------------------------------------- */
 /* helpers */
@@ -732,6 +731,10 @@ static int is_id_char(unsigned char c)
 	       c == '_' || c == '-';
 }
 
+static const char bad_key_id[] =
+    "the key id must be 1-" LIMIT_STR(KEY_ID_MAX) " characters of A-Z a-z 0-9 _ -, followed by a"
+                                                  " space";
+
 /* Parse one non-blank, non-comment line "<id> <64 hex>" into rk. Returns a
  * static description of the problem, or NULL. Never quotes the line: it may
  * hold key bytes. */
@@ -741,8 +744,7 @@ static const char *parse_key_line(const unsigned char *p, size_t n, struct ring_
 	while (i < n && is_id_char(p[i]))
 		i++;
 	if (i == 0 || i > KEY_ID_MAX || (i < n && p[i] != ' ' && p[i] != '\t'))
-		return "the key id must be 1-16 characters of A-Z a-z 0-9 _ -, "
-		       "followed by a space";
+		return bad_key_id;
 	memcpy(rk->id, p, i);
 	rk->id[i] = '\0';
 	rk->idlen = i;
