@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "jwt.h"
+#include "mailsrv_limits.h"
 
 struct arena;
 struct json_out;
@@ -30,8 +31,6 @@ struct http_request {
 	int body_too_large; /* CONTENT_LENGTH above MAX_BODY_BYTES: not read */
 };
 
-#define HTTP_MAX_HEADERS 8
-
 struct http_header {
 	const char *name;
 	const char *value; /* never holds CR or LF */
@@ -51,7 +50,18 @@ struct field_error {
 	const char *message; /* static, client-safe */
 };
 
-#define MAX_FIELD_ERRORS 32
+/* One declared input field as the router checked and converted it
+ * (router.h: struct input_field says which members a kind fills). */
+struct input_value {
+	int present;          /* sent (a required field is always present) */
+	int valid;            /* passed its check: always, unless IN_SOFT */
+	long long i;          /* IN_INT, IN_KEYWORD; the default when absent */
+	int negated;          /* IN_KEYWORD with IN_SIGNED: a leading '-' */
+	const char *s;        /* the decoded text, NUL-terminated (may hold NUL) */
+	size_t len;           /* bytes of s */
+	const long long *ids; /* IN_IDS: ascending, without repeats */
+	size_t nids;
+};
 
 /* What one request carries from the router to its handler. */
 struct ctx {
@@ -63,6 +73,11 @@ struct ctx {
 	struct jwt_identity who;       /* the authenticated administrator */
 	long long id;                  /* {id} from the path, 0 when none */
 	const struct json_value *body; /* parsed JSON object, when the route has a body */
+	/* The route's declared query parameters and body fields, checked and
+	 * converted, in the order of its input_decl (NULL when it has none). */
+	const struct input_value *query;
+	const struct input_value *fields;
+	const void *input; /* what the route's body reader made of the body */
 	/* Problem details filled on the way out of a failing handler. */
 	const char *detail;
 	const char *allow;      /* 405: the Allow header */

@@ -6,6 +6,12 @@
 #ifndef MAILSRV_LIMITS_H
 #define MAILSRV_LIMITS_H
 
+/* A limit as a string literal, for messages that state it:
+ * "at most " LIMIT_STR(KEY_ID_MAX) " characters". Only for limits written as
+ * a plain number; the others go through a printf format. */
+#define LIMIT_STR(x)  LIMIT_STR_(x)
+#define LIMIT_STR_(x) #x
+
 /* Request body cap (docs/api.md, "Limits"): 413 above it. */
 #define MAX_BODY_BYTES (64 * 1024)
 /* Per-request arena cap: a 64 KiB body parsed into a tree plus the response
@@ -42,8 +48,16 @@
 #define BATCH_DELETE_MAX_IDS 500
 /* Query string and header sizes we look at. nginx caps headers at 8 KiB. */
 #define QUERY_STRING_MAX_BYTES 4096
+/* Distinct parameters of one query string: the listing takes four and an
+ * OAuth provider's callback a handful more (session_state, iss, scope...);
+ * beyond this the query string is refused as malformed. */
+#define QUERY_MAX_PARAMS       16
 #define BEARER_TOKEN_MAX_BYTES 8192
 #define REQUEST_ID_MAX_BYTES   64
+/* Clock skew allowed between the token issuer and us when checking a bearer
+ * token's exp and nbf (seconds): hosts kept by NTP stay well within it, and
+ * a token outlives its expiry by at most this long. */
+#define JWT_LEEWAY_S 30
 /* Bearer tokens a worker thread remembers as verified (jwt.h): a few
  * administrators at once per thread. A longer token or sub is verified on
  * every request instead: the cache lives in each thread's worker (about
@@ -51,6 +65,25 @@
 #define JWT_CACHE_ENTRIES         4
 #define JWT_CACHE_TOKEN_MAX_BYTES 1024
 #define JWT_CACHE_SUB_MAX_BYTES   255
+/* Response headers one answer carries (X-Request-Id, Cache-Control, ETag,
+ * Location, Allow, WWW-Authenticate, Retry-After, Referrer-Policy never all
+ * at once): a fixed array in the response, a header beyond it is dropped
+ * and logged. */
+#define HTTP_MAX_HEADERS 8
+/* Field errors one 422 lists: a body has at most about 25 fields, so every
+ * failing field is reported; a hostile body with hundreds of unknown
+ * members gets the first ones. */
+#define MAX_FIELD_ERRORS 32
+/* Per-request arena growth: chunks of this size come from malloc; the first
+ * is kept across requests, so an ordinary request never calls malloc. */
+#define ARENA_CHUNK_BYTES (64 * 1024)
+/* The JSON writer: our documents are at most three levels deep; yajl_gen's
+ * own limit was 128. Its buffer starts at the first size and one grown
+ * beyond the keep size (a long listing) is given back at the next reset, so
+ * an idle thread holds little. */
+#define JSON_OUT_MAX_DEPTH   64
+#define JSON_OUT_FIRST_BYTES 4096
+#define JSON_OUT_KEEP_BYTES  (64 * 1024)
 /* PostgreSQL: how long a request may wait on the database (seconds/ms). */
 #define DB_CONNECT_TIMEOUT_S     2
 #define DB_STATEMENT_TIMEOUT_MS  5000
@@ -59,6 +92,23 @@
 #define DB_TCP_USER_TIMEOUT_MS   10000
 /* Retry-After (seconds) on 503 database-unavailable. */
 #define RETRY_AFTER_DB_S 1
+/* Worker processes: the listen backlog of the FastCGI socket (connections
+ * nginx may queue while every thread is busy); each thread's stack (the
+ * JSON parser is iterative, JSON_MAX_DEPTH bounds the rest, so a small stack
+ * keeps the resident size low); how often a worker process returns free
+ * heap to the kernel (malloc_trim walks every malloc arena: cheap at this
+ * pace). */
+#define LISTEN_BACKLOG         256
+#define THREAD_STACK_BYTES     (512 * 1024)
+#define MALLOC_TRIM_INTERVAL_S 5
+/* Key files (JWT verification key, stored-secret keyring) are a few lines;
+ * anything bigger is not a key file. The keyring keeps a few old keys for
+ * rotation; a bounded table keeps it one allocation, wiped in one go. */
+#define KEY_FILE_MAX_BYTES (64 * 1024)
+#define KEYRING_MAX_KEYS   64
+/* A key id in the keyring file is stored with every secret it encrypted:
+ * short, and a plain number so messages can state it (LIMIT_STR). */
+#define KEY_ID_MAX 16
 /* Graceful shutdown: in-flight requests get this long after SIGTERM. */
 #define SHUTDOWN_DEADLINE_S 10
 /* A crashed worker process is restarted after this delay (ms), doubling up

@@ -55,7 +55,7 @@ int app_init(struct app *app, char *err, size_t errlen)
 	app->jwt.key = app->jwt_key;
 	app->jwt.issuer = app->cfg.jwt_issuer;
 	app->jwt.audience = app->cfg.jwt_audience;
-	app->jwt.leeway_s = 30;
+	app->jwt.leeway_s = JWT_LEEWAY_S;
 	return 0;
 }
 

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailsrv_limits.h"
+
 #define ARENA_ALIGN 16
-#define ARENA_CHUNK (64 * 1024)
 
 struct chunk {
 	struct chunk *next;
@@ -45,7 +46,7 @@ struct arena *arena_new(size_t cap)
 	if (a == NULL)
 		return NULL;
 	a->cap = cap;
-	a->head = chunk_new(ARENA_CHUNK);
+	a->head = chunk_new(ARENA_CHUNK_BYTES);
 	if (a->head == NULL) {
 		free(a);
 		return NULL;
@@ -95,7 +96,7 @@ void *arena_alloc(struct arena *a, size_t n)
 		return NULL;
 	struct chunk *c = a->head;
 	if (c->size - c->used < need) {
-		size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+		size_t size = need > ARENA_CHUNK_BYTES ? need : ARENA_CHUNK_BYTES;
 		c = chunk_new(size);
 		if (c == NULL)
 			return NULL;

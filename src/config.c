@@ -24,10 +24,11 @@ static int env_int(const char *name, int fallback, int min, int max, int *out, c
 		*out = fallback;
 		return 0;
 	}
+	/* Plain decimal digits: strtol alone would take " 2" and "+2". */
 	char *end;
 	errno = 0;
 	long n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max) {
+	if (v[0] < '0' || v[0] > '9' || errno != 0 || *end != '\0' || n < min || n > max) {
 		snprintf(err, errlen, "invalid value for %s: must be an integer from %d to %d",
 		         name, min, max);
 		return -1;

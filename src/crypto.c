@@ -14,6 +14,7 @@
 #include "crypto.h"
 
 #include "arena.h"
+#include "mailsrv_limits.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -40,8 +41,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
-/* Key files are a few lines; anything bigger is not a key file. */
-#define KEY_FILE_MAX_BYTES (64 * 1024)
 /* HS256: RFC 7518 section 3.2 requires a key of at least the hash size. */
 #define HS256_MIN_KEY_BYTES 32
 #define HS256_SIG_BYTES     32
@@ -59,10 +58,6 @@
 #define GCM_NONCE_BYTES     12
 #define GCM_TAG_BYTES       16
 #define SECRET_FORMAT_V1    0x01
-#define KEY_ID_MAX          16
-/* Rotation keeps a few old keys around; a bounded table keeps the keyring a
- * single allocation that can be wiped in one go. */
-#define KEYRING_MAX_KEYS 64
 
 /* ---------------------------------------------------------------------- */
 /* helpers */
@@ -736,6 +731,10 @@ static int is_id_char(unsigned char c)
 	       c == '_' || c == '-';
 }
 
+static const char bad_key_id[] =
+    "the key id must be 1-" LIMIT_STR(KEY_ID_MAX) " characters of A-Z a-z 0-9 _ -, followed by a"
+                                                  " space";
+
 /* Parse one non-blank, non-comment line "<id> <64 hex>" into rk. Returns a
  * static description of the problem, or NULL. Never quotes the line: it may
  * hold key bytes. */
@@ -745,8 +744,7 @@ static const char *parse_key_line(const unsigned char *p, size_t n, struct ring_
 	while (i < n && is_id_char(p[i]))
 		i++;
 	if (i == 0 || i > KEY_ID_MAX || (i < n && p[i] != ' ' && p[i] != '\t'))
-		return "the key id must be 1-16 characters of A-Z a-z 0-9 _ -, "
-		       "followed by a space";
+		return bad_key_id;
 	memcpy(rk->id, p, i);
 	rk->id[i] = '\0';
 	rk->idlen = i;

@@ -42,14 +42,6 @@
 #include "log.h"
 #include "mailsrv_limits.h"
 
-#define LISTEN_BACKLOG 256
-/* Threads do little recursion (the JSON parser is iterative in depth
- * JSON_MAX_DEPTH); a small stack keeps the resident size low. */
-#define THREAD_STACK_BYTES (512 * 1024)
-/* How often an idle or busy worker process returns free heap memory to the
- * kernel (malloc_trim walks every arena: cheap at this pace). */
-#define MALLOC_TRIM_INTERVAL_S 5
-
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;

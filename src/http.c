@@ -192,8 +192,6 @@ static char *pct_decode(struct arena *a, const char *s, size_t len, size_t *outl
 	return out;
 }
 
-#define QUERY_MAX_PARAMS 16
-
 int query_parse(struct arena *a, const char *qs, struct query_param **out, size_t *n)
 {
 	*out = NULL;

@@ -417,12 +417,7 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
  * control characters as \u00xx; strings strict UTF-8, so we never write
  * what we would refuse to read. */
 
-/* Our documents are shallow; yajl_gen's own limit was 128. */
-#define JSON_OUT_MAX_DEPTH 64
-/* The buffer's first size; a larger one than JSON_OUT_KEEP_BYTES (a long
- * listing) is given back at the next reset, so a thread keeps little. */
-#define JSON_OUT_FIRST_BYTES 4096
-#define JSON_OUT_KEEP_BYTES  (64 * 1024)
+/* Depth and buffer sizes: JSON_OUT_* in mailsrv_limits.h. */
 
 /* What each open container expects next (keys and values alternate in an
  * object). */

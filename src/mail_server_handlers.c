@@ -17,9 +17,11 @@
 #include "json.h"
 #include "mail_server.h"
 #include "mailsrv_limits.h"
-#include "validate.h"
+#include "router.h"
 
-static const char *const sort_names[SORT__COUNT] = {
+/* The listing's sort keys in enum ms_sort order (NULL-terminated for the
+ * router's keyword check). */
+static const char *const sort_names[SORT__COUNT + 1] = {
     [SORT_NAME] = "name",
     [SORT_SERVER] = "server",
     [SORT_PORT] = "port",
@@ -28,7 +30,39 @@ static const char *const sort_names[SORT__COUNT] = {
     [SORT_IS_DEFAULT] = "is_default",
     [SORT_CREATED_AT] = "created_at",
     [SORT_UPDATED_AT] = "updated_at",
+    [SORT__COUNT] = NULL,
 };
+
+/* GET /mail-servers: a substring filter, a sort key (a leading '-' sorts
+ * descending) and a page; in enum ms_list_param order. */
+static const struct input_field list_params[] = {
+    [MS_LIST_Q] = {.name = "q", .kind = IN_TEXT, .max = LIST_Q_MAX_CHARS},
+    [MS_LIST_SORT] = {.name = "sort",
+                      .kind = IN_KEYWORD,
+                      .flags = IN_SIGNED,
+                      .words = sort_names,
+                      .dflt = SORT_NAME},
+    [MS_LIST_LIMIT] = {.name = "limit",
+                       .kind = IN_INT,
+                       .min = 1,
+                       .max = LIST_LIMIT_MAX,
+                       .dflt = LIST_LIMIT_DEFAULT},
+    [MS_LIST_OFFSET] = {.name = "offset", .kind = IN_INT, .min = 0, .max = LIST_OFFSET_MAX},
+};
+const struct input_decl ms_list_query = {list_params, sizeof(list_params) / sizeof(list_params[0]),
+                                         0, NULL};
+
+/* POST /mail-servers/batch-delete: one transaction over 1..BATCH_DELETE_MAX_IDS
+ * ids. */
+static const struct input_field batch_fields[] = {
+    [MS_BATCH_IDS] = {.name = "ids",
+                      .kind = IN_IDS,
+                      .flags = IN_REQUIRED,
+                      .min = 1,
+                      .max = BATCH_DELETE_MAX_IDS},
+};
+const struct input_decl ms_batch_delete_body = {
+    batch_fields, sizeof(batch_fields) / sizeof(batch_fields[0]), 0, "batch delete"};
 
 /* Answer one server with its ETag. */
 static err_t respond_row(struct ctx *c, int status, const struct ms_row *r)
@@ -60,23 +94,6 @@ static err_t write_failed(struct ctx *c, err_t e)
 
 /* ---- list ---- */
 
-/* Strict decimal in [min, max]. */
-static int parse_bounded(const char *s, size_t len, long min, long max, long *out)
-{
-	if (len == 0 || len > 10)
-		return -1;
-	long v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* '%' + q with LIKE's wildcards and escape character escaped + '%'. */
 static char *like_pattern(struct arena *a, const char *q, size_t len)
 {
@@ -97,69 +114,17 @@ static char *like_pattern(struct arena *a, const char *q, size_t len)
 
 err_t ms_handle_list(struct ctx *c)
 {
-	struct query_param *params;
-	size_t nparams;
-	if (query_parse(c->arena, c->req->query, &params, &nparams) != 0)
-		return http_reject(c, E_BAD_REQUEST,
-		                   "the query string is malformed or repeats a parameter");
-
-	long limit = LIST_LIMIT_DEFAULT, offset = 0;
-	enum ms_sort sort = SORT_NAME;
-	int desc = 0;
+	const struct input_value *q = &c->query[MS_LIST_Q], *sort = &c->query[MS_LIST_SORT];
+	long long limit = c->query[MS_LIST_LIMIT].i, offset = c->query[MS_LIST_OFFSET].i;
 	const char *pattern = NULL;
-	for (size_t i = 0; i < nparams; i++) {
-		const struct query_param *qp = &params[i];
-		if (strcmp(qp->name, "limit") == 0) {
-			if (parse_bounded(qp->value, qp->value_len, 1, LIST_LIMIT_MAX, &limit) != 0)
-				return http_reject(c, E_BAD_REQUEST,
-				                   "limit must be an integer from 1 to 200");
-		} else if (strcmp(qp->name, "offset") == 0) {
-			if (parse_bounded(qp->value, qp->value_len, 0, LIST_OFFSET_MAX, &offset) !=
-			    0)
-				return http_reject(
-				    c, E_BAD_REQUEST,
-				    "offset must be an integer from 0 to 1000000000");
-		} else if (strcmp(qp->name, "sort") == 0) {
-			const char *key = qp->value;
-			desc = key[0] == '-';
-			if (desc)
-				key++;
-			size_t k;
-			for (k = 0; k < SORT__COUNT; k++)
-				if (strcmp(sort_names[k], key) == 0 &&
-				    strlen(qp->value) == qp->value_len)
-					break;
-			if (k == SORT__COUNT)
-				return http_reject(
-				    c, E_BAD_REQUEST,
-				    "sort must be one of name, server, port, "
-				    "sender_name, sender_email,"
-				    " is_default, created_at, updated_at, optionally "
-				    "prefixed by '-'");
-			sort = (enum ms_sort)k;
-		} else if (strcmp(qp->name, "q") == 0) {
-			if (!utf8_valid(qp->value, qp->value_len) ||
-			    text_has_control_chars(qp->value, qp->value_len) ||
-			    utf8_count(qp->value, qp->value_len) > LIST_Q_MAX_CHARS)
-				return http_reject(
-				    c, E_BAD_REQUEST,
-				    "q must be UTF-8 text of at most 200 characters without control"
-				    " characters");
-			if (qp->value_len > 0 &&
-			    (pattern = like_pattern(c->arena, qp->value, qp->value_len)) == NULL)
-				return http_reject(c, E_INTERNAL, "out of memory");
-		} else {
-			return http_reject(
-			    c, E_BAD_REQUEST,
-			    "unknown query parameter; use q, sort, limit and offset");
-		}
-	}
+	if (q->len > 0 && (pattern = like_pattern(c->arena, q->s, q->len)) == NULL)
+		return http_reject(c, E_INTERNAL, "out of memory");
 
 	struct ms_row *rows;
 	size_t n;
 	long long total;
-	err_t e = db_ms_list(c->w->db, c->arena, pattern, sort, desc, (int)limit, offset, &rows, &n,
-	                     &total);
+	err_t e = db_ms_list(c->w->db, c->arena, pattern, (enum ms_sort)sort->i, sort->negated,
+	                     (int)limit, (long)offset, &rows, &n, &total);
 	if (e != E_OK)
 		return write_failed(c, e);
 	struct json_out *o = c->out;
@@ -181,18 +146,27 @@ err_t ms_handle_list(struct ctx *c)
 
 /* ---- create ---- */
 
+err_t ms_read_create(struct ctx *c)
+{
+	struct ms_input *in = arena_alloc(c->arena, sizeof(*in));
+	if (in == NULL)
+		return http_reject(c, E_INTERNAL, "out of memory");
+	err_t e = ms_input_parse(c, c->body, MS_CREATE, NULL, in);
+	if (e != E_OK)
+		return http_reject(c, e, "the mail server has invalid fields");
+	c->input = in;
+	return E_OK;
+}
+
 err_t ms_handle_create(struct ctx *c)
 {
-	struct ms_input in;
 	struct ms_change ch;
 	struct ms_row row;
 	struct db *db = c->w->db;
-	err_t e = ms_input_parse(c, c->body, MS_CREATE, NULL, &in);
-	if (e != E_OK)
-		return http_reject(c, e, "the mail server has invalid fields");
-	ms_plan_change(NULL, &in, &ch);
+	ms_plan_change(NULL, c->input, &ch);
 
 	long long id;
+	err_t e;
 	if ((e = db_begin(db)) != E_OK)
 		goto out;
 	if (ch.move_default &&
@@ -347,47 +321,9 @@ static int cmp_id(const void *a, const void *b)
 
 err_t ms_handle_batch_delete(struct ctx *c)
 {
-	const struct json_value *body = c->body;
-	const struct json_value *ids = NULL;
-	for (size_t i = 0; i < body->u.object.count; i++) {
-		const struct json_member *m = &body->u.object.members[i];
-		if (strcmp(m->key, "ids") == 0 && strlen(m->key) == m->key_len)
-			ids = m->value;
-		else
-			http_field_error(c,
-			                 strlen(m->key) == m->key_len ? m->key : "(key with NUL)",
-			                 "is not a field of a batch delete");
-	}
-	if (ids == NULL)
-		http_field_error(c, "ids", "is required");
-	else if (ids->type != JSON_ARRAY)
-		http_field_error(c, "ids", "must be an array of mail server ids");
-	else if (ids->u.array.count < 1 || ids->u.array.count > BATCH_DELETE_MAX_IDS)
-		http_field_error(c, "ids", "must hold 1 to 500 ids");
-	else
-		for (size_t i = 0; i < ids->u.array.count; i++) {
-			const struct json_value *v = ids->u.array.items[i];
-			if (v->type != JSON_NUMBER || !v->u.number.is_int || v->u.number.i < 1) {
-				http_field_error(c, "ids", "must hold only positive integers");
-				break;
-			}
-		}
-	if (c->nerrors > 0)
-		return http_reject(c, E_VALIDATION, "the batch delete request is invalid");
-
 	/* Sorted and without repeats: the answer lists each id once. */
-	size_t n = ids->u.array.count;
-	long long *want = arena_calloc(c->arena, n, sizeof(*want));
-	if (want == NULL)
-		return http_reject(c, E_INTERNAL, "out of memory");
-	for (size_t i = 0; i < n; i++)
-		want[i] = ids->u.array.items[i]->u.number.i;
-	qsort(want, n, sizeof(*want), cmp_id);
-	size_t u = 0;
-	for (size_t i = 0; i < n; i++)
-		if (u == 0 || want[u - 1] != want[i])
-			want[u++] = want[i];
-
+	const long long *want = c->fields[MS_BATCH_IDS].ids;
+	size_t u = c->fields[MS_BATCH_IDS].nids;
 	long long *gone;
 	size_t ngone;
 	err_t e = db_ms_batch_delete(c->w->db, c->arena, want, u, &gone, &ngone);

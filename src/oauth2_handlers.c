@@ -9,10 +9,11 @@
  *   POST /mail-servers/{id}/oauth2/refresh    refresh now: 200 with the
  *        server, or 502 naming the cause
  *
- * authorize and refresh take no request body: a non-empty one is a 400 (an
- * empty body with any Content-Type is fine). The callback checks the state
- * before anything else; a state that fails its check causes no call to the
- * provider. Neither the code nor the state ever reaches a log line.
+ * authorize and refresh take no request body: their routes refuse a
+ * non-empty one with a 400 (an empty body with any Content-Type is fine).
+ * The callback's query parameters are declared below; the state decides
+ * before anything else, and a state that fails its check causes no call to
+ * the provider. Neither the code nor the state ever reaches a log line.
  */
 #include <string.h>
 
@@ -30,17 +31,8 @@
 #include "mailsrv_limits.h"
 #include "oauth2.h"
 #include "outbound.h"
+#include "router.h"
 #include "validate.h"
-
-static err_t no_body(struct ctx *c)
-{
-	if (c->req->body_too_large)
-		return http_reject(c, E_PAYLOAD_TOO_LARGE,
-		                   "the request body is larger than 65536 bytes");
-	if (c->req->body_len > 0)
-		return http_reject(c, E_BAD_REQUEST, "this operation takes no request body");
-	return E_OK;
-}
 
 static err_t db_failed(struct ctx *c, err_t e)
 {
@@ -68,10 +60,8 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	const struct app *app = c->w->app;
 	struct ms_row row;
 	int found;
-	err_t e = no_body(c);
+	err_t e = db_ms_get(db, c->arena, c->id, 0, &row, &found);
 	if (e != E_OK)
-		return e;
-	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
 		return db_failed(c, e);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
@@ -145,45 +135,72 @@ static err_t to_console(struct ctx *c, long long id, const char *error_code)
 	return E_OK;
 }
 
-static const struct query_param *param(const struct query_param *p, size_t n, const char *name)
+/* The state: 43 base64url characters; anything else is unknown without a
+ * look at the database (soft: the handler answers 400 "unknown"). */
+static int state_ok(struct arena *a, const char *s, size_t len, struct input_value *v)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(p[i].name, name) == 0)
-			return &p[i];
-	return NULL;
+	return oauth2_state_wellformed(s, len);
 }
+
+/* The provider's error (RFC 6749 section 4.1.2.1): a short ASCII word; any
+ * other value is reported as invalid_response (soft). */
+static int error_ok(struct arena *a, const char *s, size_t len, struct input_value *v)
+{
+	return oauth2_error_code_ok(s, len) && strlen(s) == len;
+}
+
+/* The code passed on to the token endpoint: bounded, no control
+ * characters; a bad one ends as invalid_request at the console (soft). */
+static int code_ok(struct arena *a, const char *s, size_t len, struct input_value *v)
+{
+	return len > 0 && len <= OAUTH2_CODE_MAX_BYTES && !text_has_control_chars(s, len);
+}
+
+/* Shown to administrators: any text, kept as clean printable UTF-8 of at
+ * most OAUTH2_ERROR_DESCRIPTION_MAX_CHARS characters. */
+static int description_clean(struct arena *a, const char *s, size_t len, struct input_value *v)
+{
+	v->s = oauth2_clean_text(a, s, len, OAUTH2_ERROR_DESCRIPTION_MAX_CHARS);
+	v->len = v->s ? strlen(v->s) : 0;
+	return v->s != NULL;
+}
+
+/* GET /oauth2/callback, in enum oauth2_callback_param order. Providers add
+ * parameters of their own (session_state, iss, scope, authuser, ...): only
+ * these four matter. */
+static const struct input_field callback_params[] = {
+    [CB_STATE] = {.name = "state",
+                  .kind = IN_FUNC,
+                  .flags = IN_REQUIRED | IN_SOFT,
+                  .check = state_ok,
+                  .missing = "the state parameter is missing"},
+    [CB_CODE] = {.name = "code", .kind = IN_FUNC, .flags = IN_SOFT, .check = code_ok},
+    [CB_ERROR] = {.name = "error", .kind = IN_FUNC, .flags = IN_SOFT, .check = error_ok},
+    [CB_ERROR_DESCRIPTION] = {.name = "error_description",
+                              .kind = IN_FUNC,
+                              .flags = IN_SOFT,
+                              .check = description_clean},
+};
+const struct input_decl oauth2_callback_query = {
+    callback_params, sizeof(callback_params) / sizeof(callback_params[0]), 1, NULL};
 
 err_t oauth2_handle_callback(struct ctx *c)
 {
 	struct db *db = c->w->db;
 	const struct app *app = c->w->app;
-	/* Whatever the answer, the browser must not send this URL (code and
-	 * state) onwards as a Referer. */
-	http_header(c, "Referrer-Policy", "no-referrer");
-
-	struct query_param *params;
-	size_t n;
-	if (query_parse(c->arena, c->req->query, &params, &n) != 0)
-		return http_reject(c, E_BAD_REQUEST,
-		                   "the query string is malformed or repeats a parameter");
-	/* Providers add parameters of their own (session_state, iss, scope,
-	 * authuser, ...): only these four matter. */
-	const struct query_param *state = param(params, n, "state");
-	const struct query_param *code = param(params, n, "code");
-	const struct query_param *error = param(params, n, "error");
-	const struct query_param *desc = param(params, n, "error_description");
+	const struct input_value *state = &c->query[CB_STATE], *code = &c->query[CB_CODE];
+	const struct input_value *error = &c->query[CB_ERROR];
+	const struct input_value *desc = &c->query[CB_ERROR_DESCRIPTION];
 
 	/* The state first: nothing else is looked at, and nothing is called,
 	 * for a state that fails its check. */
-	if (state == NULL || state->value_len == 0)
-		return http_reject(c, E_BAD_REQUEST, "the state parameter is missing");
 	unsigned char hash[32];
 	enum oauth2_state_result sr = OAUTH2_STATE_UNKNOWN;
 	long long id = 0;
 	const char *actor = NULL, *verifier = NULL;
 	err_t e;
-	if (oauth2_state_wellformed(state->value, state->value_len)) {
-		if (crypto_sha256(state->value, state->value_len, hash) != 0)
+	if (state->valid) {
+		if (crypto_sha256(state->s, state->len, hash) != 0)
 			return http_reject(c, E_INTERNAL, "could not hash the state");
 		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor,
 		                            &verifier);
@@ -202,16 +219,11 @@ err_t oauth2_handle_callback(struct ctx *c)
 
 	struct oauth2_failure f;
 	memset(&f, 0, sizeof(f));
-	if (error != NULL) {
+	if (error->present) {
 		/* The provider's answer, e.g. access_denied (RFC 6749 4.1.2.1). */
 		f.provider = 1;
-		f.code = oauth2_error_code_ok(error->value, error->value_len) &&
-		                 strlen(error->value) == error->value_len
-		             ? error->value
-		             : "invalid_response";
-		f.description = desc ? oauth2_clean_text(c->arena, desc->value, desc->value_len,
-		                                         OAUTH2_ERROR_DESCRIPTION_MAX_CHARS)
-		                     : NULL;
+		f.code = error->valid ? error->s : "invalid_response";
+		f.description = desc->valid ? desc->s : NULL;
 		if (oauth2_note_authorization_error(app, db, c->arena, id, &f) != E_OK)
 			log_warning("could not record the failed authorization of mail server %lld",
 			            id);
@@ -221,8 +233,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 		    id, f.code);
 		return to_console(c, id, f.code);
 	}
-	if (code == NULL || code->value_len == 0 || code->value_len > OAUTH2_CODE_MAX_BYTES ||
-	    text_has_control_chars(code->value, code->value_len)) {
+	if (!code->valid) {
 		log_info(
 		    "the OAuth 2.0 authorization of mail server %lld failed: the provider sent no"
 		    " usable code",
@@ -230,7 +241,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 		return to_console(c, id, "invalid_request");
 	}
 
-	e = oauth2_exchange_code(app, db, c->arena, id, code->value, verifier, actor, &f);
+	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, actor, &f);
 	switch (e) {
 	case E_OK:
 		return to_console(c, id, NULL);
@@ -257,10 +268,7 @@ err_t oauth2_handle_refresh(struct ctx *c)
 	struct oauth2_failure f;
 	struct ms_row row;
 	int found;
-	err_t e = no_body(c);
-	if (e != E_OK)
-		return e;
-	e = oauth2_refresh(c->w->app, db, c->arena, c->id, &f);
+	err_t e = oauth2_refresh(c->w->app, db, c->arena, c->id, &f);
 	switch (e) {
 	case E_OK:
 		break;

@@ -19,7 +19,7 @@
  * client_id|authorization_url|token_url|scope|oauth2_status.
  *
  * Besides "no crash, no leak, no UB" it checks properties:
- *   - query_parse: at most 16 distinct names without NUL, values
+ *   - query_parse: at most QUERY_MAX_PARAMS distinct names without NUL, values
  *     NUL-terminated, and a query over QUERY_STRING_MAX_BYTES refused;
  *   - if_match_ok agrees with a plain reading of RFC 9110 13.1.1 (a list of
  *     tags; "*" or the exact strong tag matches);
@@ -155,7 +155,7 @@ static void check_query(const char *qs)
 		abort();
 	if (rc != 0)
 		return;
-	if (n > 16)
+	if (n > QUERY_MAX_PARAMS)
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		if (params[i].name == NULL || params[i].value == NULL ||

@@ -17,6 +17,7 @@
 #include "arena.h"
 #include "http.h"
 #include "json.h"
+#include "mailsrv_limits.h"
 
 static void test_query_parse(void **state)
 {
@@ -45,7 +46,7 @@ static void test_query_parse(void **state)
 	assert_int_equal(query_parse(a, "a%00=1", &p, &n), -1);
 	/* Too many parameters. */
 	char many[256] = "";
-	for (int i = 0; i < 17; i++)
+	for (int i = 0; i <= QUERY_MAX_PARAMS; i++)
 		snprintf(many + strlen(many), sizeof(many) - strlen(many), "p%d=1&", i);
 	assert_int_equal(query_parse(a, many, &p, &n), -1);
 	/* Too long. */
