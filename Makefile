@@ -30,7 +30,10 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/tests:
 	@mkdir -p $@
 
+# Made afresh: `ar r` into an old archive would keep the objects of
+# source files that were renamed or removed since.
 $(BUILD)/libmailsrv.a: $(LIBOBJ)
+	@rm -f $@
 	@ar rcs $@ $^
 
 $(BUILD)/mailsrv: $(BUILD)/obj/main.o $(BUILD)/libmailsrv.a
