@@ -275,8 +275,8 @@ err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret
 	int lengths[] = {32, 0, 0, blen, 0};
 	int fmt[] = {1, 0, 0, 1, 0};
 	err_t e = db_exec(db, ST_OA_STATE_INSERT, 5, p, lengths, fmt, NULL);
-	/* 23503: the server was deleted in between. */
-	if (e == E_INTERNAL && strcmp(db_sqlstate(db), "23503") == 0)
+	/* The server was deleted in between. */
+	if (e == E_INTERNAL && db_cause(db) == DB_CAUSE_FOREIGN_KEY)
 		return E_NOT_FOUND;
 	return e;
 }
