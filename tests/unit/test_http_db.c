@@ -218,12 +218,42 @@ static void test_sqlstates(void **state)
 	assert_int_equal(db_cause_err(DB_CAUSE_NONE), E_OK);
 }
 
+/* A request that could not be read (fcgi_server.c) is answered by
+ * http_problem like every other, even with no request id yet. */
+static void test_app_reject(void **state)
+{
+	(void)state;
+	struct worker w;
+	memset(&w, 0, sizeof(w));
+	w.arena = arena_new(1 << 16);
+	w.out = json_out_new();
+	struct http_request req;
+	memset(&req, 0, sizeof(req));
+	struct http_response resp;
+	app_reject(&w, &req, &resp, E_PAYLOAD_TOO_LARGE, "the request is too large to process");
+	assert_int_equal(resp.status, 413);
+	assert_string_equal(resp.content_type, "application/problem+json");
+	struct json_value *v;
+	char msg[64];
+	assert_int_equal(json_parse(w.arena, resp.body, resp.body_len, &v, msg, sizeof(msg)),
+	                 JSON_OK);
+	assert_string_equal(json_get(v, "type")->u.string.ptr, "/problems/payload-too-large");
+	assert_string_equal(json_get(v, "detail")->u.string.ptr,
+	                    "the request is too large to process");
+	assert_null(json_get(v, "request_id"));
+	assert_int_equal(resp.nheaders, 1);
+	assert_string_equal(resp.headers[0].name, "Cache-Control");
+	json_out_free(w.out);
+	arena_free(w.arena);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_problem_table),
 	    cmocka_unit_test(test_db_failures),
 	    cmocka_unit_test(test_sqlstates),
+	    cmocka_unit_test(test_app_reject),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
