@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "err.h"
 #include "jwt.h"
 
 struct arena;
@@ -45,5 +46,10 @@ void worker_free(struct worker *w);
 /* Serve one request: route, authenticate, validate, handle, and always
  * leave a complete response in resp (strings in the worker's arena). */
 void app_handle(struct worker *w, const struct http_request *req, struct http_response *resp);
+/* Answer with the problem e before routing (a request that could not be
+ * read: req may be partly filled), like every other problem. Needs nothing
+ * from the arena. */
+void app_reject(struct worker *w, const struct http_request *req, struct http_response *resp,
+                err_t e, const char *detail);
 
 #endif

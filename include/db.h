@@ -42,9 +42,10 @@ err_t db_ensure(struct db *db);
  * parameters (NULL value = SQL NULL; lengths/binary per param when fmt is
  * non-NULL: fmt[i] = 1 for binary). On E_OK *res holds the result (NULL
  * allowed when the caller does not need it); the caller frees it with
- * db_clear. Constraint violations give E_CONFLICT with the constraint's name
- * in db_constraint(); lock/statement timeouts and lost connections give
- * E_DB_UNAVAILABLE.
+ * db_clear. On failure db_cause() tells why: a unique violation gives
+ * E_CONFLICT (the constraint's name in db_constraint()); timeouts,
+ * serialization failures and lost connections E_DB_UNAVAILABLE; anything
+ * else E_INTERNAL.
  */
 err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, const int *lengths,
               const int *fmt, struct pg_result **res);
@@ -55,7 +56,25 @@ err_t db_commit(struct db *db);
 /* Never fails visibly: a broken connection is simply marked for reconnect. */
 void db_rollback(struct db *db);
 
-/* The constraint named by the last E_CONFLICT ("" if none). */
+/* Why the last statement failed (SQLSTATE classes per PostgreSQL's
+ * appendix A). http_db.c maps it, with the err_t, to problem details. */
+enum db_cause {
+	DB_CAUSE_NONE,          /* it did not fail (or the failure was not the database's) */
+	DB_CAUSE_UNAVAILABLE,   /* no connection, lost, server shutting down or out of resources */
+	DB_CAUSE_TIMEOUT,       /* statement or lock timeout (57014, 55P03): E_DB_UNAVAILABLE */
+	DB_CAUSE_SERIALIZATION, /* serialization failure or deadlock (40xxx): E_DB_UNAVAILABLE */
+	DB_CAUSE_UNIQUE,        /* unique violation (23505): E_CONFLICT, db_constraint() */
+	DB_CAUSE_FOREIGN_KEY,   /* a referenced row is gone (23503): E_INTERNAL */
+	DB_CAUSE_CHECK,         /* check or not-null violation (23xxx): E_INTERNAL */
+	DB_CAUSE_OTHER,         /* anything else the server refused (a bug): E_INTERNAL */
+	DB_CAUSE__COUNT
+};
+enum db_cause db_cause(const struct db *db);
+/* The cause of a failure the server answered with this SQLSTATE, and the
+ * err_t db_exec returns for a cause. */
+enum db_cause db_cause_of_sqlstate(const char *sqlstate);
+err_t db_cause_err(enum db_cause cause);
+/* The constraint named by the last failure ("" if none). */
 const char *db_constraint(const struct db *db);
 /* The SQLSTATE of the last failure ("" if none). */
 const char *db_sqlstate(const struct db *db);

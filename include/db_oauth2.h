@@ -4,10 +4,10 @@
  * OAuth columns of mail_server with their secrets decrypted, and the
  * per-server refresh lock. Names follow db_<thing>_<verb>.
  *
- * Secrets are encrypted here with the same binding as db_mail_server.c
- * ("mail_server:<id>:<column>"); a PKCE verifier is bound to its state row
- * ("oauth2_state:<hex of the state's SHA-256>:code_verifier"). A state
- * itself is never stored, only its SHA-256.
+ * Secrets are encrypted here with the same binding as db_mail_server.c,
+ * from the one builder of the associated data (db_row.h): a server's secret
+ * to its row and column, a PKCE verifier to its state row. A state itself
+ * is never stored, only its SHA-256.
  */
 #ifndef MAILSRV_DB_OAUTH2_H
 #define MAILSRV_DB_OAUTH2_H

@@ -15,25 +15,48 @@
 #include "mailsrv_limits.h"
 #include "router.h"
 
+/* The request's context, with the headers every answer carries first. */
+static void begin(struct ctx *c, struct worker *w, const struct http_request *req,
+                  struct http_response *resp)
+{
+	memset(c, 0, sizeof(*c));
+	memset(resp, 0, sizeof(*resp));
+	c->w = w;
+	c->arena = w->arena;
+	c->req = req;
+	c->resp = resp;
+	c->out = w->out;
+	json_out_reset(w->out);
+	if (req->request_id[0] != '\0')
+		http_header(c, "X-Request-Id", req->request_id);
+}
+
+/* Responses about stored credentials are never cached. */
+static void end(struct ctx *c)
+{
+	http_header(c, "Cache-Control", "no-store");
+}
+
 void app_handle(struct worker *w, const struct http_request *req, struct http_response *resp)
 {
 	struct ctx c;
-	memset(&c, 0, sizeof(c));
-	memset(resp, 0, sizeof(*resp));
-	c.w = w;
-	c.arena = w->arena;
-	c.req = req;
-	c.resp = resp;
-	c.out = w->out;
-	json_out_reset(w->out);
-	if (req->request_id[0] != '\0')
-		http_header(&c, "X-Request-Id", req->request_id);
-
+	begin(&c, w, req, resp);
 	err_t e = router_dispatch(&c);
 	if (e != E_OK)
 		http_problem(&c, e);
-	/* Responses about stored credentials are never cached. */
-	http_header(&c, "Cache-Control", "no-store");
+	end(&c);
+}
+
+void app_reject(struct worker *w, const struct http_request *req, struct http_response *resp,
+                err_t e, const char *detail)
+{
+	struct http_request r = *req;
+	if (r.request_id == NULL)
+		r.request_id = "";
+	struct ctx c;
+	begin(&c, w, &r, resp);
+	http_problem(&c, http_reject(&c, e, detail));
+	end(&c);
 }
 
 int app_init(struct app *app, char *err, size_t errlen)

@@ -23,6 +23,7 @@ struct db {
 	const char *conninfo;
 	PGconn *conn;
 	int pinned; /* db_pin: session state held, no re-runs */
+	enum db_cause cause;
 	char sqlstate[6];
 	char constraint[64];
 };
@@ -133,17 +134,39 @@ err_t db_ensure(struct db *db)
 		         db->conn ? PQerrorMessage(db->conn) : "out of memory");
 		log_warning("could not connect to the database: %s", msg);
 		db_disconnect(db);
+		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
 	}
 	PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
 	if (prepare_all(db) != 0) {
 		db_disconnect(db);
+		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
 	}
 	return E_OK;
 }
 
-/* Classify a failed result: SQLSTATE classes per PostgreSQL appendix A. */
+enum db_cause db_cause_of_sqlstate(const char *s)
+{
+	if (strcmp(s, "23505") == 0)
+		return DB_CAUSE_UNIQUE;
+	if (strcmp(s, "23503") == 0)
+		return DB_CAUSE_FOREIGN_KEY;
+	if (strncmp(s, "23", 2) == 0)
+		return DB_CAUSE_CHECK;
+	/* 55P03 lock_not_available, 57014 query_canceled (statement timeout) */
+	if (strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0)
+		return DB_CAUSE_TIMEOUT;
+	/* 40001/40P01 serialization failure, deadlock */
+	if (strncmp(s, "40", 2) == 0)
+		return DB_CAUSE_SERIALIZATION;
+	/* 53xxx resources, 57P0x shutdown, 08xxx connection */
+	if (strncmp(s, "53", 2) == 0 || strncmp(s, "57P", 3) == 0 || strncmp(s, "08", 2) == 0)
+		return DB_CAUSE_UNAVAILABLE;
+	return DB_CAUSE_OTHER;
+}
+
+/* Classify a failed result: remember its cause, answer its err_t. */
 static err_t classify(struct db *db, PGresult *res)
 {
 	remember_error(db, res);
@@ -156,22 +179,34 @@ static err_t classify(struct db *db, PGresult *res)
 	if (PQstatus(db->conn) != CONNECTION_OK || s[0] == '\0') {
 		log_warning("lost the database connection: %s", PQerrorMessage(db->conn));
 		db_disconnect(db);
+		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
 	}
-	if (strcmp(s, "23505") == 0 || strcmp(s, "23514") == 0)
-		return E_CONFLICT;
-	/* 55P03 lock_not_available, 57014 query_canceled (statement timeout),
-	 * 40001/40P01 serialization/deadlock, 53xxx resources, 57P0x shutdown,
-	 * 08xxx connection: all transient, the client may retry. */
-	if (strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 || strncmp(s, "40", 2) == 0 ||
-	    strncmp(s, "53", 2) == 0 || strncmp(s, "57P", 3) == 0 || strncmp(s, "08", 2) == 0) {
+	db->cause = db_cause_of_sqlstate(s);
+	err_t e = db_cause_err(db->cause);
+	if (e == E_INTERNAL)
+		log_error("database request failed (SQLSTATE %s): %s", s,
+		          res ? PQresultErrorMessage(res) : "");
+	else if (e == E_DB_UNAVAILABLE) /* transient: the client may retry */
 		log_warning("database request failed (SQLSTATE %s): %s", s,
 		            res ? PQresultErrorMessage(res) : "");
+	return e;
+}
+
+err_t db_cause_err(enum db_cause cause)
+{
+	switch (cause) {
+	case DB_CAUSE_NONE:
+		return E_OK;
+	case DB_CAUSE_UNIQUE:
+		return E_CONFLICT;
+	case DB_CAUSE_UNAVAILABLE:
+	case DB_CAUSE_TIMEOUT:
+	case DB_CAUSE_SERIALIZATION:
 		return E_DB_UNAVAILABLE;
+	default:
+		return E_INTERNAL;
 	}
-	log_error("database request failed (SQLSTATE %s): %s", s,
-	          res ? PQresultErrorMessage(res) : "");
-	return E_INTERNAL;
 }
 
 void db_pin(struct db *db)
@@ -192,8 +227,11 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		*out = NULL;
 	for (int attempt = 0;; attempt++) {
 		db->sqlstate[0] = db->constraint[0] = '\0';
-		if (db->conn == NULL)
+		db->cause = DB_CAUSE_NONE;
+		if (db->conn == NULL) {
+			db->cause = DB_CAUSE_UNAVAILABLE;
 			return E_DB_UNAVAILABLE;
+		}
 		/* Taken before the statement: after a failure the status is the
 		 * failure's. Whether the statement only reads is asked on failure. */
 		int alone = attempt == 0 && db->pinned == 0 &&
@@ -230,8 +268,12 @@ void db_clear(struct pg_result *res)
 
 static err_t simple(struct db *db, const char *sql)
 {
-	if (db->conn == NULL)
+	db->sqlstate[0] = db->constraint[0] = '\0';
+	db->cause = DB_CAUSE_NONE;
+	if (db->conn == NULL) {
+		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
+	}
 	PGresult *res = PQexec(db->conn, sql);
 	err_t e = PQresultStatus(res) == PGRES_COMMAND_OK ? E_OK : classify(db, res);
 	PQclear(res);
@@ -261,6 +303,11 @@ void db_rollback(struct db *db)
 	PQclear(res);
 	if (PQstatus(db->conn) != CONNECTION_OK)
 		db_disconnect(db);
+}
+
+enum db_cause db_cause(const struct db *db)
+{
+	return db->cause;
 }
 
 const char *db_constraint(const struct db *db)

@@ -10,91 +10,69 @@
 #include <string.h>
 
 #include "arena.h"
-#include "crypto.h"
 #include "db.h"
+#include "db_row.h"
 
-/* Column positions of MS_COLUMNS (db_statements.c). */
-enum {
-	C_ID,
-	C_NAME,
-	C_SERVER,
-	C_PORT,
-	C_SENDER_NAME,
-	C_SENDER_EMAIL,
-	C_IS_DEFAULT,
-	C_ENABLE_SSL,
-	C_AUTH_TYPE,
-	C_USERNAME,
-	C_PASSWORD_SET,
-	C_CLIENT_ID,
-	C_AUTHORIZATION_URL,
-	C_TOKEN_URL,
-	C_SCOPE,
-	C_SECRET_KEY_SET,
-	C_ACCESS_TOKEN_SET,
-	C_REFRESH_TOKEN_SET,
-	C_ACCESS_TOKEN_EXPIRES_AT,
-	C_OAUTH2_STATUS,
-	C_OAUTH2_LAST_REFRESHED_AT,
-	C_OAUTH2_LAST_ERROR_CODE,
-	C_OAUTH2_LAST_ERROR_DESCRIPTION,
-	C_CREATED_AT,
-	C_UPDATED_AT,
-	C_VERSION,
-	C__COUNT
+/* Statement parameters of insert and update, in $n order (MS_P_id is $1). */
+#define MS_P_WRITE_(n, column)          MS_P_##column,
+#define MS_P_SECRET_(name, value, keep) MS_P_##name##_enc,
+#define MS_P_KEEP_(name, value, keep)   MS_P_keep_##name,
+/* clang-format off */
+enum ms_param {
+	MS_P_id,
+	MS_WRITE_COLUMNS(MS_P_WRITE_)
+	MS_SECRETS(MS_P_SECRET_)
+	MS_SECRETS(MS_P_KEEP_)
+	MS_P_keep_oauth2_state,
+	MS_P__UPDATE_COUNT,
+	/* insert takes those before the keep flags (update only) */
+	MS_P__INSERT_COUNT = MS_P_keep_oauth2_state - MS_SECRET__COUNT
 };
+/* clang-format on */
 
-static const char *col_str(struct arena *a, const struct pg_result *r, int row, int col, int *nomem)
+/* The $n written in the declaration (db_mail_server.h) is the position in
+ * this enum, plus one: a column added out of order does not compile. */
+#define MS_CHECK_WRITE_(n, column)                                                                 \
+	_Static_assert(MS_P_##column + 1 == n, "$" #n " is not the parameter of " #column);
+#define MS_CHECK_SECRET_(name, value, keep)                                                        \
+	_Static_assert(MS_P_##name##_enc + 1 == value, "$" #value " is not " #name "_enc");        \
+	_Static_assert(MS_P_keep_##name + 1 == keep, "$" #keep " is not the keep flag of " #name);
+MS_WRITE_COLUMNS(MS_CHECK_WRITE_)
+MS_SECRETS(MS_CHECK_SECRET_)
+_Static_assert(MS_P_keep_oauth2_state + 1 == MS_KEEP_OAUTH2_STATE_PARAM,
+               "the keep flag of the OAuth state is not the last parameter");
+
+/* Readers by the kind of MS_READ_COLUMNS. */
+static const char *read_TEXT(struct arena *a, const struct pg_result *r, int row, int col,
+                             int *nomem)
 {
-	if (db_isnull(r, row, col))
-		return NULL;
-	char *s = arena_strndup(a, db_value(r, row, col), (size_t)db_length(r, row, col));
-	if (s == NULL)
-		*nomem = 1;
-	return s;
+	return db_col_str(a, r, row, col, nomem);
 }
 
-static int col_bool(const struct pg_result *r, int row, int col)
+static long long read_INT(struct arena *a, const struct pg_result *r, int row, int col, int *nomem)
 {
-	return !db_isnull(r, row, col) && db_value(r, row, col)[0] == 't';
+	return db_col_int(r, row, col);
 }
 
-static long long col_int(const struct pg_result *r, int row, int col)
+static int read_BOOL(struct arena *a, const struct pg_result *r, int row, int col, int *nomem)
 {
-	return db_isnull(r, row, col) ? 0 : strtoll(db_value(r, row, col), NULL, 10);
+	return db_col_bool(r, row, col);
+}
+
+static enum auth_type read_AUTH(struct arena *a, const struct pg_result *r, int row, int col,
+                                int *nomem)
+{
+	return strcmp(db_value(r, row, col), "oauth2") == 0 ? AUTH_OAUTH2 : AUTH_BASIC;
 }
 
 static err_t read_row(struct arena *a, const struct pg_result *r, int row, struct ms_row *m)
 {
 	int nomem = 0;
 	memset(m, 0, sizeof(*m));
-	m->id = col_int(r, row, C_ID);
-	m->name = col_str(a, r, row, C_NAME, &nomem);
-	m->server = col_str(a, r, row, C_SERVER, &nomem);
-	m->port = (int)col_int(r, row, C_PORT);
-	m->sender_name = col_str(a, r, row, C_SENDER_NAME, &nomem);
-	m->sender_email = col_str(a, r, row, C_SENDER_EMAIL, &nomem);
-	m->is_default = col_bool(r, row, C_IS_DEFAULT);
-	m->enable_ssl = col_bool(r, row, C_ENABLE_SSL);
-	m->auth = strcmp(db_value(r, row, C_AUTH_TYPE), "oauth2") == 0 ? AUTH_OAUTH2 : AUTH_BASIC;
-	m->username = col_str(a, r, row, C_USERNAME, &nomem);
-	m->password_set = col_bool(r, row, C_PASSWORD_SET);
-	m->client_id = col_str(a, r, row, C_CLIENT_ID, &nomem);
-	m->authorization_url = col_str(a, r, row, C_AUTHORIZATION_URL, &nomem);
-	m->token_url = col_str(a, r, row, C_TOKEN_URL, &nomem);
-	m->scope = col_str(a, r, row, C_SCOPE, &nomem);
-	m->secret_key_set = col_bool(r, row, C_SECRET_KEY_SET);
-	m->access_token_set = col_bool(r, row, C_ACCESS_TOKEN_SET);
-	m->refresh_token_set = col_bool(r, row, C_REFRESH_TOKEN_SET);
-	m->access_token_expires_at = col_str(a, r, row, C_ACCESS_TOKEN_EXPIRES_AT, &nomem);
-	m->oauth2_status = col_str(a, r, row, C_OAUTH2_STATUS, &nomem);
-	m->oauth2_last_refreshed_at = col_str(a, r, row, C_OAUTH2_LAST_REFRESHED_AT, &nomem);
-	m->oauth2_last_error_code = col_str(a, r, row, C_OAUTH2_LAST_ERROR_CODE, &nomem);
-	m->oauth2_last_error_description =
-	    col_str(a, r, row, C_OAUTH2_LAST_ERROR_DESCRIPTION, &nomem);
-	m->created_at = col_str(a, r, row, C_CREATED_AT, &nomem);
-	m->updated_at = col_str(a, r, row, C_UPDATED_AT, &nomem);
-	m->version = col_int(r, row, C_VERSION);
+	m->id = db_col_int(r, row, MS_COL_id);
+#define MS_READ_(field, kind, sql) m->field = read_##kind(a, r, row, MS_COL_##field, &nomem);
+	MS_READ_COLUMNS(MS_READ_)
+#undef MS_READ_
 	return nomem ? E_INTERNAL : E_OK;
 }
 
@@ -152,7 +130,7 @@ err_t db_ms_list(struct db *db, struct arena *a, const char *pattern, enum ms_so
 			db_clear(r);
 			return E_INTERNAL;
 		}
-		*total = col_int(r, 0, C__COUNT);
+		*total = db_col_int(r, 0, MS_COL__LIST_TOTAL);
 		for (int i = 0; i < count && e == E_OK; i++)
 			e = read_row(a, r, i, &(*rows)[i]);
 		*n = (size_t)count;
@@ -164,7 +142,7 @@ err_t db_ms_list(struct db *db, struct arena *a, const char *pattern, enum ms_so
 	e = db_exec(db, ST_MS_COUNT, 1, p, NULL, NULL, &r);
 	if (e != E_OK)
 		return e;
-	*total = col_int(r, 0, 0);
+	*total = db_col_int(r, 0, 0);
 	db_clear(r);
 	return E_OK;
 }
@@ -175,65 +153,48 @@ err_t db_ms_next_id(struct db *db, long long *id)
 	err_t e = db_exec(db, ST_MS_NEXT_ID, 0, NULL, NULL, NULL, &r);
 	if (e != E_OK)
 		return e;
-	*id = col_int(r, 0, 0);
+	*id = db_col_int(r, 0, 0);
 	db_clear(r);
 	return E_OK;
 }
 
-/* Encrypt one secret for row id's column (the associated data binds the
- * ciphertext to both). *blob NULL for "store NULL". */
-static err_t seal(struct arena *a, const struct secret_keyring *kr, long long id,
-                  const char *column, const struct secret_in *s, const char **blob, int *len)
-{
-	*blob = NULL;
-	*len = 0;
-	if (s->op != SECRET_SET)
-		return E_OK;
-	char *aad = arena_printf(a, "mail_server:%lld:%s", id, column);
-	unsigned char *out;
-	size_t outlen;
-	if (aad == NULL || secret_encrypt(kr, a, aad, s->value, s->len, &out, &outlen) != 0)
-		return E_INTERNAL;
-	*blob = (const char *)out;
-	*len = (int)outlen;
-	return E_OK;
-}
-
-#define NSECRETS 4
-
-/* Fill the parameters shared by insert and update ($1-$15). */
-static void common_params(const struct ms_change *ch, char idbuf[24], char portbuf[8],
-                          const char **p)
+/*
+ * Bind the parameters insert and update share: the id, the plain columns
+ * and each secret's value, encrypted and bound to row id's column (NULL
+ * when the secret is not set by this change: insert stores NULL, update
+ * keeps or clears by the keep flag). p, lengths and fmt have room for
+ * MS_P__UPDATE_COUNT parameters; the text buffers must outlive the call.
+ */
+static err_t bind_change(struct arena *a, const struct secret_keyring *kr, long long id,
+                         const struct ms_change *ch, char idbuf[24], char portbuf[8],
+                         const char **p, int *lengths, int *fmt)
 {
 	const struct ms_input *in = ch->in;
+	snprintf(idbuf, 24, "%lld", id);
 	snprintf(portbuf, 8, "%d", in->port);
-	p[0] = idbuf;
-	p[1] = in->name;
-	p[2] = in->server;
-	p[3] = portbuf;
-	p[4] = in->sender_name;
-	p[5] = in->sender_email;
-	p[6] = in->is_default ? "t" : "f";
-	p[7] = in->enable_ssl ? "t" : "f";
-	p[8] = in->auth == AUTH_OAUTH2 ? "oauth2" : "basic";
-	p[9] = in->username;
-	p[10] = in->client_id;
-	p[11] = in->authorization_url;
-	p[12] = in->token_url;
-	p[13] = in->scope;
-	p[14] = ch->oauth2_status;
-}
-
-static err_t seal_all(struct arena *a, const struct secret_keyring *kr, long long id,
-                      const struct ms_change *ch, const char *blob[NSECRETS], int len[NSECRETS])
-{
-	static const char *const columns[NSECRETS] = {"password", "secret_key", "access_token",
-	                                              "refresh_token"};
-	const struct secret_in *s[NSECRETS] = {&ch->password, &ch->secret_key, &ch->access_token,
-	                                       &ch->refresh_token};
-	for (int i = 0; i < NSECRETS; i++)
-		if (seal(a, kr, id, columns[i], s[i], &blob[i], &len[i]) != E_OK)
-			return E_INTERNAL;
+	p[MS_P_id] = idbuf;
+	p[MS_P_name] = in->name;
+	p[MS_P_server] = in->server;
+	p[MS_P_port] = portbuf;
+	p[MS_P_sender_name] = in->sender_name;
+	p[MS_P_sender_email] = in->sender_email;
+	p[MS_P_is_default] = in->is_default ? "t" : "f";
+	p[MS_P_enable_ssl] = in->enable_ssl ? "t" : "f";
+	p[MS_P_auth_type] = in->auth == AUTH_OAUTH2 ? "oauth2" : "basic";
+	p[MS_P_username] = in->username;
+	p[MS_P_client_id] = in->client_id;
+	p[MS_P_authorization_url] = in->authorization_url;
+	p[MS_P_token_url] = in->token_url;
+	p[MS_P_scope] = in->scope;
+	p[MS_P_oauth2_status] = ch->oauth2_status;
+#define MS_BIND_SECRET_(name, value_param, keep_param)                                             \
+	fmt[MS_P_##name##_enc] = 1; /* bytea, binary */                                            \
+	if (ch->name.op == SECRET_SET &&                                                           \
+	    db_seal(a, kr, db_ms_secret_aad(a, id, MS_SECRET_##name), ch->name.value,              \
+	            ch->name.len, &p[MS_P_##name##_enc], &lengths[MS_P_##name##_enc]) != E_OK)     \
+		return E_INTERNAL;
+	MS_SECRETS(MS_BIND_SECRET_)
+#undef MS_BIND_SECRET_
 	return E_OK;
 }
 
@@ -241,21 +202,12 @@ err_t db_ms_insert(struct db *db, struct arena *a, const struct secret_keyring *
                    const struct ms_change *ch, struct ms_row *out)
 {
 	char idbuf[24], portbuf[8];
-	const char *p[19] = {0};
-	int lengths[19] = {0}, fmt[19] = {0};
-	const char *blob[NSECRETS];
-	int len[NSECRETS];
-	snprintf(idbuf, sizeof(idbuf), "%lld", id);
-	common_params(ch, idbuf, portbuf, p);
-	if (seal_all(a, kr, id, ch, blob, len) != E_OK)
+	const char *p[MS_P__UPDATE_COUNT] = {0};
+	int lengths[MS_P__UPDATE_COUNT] = {0}, fmt[MS_P__UPDATE_COUNT] = {0};
+	if (bind_change(a, kr, id, ch, idbuf, portbuf, p, lengths, fmt) != E_OK)
 		return E_INTERNAL;
-	for (int i = 0; i < NSECRETS; i++) {
-		p[15 + i] = blob[i];
-		lengths[15 + i] = len[i];
-		fmt[15 + i] = 1; /* bytea, binary */
-	}
 	int found;
-	err_t e = one_row(db, a, ST_MS_INSERT, 19, p, lengths, fmt, out, &found);
+	err_t e = one_row(db, a, ST_MS_INSERT, MS_P__INSERT_COUNT, p, lengths, fmt, out, &found);
 	return e == E_OK && !found ? E_INTERNAL : e;
 }
 
@@ -263,25 +215,17 @@ err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *
                    const struct ms_change *ch, struct ms_row *out)
 {
 	char idbuf[24], portbuf[8];
-	const char *p[24] = {0};
-	int lengths[24] = {0}, fmt[24] = {0};
-	const char *blob[NSECRETS];
-	int len[NSECRETS];
-	const struct secret_in *s[NSECRETS] = {&ch->password, &ch->secret_key, &ch->access_token,
-	                                       &ch->refresh_token};
-	snprintf(idbuf, sizeof(idbuf), "%lld", id);
-	common_params(ch, idbuf, portbuf, p);
-	p[15] = ch->keep_oauth2_state ? "t" : "f";
-	if (seal_all(a, kr, id, ch, blob, len) != E_OK)
+	const char *p[MS_P__UPDATE_COUNT] = {0};
+	int lengths[MS_P__UPDATE_COUNT] = {0}, fmt[MS_P__UPDATE_COUNT] = {0};
+	if (bind_change(a, kr, id, ch, idbuf, portbuf, p, lengths, fmt) != E_OK)
 		return E_INTERNAL;
-	for (int i = 0; i < NSECRETS; i++) {
-		p[16 + 2 * i] = s[i]->op == SECRET_KEEP ? "t" : "f";
-		p[17 + 2 * i] = blob[i];
-		lengths[17 + 2 * i] = len[i];
-		fmt[17 + 2 * i] = 1;
-	}
+#define MS_BIND_KEEP_(name, value, keep)                                                           \
+	p[MS_P_keep_##name] = ch->name.op == SECRET_KEEP ? "t" : "f";
+	MS_SECRETS(MS_BIND_KEEP_)
+#undef MS_BIND_KEEP_
+	p[MS_P_keep_oauth2_state] = ch->keep_oauth2_state ? "t" : "f";
 	int found;
-	err_t e = one_row(db, a, ST_MS_UPDATE, 24, p, lengths, fmt, out, &found);
+	err_t e = one_row(db, a, ST_MS_UPDATE, MS_P__UPDATE_COUNT, p, lengths, fmt, out, &found);
 	return e == E_OK && !found ? E_INTERNAL : e;
 }
 
@@ -338,7 +282,7 @@ err_t db_ms_batch_delete(struct db *db, struct arena *a, const long long *ids, s
 		return E_INTERNAL;
 	}
 	for (int i = 0; i < count; i++)
-		(*deleted)[i] = col_int(r, i, 0);
+		(*deleted)[i] = db_col_int(r, i, 0);
 	db_clear(r);
 	return E_OK;
 }

@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "db_row.h"
 #include "db_statements.h"
 #include "log.h"
 #include "mailsrv_limits.h"
@@ -38,21 +39,6 @@ enum {
 	G_LAST_ERROR_DESCRIPTION
 };
 
-static const char *col_str(struct arena *a, const struct pg_result *r, int col, int *nomem)
-{
-	if (db_isnull(r, 0, col))
-		return NULL;
-	char *s = arena_strndup(a, db_value(r, 0, col), (size_t)db_length(r, 0, col));
-	if (s == NULL)
-		*nomem = 1;
-	return s;
-}
-
-static long long col_int(const struct pg_result *r, int col)
-{
-	return strtoll(db_value(r, 0, col), NULL, 10);
-}
-
 /* Hex text (encode(col, 'hex')) to bytes in the arena. */
 static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
 {
@@ -70,16 +56,6 @@ static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *
 	}
 	*outlen = len / 2;
 	return out;
-}
-
-static void hex32(const unsigned char h[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = digits[h[i] >> 4];
-		out[2 * i + 1] = digits[h[i] & 15];
-	}
-	out[64] = '\0';
 }
 
 /* Decrypt a hex-encoded ciphertext of column col; *plain NULL for SQL NULL.
@@ -124,31 +100,39 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 	int nomem = 0;
 	out->id = id;
 	out->is_oauth2 = db_value(r, 0, G_IS_OAUTH2)[0] == 't';
-	out->client_id = col_str(a, r, G_CLIENT_ID, &nomem);
-	out->authorization_url = col_str(a, r, G_AUTHORIZATION_URL, &nomem);
-	out->token_url = col_str(a, r, G_TOKEN_URL, &nomem);
-	out->scope = col_str(a, r, G_SCOPE, &nomem);
+	out->client_id = db_col_str(a, r, 0, G_CLIENT_ID, &nomem);
+	out->authorization_url = db_col_str(a, r, 0, G_AUTHORIZATION_URL, &nomem);
+	out->token_url = db_col_str(a, r, 0, G_TOKEN_URL, &nomem);
+	out->scope = db_col_str(a, r, 0, G_SCOPE, &nomem);
 	out->has_expiry = !db_isnull(r, 0, G_EXPIRES_IN);
-	out->expires_in_s = out->has_expiry ? col_int(r, G_EXPIRES_IN) : 0;
-	out->status = col_str(a, r, G_STATUS, &nomem);
-	out->last_attempt = col_str(a, r, G_LAST_ATTEMPT, &nomem);
+	out->expires_in_s = out->has_expiry ? db_col_int(r, 0, G_EXPIRES_IN) : 0;
+	out->status = db_col_str(a, r, 0, G_STATUS, &nomem);
+	out->last_attempt = db_col_str(a, r, 0, G_LAST_ATTEMPT, &nomem);
 	out->ms_since_attempt =
-	    db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : col_int(r, G_MS_SINCE_ATTEMPT);
-	out->last_error_code = col_str(a, r, G_LAST_ERROR_CODE, &nomem);
-	out->last_error_description = col_str(a, r, G_LAST_ERROR_DESCRIPTION, &nomem);
+	    db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : db_col_int(r, 0, G_MS_SINCE_ATTEMPT);
+	out->last_error_code = db_col_str(a, r, 0, G_LAST_ERROR_CODE, &nomem);
+	out->last_error_description = db_col_str(a, r, 0, G_LAST_ERROR_DESCRIPTION, &nomem);
 
-	static const char *const columns[3] = {"secret_key", "access_token", "refresh_token"};
-	const char **plain[3] = {&out->client_secret, &out->access_token, &out->refresh_token};
-	size_t *lens[3] = {NULL, &out->access_token_len, NULL};
-	for (int i = 0; i < 3 && !nomem && e == E_OK; i++) {
-		char *aad = arena_printf(a, "mail_server:%lld:%s", id, columns[i]);
+	static const struct {
+		enum ms_secret secret;
+		int col;
+		const char *what;
+	} secrets[] = {
+	    {MS_SECRET_secret_key, G_SECRET_KEY, "secret_key"},
+	    {MS_SECRET_access_token, G_ACCESS_TOKEN, "access_token"},
+	    {MS_SECRET_refresh_token, G_REFRESH_TOKEN, "refresh_token"},
+	};
+	const char **plain[] = {&out->client_secret, &out->access_token, &out->refresh_token};
+	size_t *lens[] = {NULL, &out->access_token_len, NULL};
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]) && !nomem && e == E_OK; i++) {
+		char *aad = db_ms_secret_aad(a, id, secrets[i].secret);
 		if (aad == NULL) {
 			nomem = 1;
-		} else if (open_hex(a, kr, aad, r, G_SECRET_KEY + i, plain[i], lens[i]) != 0) {
+		} else if (open_hex(a, kr, aad, r, secrets[i].col, plain[i], lens[i]) != 0) {
 			log_error(
 			    "could not decrypt the stored %s of mail server %lld: wrong or missing"
 			    " key in the secret keyring",
-			    columns[i], id);
+			    secrets[i].what, id);
 			e = E_INTERNAL;
 		}
 	}
@@ -224,20 +208,6 @@ void db_oauth2_unlock(struct db *db, long long id)
 
 /* ---- stored outcomes ---- */
 
-static err_t seal(struct arena *a, const struct secret_keyring *kr, long long id,
-                  const char *column, const char *plain, size_t len, const char **blob,
-                  int *blob_len)
-{
-	char *aad = arena_printf(a, "mail_server:%lld:%s", id, column);
-	unsigned char *out;
-	size_t outlen;
-	if (aad == NULL || secret_encrypt(kr, a, aad, plain, len, &out, &outlen) != 0)
-		return E_INTERNAL;
-	*blob = (const char *)out;
-	*blob_len = (int)outlen;
-	return E_OK;
-}
-
 static err_t affected_one(struct db *db, int stmt, int n, const char *const *p, const int *lengths,
                           const int *fmt, int *stored)
 {
@@ -264,13 +234,14 @@ err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret
 	p[0] = idbuf;
 	p[1] = s->token_url;
 	p[2] = s->client_id;
-	if (seal(a, kr, s->id, "access_token", access_token, access_len, &p[3], &lengths[3]) !=
-	    E_OK)
+	if (db_seal(a, kr, db_ms_secret_aad(a, s->id, MS_SECRET_access_token), access_token,
+	            access_len, &p[3], &lengths[3]) != E_OK)
 		return E_INTERNAL;
 	fmt[3] = 1;
 	p[4] = expires_in >= 0 ? expbuf : NULL;
-	if (refresh_token != NULL && seal(a, kr, s->id, "refresh_token", refresh_token, refresh_len,
-	                                  &p[5], &lengths[5]) != E_OK)
+	if (refresh_token != NULL &&
+	    db_seal(a, kr, db_ms_secret_aad(a, s->id, MS_SECRET_refresh_token), refresh_token,
+	            refresh_len, &p[5], &lengths[5]) != E_OK)
 		return E_INTERNAL;
 	fmt[5] = 1;
 	return affected_one(db, ST_OA_STORE_TOKENS, 6, p, lengths, fmt, stored);
@@ -292,22 +263,20 @@ err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret
                              const unsigned char hash[32], long long server_id, const char *actor,
                              const char *code_verifier)
 {
-	char hex[65], idbuf[24], ttl[16];
-	hex32(hash, hex);
+	char idbuf[24], ttl[16];
 	snprintf(idbuf, sizeof(idbuf), "%lld", server_id);
 	snprintf(ttl, sizeof(ttl), "%d", OAUTH2_STATE_TTL_S);
-	char *aad = arena_printf(a, "oauth2_state:%s:code_verifier", hex);
-	unsigned char *blob;
-	size_t blen;
-	if (aad == NULL ||
-	    secret_encrypt(kr, a, aad, code_verifier, strlen(code_verifier), &blob, &blen) != 0)
+	const char *blob;
+	int blen;
+	if (db_seal(a, kr, db_oauth2_state_aad(a, hash), code_verifier, strlen(code_verifier),
+	            &blob, &blen) != E_OK)
 		return E_INTERNAL;
-	const char *p[] = {(const char *)hash, idbuf, actor, (const char *)blob, ttl};
-	int lengths[] = {32, 0, 0, (int)blen, 0};
+	const char *p[] = {(const char *)hash, idbuf, actor, blob, ttl};
+	int lengths[] = {32, 0, 0, blen, 0};
 	int fmt[] = {1, 0, 0, 1, 0};
 	err_t e = db_exec(db, ST_OA_STATE_INSERT, 5, p, lengths, fmt, NULL);
-	/* 23503: the server was deleted in between. */
-	if (e == E_INTERNAL && strcmp(db_sqlstate(db), "23503") == 0)
+	/* The server was deleted in between. */
+	if (e == E_INTERNAL && db_cause(db) == DB_CAUSE_FOREIGN_KEY)
 		return E_NOT_FOUND;
 	return e;
 }
@@ -329,11 +298,9 @@ err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secre
 		return e;
 	if (db_ntuples(r) == 1) {
 		int nomem = 0;
-		char hex[65];
-		hex32(hash, hex);
-		*server_id = col_int(r, 0);
-		*actor = col_str(a, r, 1, &nomem);
-		char *aad = arena_printf(a, "oauth2_state:%s:code_verifier", hex);
+		*server_id = db_col_int(r, 0, 0);
+		*actor = db_col_str(a, r, 0, 1, &nomem);
+		char *aad = db_oauth2_state_aad(a, hash);
 		if (nomem || aad == NULL) {
 			e = E_INTERNAL;
 		} else if (open_hex(a, kr, aad, r, 2, code_verifier, NULL) != 0 ||
@@ -356,7 +323,7 @@ err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secre
 		return e;
 	if (db_ntuples(r) == 1) {
 		*res = OAUTH2_STATE_SPENT;
-		*server_id = col_int(r, 0);
+		*server_id = db_col_int(r, 0, 0);
 	}
 	db_clear(r);
 	return E_OK;

@@ -6,18 +6,12 @@
  */
 #include "db.h"
 #include "db_statements.h"
+#include "db_mail_server.h"
 
-/* The representation's columns (struct ms_row, db_mail_server.c reads them
- * by these positions). Timestamps as RFC 3339 in UTC. */
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define MS_COLUMNS                                                                                 \
-	"id, name, server, port, sender_name, sender_email, is_default, enable_ssl, "              \
-	"auth_type, username, password_enc IS NOT NULL, client_id, authorization_url, "            \
-	"token_url, scope, secret_key_enc IS NOT NULL, access_token_enc IS NOT NULL, "             \
-	"refresh_token_enc IS NOT NULL, " TS("access_token_expires_at") ", oauth2_status, " TS(    \
-	    "oauth2_last_refreshed_at") ", oauth2_last_error_code, "                               \
-	                                "oauth2_last_error_description, " TS(                      \
-	                                    "created_at") ", " TS("updated_at") ", version"
+/* The representation's columns, from their declaration (MS_READ_COLUMNS in
+ * db_mail_server.h): id, then each column's SQL expression. */
+#define MS_SELECT_(field, kind, sql) ", " sql
+#define MS_COLUMNS                   "id" MS_READ_COLUMNS(MS_SELECT_)
 
 /* $1: a LIKE pattern ('%' q '%', wildcards escaped), or NULL for every
  * server. search_text (sql/003_list_search.sql) is the four searched fields,
@@ -38,6 +32,25 @@
 	    id] = {"ms_list_" name "_asc", MS_LIST(key, "ASC")},                                   \
 	    [ST_MS_LIST_FIRST + 2 * id + 1] = {"ms_list_" name "_desc", MS_LIST(key, "DESC")}
 
+/* Insert's and update's SQL, per declared column (db_mail_server.h). */
+#define MS_STR_(x)                           #x
+#define MS_STR(x)                            MS_STR_(x)
+#define MS_COLUMN_(n, column)                ", " #column
+#define MS_PARAM_(n, column)                 ", $" #n
+#define MS_SECRET_COLUMN_(name, value, keep) ", " #name "_enc"
+#define MS_SECRET_PARAM_(name, value, keep)  ", $" #value
+#define MS_SET_(n, column)                   " " #column " = $" #n ","
+#define MS_SET_SECRET_(name, value, keep)                                                          \
+	" " #name "_enc = CASE WHEN $" #keep " THEN " #name "_enc ELSE $" #value " END,"
+#define MS_SET_OAUTH2_STATE_(column)                                                               \
+	" " #column " = CASE WHEN $" MS_STR(MS_KEEP_OAUTH2_STATE_PARAM) " THEN " #column " END,"
+
+#define MS_INSERT_COLUMNS "id" MS_WRITE_COLUMNS(MS_COLUMN_) MS_SECRETS(MS_SECRET_COLUMN_)
+#define MS_INSERT_VALUES  "$1" MS_WRITE_COLUMNS(MS_PARAM_) MS_SECRETS(MS_SECRET_PARAM_)
+#define MS_UPDATE_SET                                                                              \
+	MS_WRITE_COLUMNS(MS_SET_)                                                                  \
+	MS_SECRETS(MS_SET_SECRET_) MS_OAUTH2_STATE_COLUMNS(MS_SET_OAUTH2_STATE_)
+
 /* A constant key for the advisory lock that serializes moves of the default
  * (any fixed 64-bit number; this one spells "mailsrvd"). */
 #define DEFAULT_LOCK_KEY "7089063207004434020"
@@ -56,38 +69,16 @@ const struct db_statement db_statements[] = {
                            "SELECT " MS_COLUMNS " FROM mail_server WHERE is_default"},
     [ST_MS_COUNT] = {"ms_count", "SELECT count(*) FROM mail_server" MS_FILTER},
     [ST_MS_NEXT_ID] = {"ms_next_id", "SELECT nextval(pg_get_serial_sequence('mail_server', 'id'))"},
-    /* Parameters of insert and update, in this order: $1 id, $2 name,
-     * $3 server, $4 port, $5 sender_name, $6 sender_email, $7 is_default,
-     * $8 enable_ssl, $9 auth_type, $10 username, $11 client_id,
-     * $12 authorization_url, $13 token_url, $14 scope, $15 oauth2_status;
-     * insert: $16-$19 the encrypted password, secret_key, access_token,
-     * refresh_token; update: $16 keep the OAuth state (expiry, last
-     * refresh, last error), then per secret a "keep" flag and the value to
-     * store otherwise (NULL clears): $17/$18 password, $19/$20 secret_key,
-     * $21/$22 access_token, $23/$24 refresh_token. */
-    [ST_MS_INSERT] = {"ms_insert",
-                      "INSERT INTO mail_server (id, name, server, port, sender_name, sender_email,"
-                      " is_default, enable_ssl, auth_type, username, client_id, authorization_url,"
-                      " token_url, scope, oauth2_status, password_enc, secret_key_enc,"
-                      " access_token_enc, refresh_token_enc) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                      " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-                      " RETURNING " MS_COLUMNS},
-    [ST_MS_UPDATE] = {"ms_update",
-                      "UPDATE mail_server SET name = $2, server = $3, port = $4, sender_name = $5,"
-                      " sender_email = $6, is_default = $7, enable_ssl = $8, auth_type = $9,"
-                      " username = $10, client_id = $11, authorization_url = $12, token_url = $13,"
-                      " scope = $14, oauth2_status = $15,"
-                      " access_token_expires_at = CASE WHEN $16 THEN access_token_expires_at END,"
-                      " oauth2_last_refreshed_at = CASE WHEN $16 THEN oauth2_last_refreshed_at END,"
-                      " oauth2_last_error_code = CASE WHEN $16 THEN oauth2_last_error_code END,"
-                      " oauth2_last_error_description ="
-                      " CASE WHEN $16 THEN oauth2_last_error_description END,"
-                      " password_enc = CASE WHEN $17 THEN password_enc ELSE $18 END,"
-                      " secret_key_enc = CASE WHEN $19 THEN secret_key_enc ELSE $20 END,"
-                      " access_token_enc = CASE WHEN $21 THEN access_token_enc ELSE $22 END,"
-                      " refresh_token_enc = CASE WHEN $23 THEN refresh_token_enc ELSE $24 END,"
-                      " version = version + 1, updated_at = now()"
-                      " WHERE id = $1 RETURNING " MS_COLUMNS},
+    /* Parameters from the declaration (db_mail_server.h): $1 id, the plain
+     * columns (MS_WRITE_COLUMNS), the secrets' encrypted values (NULL:
+     * none), and for update the secrets' keep flags (true keeps the stored
+     * value, else the value is stored and NULL clears) and whether to keep
+     * the OAuth state (MS_OAUTH2_STATE_COLUMNS) or clear it. */
+    [ST_MS_INSERT] = {"ms_insert", "INSERT INTO mail_server (" MS_INSERT_COLUMNS ")"
+                                   " VALUES (" MS_INSERT_VALUES ") RETURNING " MS_COLUMNS},
+    [ST_MS_UPDATE] = {"ms_update", "UPDATE mail_server SET" MS_UPDATE_SET
+                                   " version = version + 1, updated_at = now()"
+                                   " WHERE id = $1 RETURNING " MS_COLUMNS},
     [ST_MS_LOCK_DEFAULT] = {"ms_lock_default",
                             "SELECT pg_advisory_xact_lock(" DEFAULT_LOCK_KEY ")"},
     [ST_MS_UNSET_DEFAULT] = {"ms_unset_default",

@@ -430,14 +430,9 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 	struct http_request req;
 	struct http_response resp;
 	if (read_request(w->arena, fr, &req) != 0) {
-		static const char body[] =
-		    "{\"type\":\"/problems/payload-too-large\",\"title\":\"Payload too large\","
-		    "\"status\":413,\"detail\":\"the request is too large to process\"}";
-		memset(&resp, 0, sizeof(resp));
-		resp.status = 413;
-		resp.content_type = "application/problem+json";
-		resp.body = body;
-		resp.body_len = sizeof(body) - 1;
+		/* The arena could not hold the request's parameters and body. */
+		app_reject(w, &req, &resp, E_PAYLOAD_TOO_LARGE,
+		           "the request is too large to process");
 		write_response(fr, &resp);
 		return;
 	}

@@ -14,6 +14,7 @@
 #include "db_mail_server.h"
 #include "handlers.h"
 #include "http.h"
+#include "http_db.h"
 #include "json.h"
 #include "mail_server.h"
 #include "mailsrv_limits.h"
@@ -72,26 +73,6 @@ static err_t respond_row(struct ctx *c, int status, const struct ms_row *r)
 	return http_json(c, status);
 }
 
-/* Map a failed write: a taken name is a 409 naming the field. */
-static err_t write_failed(struct ctx *c, err_t e)
-{
-	if (e == E_CONFLICT) {
-		if (strcmp(db_constraint(c->w->db), "mail_server_name_key") == 0) {
-			http_field_error(c, "name", "is already taken by another mail server");
-			return http_reject(c, E_CONFLICT,
-			                   "a mail server with this name already exists");
-		}
-		if (strcmp(db_constraint(c->w->db), "mail_server_single_default") == 0)
-			return http_reject(c, E_DB_UNAVAILABLE,
-			                   "the default server changed concurrently; retry");
-		return http_reject(c, E_INTERNAL,
-		                   "a database constraint refused a validated value");
-	}
-	if (e == E_DB_UNAVAILABLE)
-		return http_reject(c, e, "the database is unavailable; retry later");
-	return http_reject(c, e, "could not store the mail server");
-}
-
 /* ---- list ---- */
 
 /* '%' + q with LIKE's wildcards and escape character escaped + '%'. */
@@ -126,7 +107,7 @@ err_t ms_handle_list(struct ctx *c)
 	err_t e = db_ms_list(c->w->db, c->arena, pattern, (enum ms_sort)sort->i, sort->negated,
 	                     (int)limit, (long)offset, &rows, &n, &total);
 	if (e != E_OK)
-		return write_failed(c, e);
+		return http_reject_db(c, e, DB_READ);
 	struct json_out *o = c->out;
 	json_out_object_open(o);
 	json_out_key(o, "items");
@@ -165,6 +146,8 @@ err_t ms_handle_create(struct ctx *c)
 	struct db *db = c->w->db;
 	ms_plan_change(NULL, c->input, &ch);
 
+	/* Every step is a write of the data layer: its failure is mapped once,
+	 * at out. */
 	long long id;
 	err_t e;
 	if ((e = db_begin(db)) != E_OK)
@@ -179,8 +162,9 @@ err_t ms_handle_create(struct ctx *c)
 	e = db_commit(db);
 out:
 	if (e != E_OK) {
+		e = http_reject_db(c, e, DB_WRITE);
 		db_rollback(db);
-		return write_failed(c, e);
+		return e;
 	}
 	http_header(c, "Location", arena_printf(c->arena, "/api/v1/mail-servers/%lld", row.id));
 	return respond_row(c, 201, &row);
@@ -194,7 +178,7 @@ err_t ms_handle_get(struct ctx *c)
 	int found;
 	err_t e = db_ms_get(c->w->db, c->arena, c->id, 0, &row, &found);
 	if (e != E_OK)
-		return write_failed(c, e);
+		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	return respond_row(c, 200, &row);
@@ -206,7 +190,7 @@ err_t ms_handle_get_default(struct ctx *c)
 	int found;
 	err_t e = db_ms_get_default(c->w->db, c->arena, &row, &found);
 	if (e != E_OK)
-		return write_failed(c, e);
+		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server is marked as the default");
 	return respond_row(c, 200, &row);
@@ -221,7 +205,7 @@ static err_t lock_current(struct ctx *c, struct ms_row *cur)
 	int found;
 	err_t e = db_ms_get(c->w->db, c->arena, c->id, 1, cur, &found);
 	if (e != E_OK)
-		return e;
+		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (c->req->if_match != NULL && !if_match_ok(c->req->if_match, cur->version))
@@ -247,10 +231,12 @@ static err_t update(struct ctx *c, int patch)
 	const struct json_value *isdef = json_get(c->body, "is_default");
 	int may_mark = isdef != NULL && isdef->type == JSON_BOOL && isdef->u.boolean;
 
-	err_t e = db_begin(db);
+	/* Each step sets the problem of its own failure (http_reject_db for the
+	 * data layer's); out only rolls back. */
+	err_t e = http_reject_db(c, db_begin(db), DB_WRITE);
 	if (e != E_OK)
 		goto out;
-	if (may_mark && (e = db_ms_lock_default(db)) != E_OK)
+	if (may_mark && (e = http_reject_db(c, db_ms_lock_default(db), DB_WRITE)) != E_OK)
 		goto out;
 	if ((e = lock_current(c, &cur)) != E_OK)
 		goto out;
@@ -262,17 +248,17 @@ static err_t update(struct ctx *c, int patch)
 		goto out;
 	}
 	ms_plan_change(&cur, &in, &ch);
-	if (ch.move_default && (e = db_ms_unset_default(db, c->id)) != E_OK)
+	if (ch.move_default &&
+	    (e = http_reject_db(c, db_ms_unset_default(db, c->id), DB_WRITE)) != E_OK)
 		goto out;
-	if ((e = db_ms_update(db, c->arena, c->w->app->keyring, c->id, &ch, &row)) != E_OK)
+	e = db_ms_update(db, c->arena, c->w->app->keyring, c->id, &ch, &row);
+	if ((e = http_reject_db(c, e, DB_WRITE)) != E_OK)
 		goto out;
-	e = db_commit(db);
+	e = http_reject_db(c, db_commit(db), DB_WRITE);
 out:
 	if (e != E_OK) {
 		db_rollback(db);
-		if (e == E_NOT_FOUND || e == E_PRECONDITION_FAILED || e == E_VALIDATION)
-			return e; /* detail already set */
-		return write_failed(c, e);
+		return e;
 	}
 	return respond_row(c, 200, &row);
 }
@@ -292,20 +278,19 @@ err_t ms_handle_delete(struct ctx *c)
 	struct db *db = c->w->db;
 	struct ms_row cur;
 	int deleted = 0;
-	err_t e = db_begin(db);
+	/* As in update: each step sets its own problem; out only rolls back. */
+	err_t e = http_reject_db(c, db_begin(db), DB_WRITE);
 	if (e != E_OK)
 		goto out;
 	if ((e = lock_current(c, &cur)) != E_OK)
 		goto out;
-	if ((e = db_ms_delete(db, c->id, &deleted)) != E_OK)
+	if ((e = http_reject_db(c, db_ms_delete(db, c->id, &deleted), DB_WRITE)) != E_OK)
 		goto out;
-	e = db_commit(db);
+	e = http_reject_db(c, db_commit(db), DB_WRITE);
 out:
 	if (e != E_OK) {
 		db_rollback(db);
-		if (e == E_NOT_FOUND || e == E_PRECONDITION_FAILED)
-			return e;
-		return write_failed(c, e);
+		return e;
 	}
 	http_empty(c, 204);
 	return E_OK;
@@ -328,7 +313,7 @@ err_t ms_handle_batch_delete(struct ctx *c)
 	size_t ngone;
 	err_t e = db_ms_batch_delete(c->w->db, c->arena, want, u, &gone, &ngone);
 	if (e != E_OK)
-		return write_failed(c, e);
+		return http_reject_db(c, e, DB_WRITE);
 	qsort(gone, ngone, sizeof(*gone), cmp_id);
 
 	struct json_out *o = c->out;

@@ -25,6 +25,7 @@
 #include "db_oauth2.h"
 #include "handlers.h"
 #include "http.h"
+#include "http_db.h"
 #include "json.h"
 #include "log.h"
 #include "mail_server.h"
@@ -33,15 +34,6 @@
 #include "outbound.h"
 #include "router.h"
 #include "validate.h"
-
-static err_t db_failed(struct ctx *c, err_t e)
-{
-	if (e == E_DB_UNAVAILABLE)
-		return http_reject(c, e, "the database is unavailable; retry later");
-	if (e == E_NOT_FOUND)
-		return http_reject(c, e, "no mail server has this id");
-	return http_reject(c, E_INTERNAL, "a database request failed");
-}
 
 /* The administrator, fit for a log line and the state row. */
 static const char *actor_of(struct ctx *c)
@@ -62,7 +54,7 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	int found;
 	err_t e = db_ms_get(db, c->arena, c->id, 0, &row, &found);
 	if (e != E_OK)
-		return db_failed(c, e);
+		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	if (row.auth != AUTH_OAUTH2) {
@@ -106,7 +98,7 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	if ((e = db_oauth2_state_purge(db)) != E_OK ||
 	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor,
 	                                verifier)) != E_OK)
-		return db_failed(c, e);
+		return http_reject_db(c, e, DB_WRITE);
 
 	struct oauth2_authorize_params p = {
 	    row.authorization_url, row.client_id, redirect_uri, row.scope, state, challenge};
@@ -205,7 +197,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor,
 		                            &verifier);
 		if (e != E_OK)
-			return db_failed(c, e);
+			return http_reject_db(c, e, DB_WRITE);
 	}
 	if (sr == OAUTH2_STATE_UNKNOWN)
 		return http_reject(c, E_BAD_REQUEST, "the state is unknown");
@@ -246,7 +238,7 @@ err_t oauth2_handle_callback(struct ctx *c)
 	case E_OK:
 		return to_console(c, id, NULL);
 	case E_DB_UNAVAILABLE:
-		return db_failed(c, e);
+		return http_reject_db(c, e, DB_WRITE);
 	case E_INTERNAL:
 		return http_reject(c, E_INTERNAL, "could not finish the authorization");
 	case E_DESTINATION_REFUSED:
@@ -274,7 +266,7 @@ err_t oauth2_handle_refresh(struct ctx *c)
 		break;
 	case E_NOT_FOUND:
 	case E_DB_UNAVAILABLE:
-		return db_failed(c, e);
+		return http_reject_db(c, e, DB_WRITE);
 	case E_CONFLICT:
 		c->error_code = f.code;
 		return http_reject(c, e, f.description);
@@ -301,7 +293,7 @@ err_t oauth2_handle_refresh(struct ctx *c)
 		return http_reject(c, E_INTERNAL, "could not refresh the access token");
 	}
 	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
-		return db_failed(c, e);
+		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
 	ms_row_to_json(c->out, &row);

@@ -18,6 +18,7 @@
 #include "db_statements.h"
 #include "handlers.h"
 #include "http.h"
+#include "http_db.h"
 #include "json.h"
 #include "log.h"
 #include "mailsrv_limits.h"
@@ -441,7 +442,7 @@ err_t router_dispatch(struct ctx *c)
 	if (e != E_OK)
 		return e;
 	if (needs_db && (e = db_ensure(c->w->db)) != E_OK)
-		return http_reject(c, e, "the database is unavailable; retry later");
+		return http_reject_db(c, e, DB_READ);
 	return fn(c);
 }
 
