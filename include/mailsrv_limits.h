@@ -90,6 +90,12 @@
 #define DB_LOCK_TIMEOUT_MS       2000
 #define DB_IDLE_IN_TX_TIMEOUT_MS 10000
 #define DB_TCP_USER_TIMEOUT_MS   10000
+/* TCP keepalives on the database connection: a peer gone without a word (a
+ * network cut, a failed-over host) is noticed within idle + interval *
+ * count seconds instead of the kernel's default of two hours. */
+#define DB_KEEPALIVES_IDLE_S     30
+#define DB_KEEPALIVES_INTERVAL_S 10
+#define DB_KEEPALIVES_COUNT      3
 /* Retry-After (seconds) on 503 database-unavailable. */
 #define RETRY_AFTER_DB_S 1
 /* Worker processes: the listen backlog of the FastCGI socket (connections

@@ -111,6 +111,9 @@ err_t db_ensure(struct db *db)
 
 	char connect_timeout[16], tcp_user_timeout[16], options[160];
 	snprintf(connect_timeout, sizeof(connect_timeout), "%d", DB_CONNECT_TIMEOUT_S);
+	const char *ka_idle = LIMIT_STR(DB_KEEPALIVES_IDLE_S);
+	const char *ka_interval = LIMIT_STR(DB_KEEPALIVES_INTERVAL_S);
+	const char *ka_count = LIMIT_STR(DB_KEEPALIVES_COUNT);
 	snprintf(tcp_user_timeout, sizeof(tcp_user_timeout), "%d", DB_TCP_USER_TIMEOUT_MS);
 	snprintf(
 	    options, sizeof(options),
@@ -124,7 +127,7 @@ err_t db_ensure(struct db *db)
 	                      "keepalives_count", "tcp_user_timeout",
 	                      "options",          "application_name",
 	                      "dbname",           NULL};
-	const char *vals[] = {connect_timeout,  "1",     "30",      "10",         "3",
+	const char *vals[] = {connect_timeout,  "1",     ka_idle,   ka_interval,  ka_count,
 	                      tcp_user_timeout, options, "mailsrv", db->conninfo, NULL};
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
