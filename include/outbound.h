@@ -174,7 +174,8 @@ struct outbound_smtp_result {
 	 * sender_refused, recipient_refused, message_refused,
 	 * destination_refused, connection_closed, unexpected_reply. */
 	const char *error_code;
-	const char *reason; /* English for the log (libcurl's or ours), no secret */
+	const char *reason;    /* English for the log (libcurl's or ours), no secret */
+	int login_not_offered; /* auth_failed: no AUTH in the server's EHLO answer */
 	int has_tls;
 	struct outbound_smtp_tls tls;
 	long total_ms;

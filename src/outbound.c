@@ -912,6 +912,7 @@ static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long e
 	if (c->no_login) {
 		smtp_add(res, SMTP_STAGE_AUTH, 0, 0, 0);
 		res->error_code = "auth_failed";
+		res->login_not_offered = 1;
 		res->reason = "the server offers no login (no AUTH in its EHLO answer)";
 		return;
 	}

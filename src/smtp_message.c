@@ -276,8 +276,8 @@ char *smtp_message_build(struct arena *a, const struct smtp_message_in *in, size
 	if (text == NULL)
 		return NULL;
 	int tn = snprintf(text, tlen,
-	                  "This is a test message. It was sent to check the settings of the"
-	                  " mail server\n"
+	                  "This is a test message, sent to check the settings of the mail"
+	                  " server\n"
 	                  "%s%s%s%s:%d.\n"
 	                  "\n"
 	                  "Server: %s, port %d\n"
