@@ -60,7 +60,11 @@ struct secret_keyring;
 	X(oauth2_last_error_description, TEXT, "oauth2_last_error_description")                    \
 	X(created_at, TEXT, MS_TS("created_at"))                                                   \
 	X(updated_at, TEXT, MS_TS("updated_at"))                                                   \
-	X(version, INT, "version")
+	X(version, INT, "version")                                                                 \
+	X(last_test_at, TEXT, MS_TS("last_test_at"))                                               \
+	X(last_test_ok, BOOL, "last_test_ok")                                                      \
+	X(last_test_stage, TEXT, "last_test_stage")                                                \
+	X(last_test_error_code, TEXT, "last_test_error_code")
 
 /* Column indexes of a row of the select list (ST_MS_GET and every other
  * statement returning servers). A listing adds the total after them. */

@@ -42,4 +42,11 @@ char *db_oauth2_state_aad(struct arena *a, const unsigned char state_hash[32]);
 err_t db_seal(struct arena *a, const struct secret_keyring *kr, const char *aad, const char *plain,
               size_t len, const char **blob, int *blob_len);
 
+/* Decrypt the hex-encoded ciphertext (encode(col, 'hex')) in column col of
+ * row `row`, sealed under aad, into the arena; *plain NULL for SQL NULL.
+ * -1 when it does not decrypt (or aad is NULL); plain_len may be NULL. */
+int db_open_secret(struct arena *a, const struct secret_keyring *kr, const char *aad,
+                   const struct pg_result *r, int row, int col, const char **plain,
+                   size_t *plain_len);
+
 #endif

@@ -50,6 +50,13 @@ err_t oauth2_handle_refresh(struct ctx *c);
 enum oauth2_callback_param { CB_STATE, CB_CODE, CB_ERROR, CB_ERROR_DESCRIPTION };
 extern const struct input_decl oauth2_callback_query;
 
+/* smtp_test_handlers.c: the connection test. The routes' body readers
+ * leave a struct smtp_test_input in c->input. */
+err_t smtp_read_test(struct ctx *c);
+err_t smtp_read_settings(struct ctx *c);
+err_t smtp_handle_test(struct ctx *c);
+err_t smtp_handle_test_settings(struct ctx *c);
+
 /* router.c */
 err_t health_handle(struct ctx *c);
 

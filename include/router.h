@@ -65,10 +65,11 @@ struct input_decl {
 
 /* What a route's body must be. */
 enum body_kind {
-	BODY_IGNORED,     /* GET, DELETE: whatever is sent is not read */
-	BODY_REFUSED,     /* a non-empty body is a 400 (413 above the cap) */
-	BODY_JSON,        /* application/json object */
-	BODY_MERGE_PATCH, /* application/merge-patch+json or application/json object */
+	BODY_IGNORED,       /* GET, DELETE: whatever is sent is not read */
+	BODY_REFUSED,       /* a non-empty body is a 400 (413 above the cap) */
+	BODY_JSON,          /* application/json object */
+	BODY_JSON_OR_EMPTY, /* the same, and no body at all reads as {} */
+	BODY_MERGE_PATCH,   /* application/merge-patch+json or application/json object */
 };
 
 struct route_method {

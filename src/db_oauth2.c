@@ -39,47 +39,6 @@ enum {
 	G_LAST_ERROR_DESCRIPTION
 };
 
-/* Hex text (encode(col, 'hex')) to bytes in the arena. */
-static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
-{
-	if (len % 2 != 0)
-		return NULL;
-	unsigned char *out = arena_alloc(a, len / 2 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 2) {
-		int hi = text_hex_digit((unsigned char)s[i]),
-		    lo = text_hex_digit((unsigned char)s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return NULL;
-		out[i / 2] = (unsigned char)(hi * 16 + lo);
-	}
-	*outlen = len / 2;
-	return out;
-}
-
-/* Decrypt a hex-encoded ciphertext of column col; *plain NULL for SQL NULL.
- * -1 when it does not decrypt. */
-static int open_hex(struct arena *a, const struct secret_keyring *kr, const char *aad,
-                    const struct pg_result *r, int col, const char **plain, size_t *plain_len)
-{
-	*plain = NULL;
-	if (plain_len != NULL)
-		*plain_len = 0;
-	if (db_isnull(r, 0, col))
-		return 0;
-	size_t blen;
-	unsigned char *blob = unhex(a, db_value(r, 0, col), (size_t)db_length(r, 0, col), &blen);
-	char *p;
-	size_t plen;
-	if (blob == NULL || secret_decrypt(kr, a, aad, blob, blen, &p, &plen) != 0)
-		return -1;
-	*plain = p;
-	if (plain_len != NULL)
-		*plain_len = plen;
-	return 0;
-}
-
 err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
                     struct oauth2_server *out, int *found)
 {
@@ -128,7 +87,8 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 		char *aad = db_ms_secret_aad(a, id, secrets[i].secret);
 		if (aad == NULL) {
 			nomem = 1;
-		} else if (open_hex(a, kr, aad, r, secrets[i].col, plain[i], lens[i]) != 0) {
+		} else if (db_open_secret(a, kr, aad, r, 0, secrets[i].col, plain[i], lens[i]) !=
+		           0) {
 			log_error(
 			    "could not decrypt the stored %s of mail server %lld: wrong or missing"
 			    " key in the secret keyring",
@@ -303,7 +263,7 @@ err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secre
 		char *aad = db_oauth2_state_aad(a, hash);
 		if (nomem || aad == NULL) {
 			e = E_INTERNAL;
-		} else if (open_hex(a, kr, aad, r, 2, code_verifier, NULL) != 0 ||
+		} else if (db_open_secret(a, kr, aad, r, 0, 2, code_verifier, NULL) != 0 ||
 		           *code_verifier == NULL) {
 			log_error(
 			    "could not decrypt the PKCE verifier of an OAuth 2.0 state of mail"

@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "validate.h"
 
 const char *db_col_str(struct arena *a, const struct pg_result *r, int row, int col, int *nomem)
 {
@@ -67,4 +68,45 @@ err_t db_seal(struct arena *a, const struct secret_keyring *kr, const char *aad,
 	*blob = (const char *)out;
 	*blob_len = (int)outlen;
 	return E_OK;
+}
+
+/* Hex text (encode(col, 'hex')) to bytes in the arena. */
+static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
+{
+	if (len % 2 != 0)
+		return NULL;
+	unsigned char *out = arena_alloc(a, len / 2 + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i += 2) {
+		int hi = text_hex_digit((unsigned char)s[i]),
+		    lo = text_hex_digit((unsigned char)s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return NULL;
+		out[i / 2] = (unsigned char)(hi * 16 + lo);
+	}
+	*outlen = len / 2;
+	return out;
+}
+
+int db_open_secret(struct arena *a, const struct secret_keyring *kr, const char *aad,
+                   const struct pg_result *r, int row, int col, const char **plain,
+                   size_t *plain_len)
+{
+	*plain = NULL;
+	if (plain_len != NULL)
+		*plain_len = 0;
+	if (db_isnull(r, row, col))
+		return 0;
+	size_t blen;
+	unsigned char *blob =
+	    unhex(a, db_value(r, row, col), (size_t)db_length(r, row, col), &blen);
+	char *p;
+	size_t plen;
+	if (aad == NULL || blob == NULL || secret_decrypt(kr, a, aad, blob, blen, &p, &plen) != 0)
+		return -1;
+	*plain = p;
+	if (plain_len != NULL)
+		*plain_len = plen;
+	return 0;
 }

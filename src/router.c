@@ -41,6 +41,14 @@ const struct route router_routes[] = {
      0,
      0,
      {{"POST", ms_handle_batch_delete, BODY_JSON, NULL, &ms_batch_delete_body, NULL}}},
+    {"mail-servers/test",
+     0,
+     0,
+     {{"POST", smtp_handle_test_settings, BODY_JSON, NULL, NULL, smtp_read_settings}}},
+    {"mail-servers/{id}/test",
+     0,
+     0,
+     {{"POST", smtp_handle_test, BODY_JSON_OR_EMPTY, NULL, NULL, smtp_read_test}}},
     {"mail-servers/{id}/oauth2/authorize",
      0,
      0,
@@ -127,6 +135,15 @@ static err_t read_body(struct ctx *c, enum body_kind kind)
 		if (req->body_len > 0)
 			return http_reject(c, E_BAD_REQUEST,
 			                   "this operation takes no request body");
+		return E_OK;
+	}
+	if (kind == BODY_JSON_OR_EMPTY && req->body_len == 0) {
+		/* No body at all reads as {} (an empty object). */
+		struct json_value *empty = arena_calloc(c->arena, 1, sizeof(*empty));
+		if (empty == NULL)
+			return http_reject(c, E_INTERNAL, "out of memory");
+		empty->type = JSON_OBJECT;
+		c->body = empty;
 		return E_OK;
 	}
 	int json = text_media_type_is(req->content_type, "application/json");

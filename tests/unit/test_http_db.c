@@ -78,6 +78,7 @@ static void test_problem_table(void **state)
 	    [E_PAYLOAD_TOO_LARGE] = {413, "/problems/payload-too-large"},
 	    [E_UNSUPPORTED_MEDIA_TYPE] = {415, "/problems/unsupported-media-type"},
 	    [E_RATE_LIMITED] = {429, "/problems/rate-limited"},
+	    [E_SERVICE_BUSY] = {503, "/problems/service-busy"},
 	    [E_DB_UNAVAILABLE] = {503, "/problems/database-unavailable"},
 	    [E_OAUTH2_PROVIDER] = {502, "/problems/oauth2-provider-error"},
 	    [E_DESTINATION_REFUSED] = {502, "/problems/destination-refused"},
