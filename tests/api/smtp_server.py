@@ -23,7 +23,13 @@ only), "expired" (2020) or "untrusted" (another CA).
 Logins: `users={username: password}` for AUTH PLAIN and LOGIN;
 `oauth=check` (a function token -> {"active", "serial"}, e.g.
 provider_check(standin)) offers XOAUTH2. `mechanisms=` narrows what is
-offered (libcurl picks LOGIN over PLAIN when both are offered).
+offered (libcurl picks LOGIN over PLAIN when both are offered), or adds
+OAUTHBEARER, which is recorded and always refused (libcurl prefers it over
+XOAUTH2 unless told otherwise).
+
+`port=` 0 (the default) takes an ephemeral port; a fixed one (465: TLS from
+the first byte is what the service does on port 465 only) is waited for
+while another process holds it, up to `port_wait` seconds.
 `auth_required=True` refuses MAIL FROM before a login (530).
 
 Switches (attributes, changeable while running): `refuse_mail` and
@@ -182,7 +188,8 @@ class SmtpServer:
 
     def __init__(self, *, tls="none", cert="server", users=None, oauth=None,
                  mechanisms=None, auth_required=False, refuse_mail=None,
-                 refuse_rcpt=None, hostname="smtp.test.example", certs=None):
+                 refuse_rcpt=None, hostname="smtp.test.example", certs=None,
+                 port=0, port_wait=120.0):
         assert tls in TLS_MODES, tls
         assert cert in CERTS, cert
         self.tls = tls
@@ -202,6 +209,8 @@ class SmtpServer:
         self.mechanisms = [m.upper() for m in (mechanisms if mechanisms is not None else offered)]
         self.rec = _Recorder()
         self.host = "127.0.0.1"
+        self.want_port = port
+        self.port_wait = port_wait
         self.port = None
         self._loop = None
         self._thread = None
@@ -280,6 +289,18 @@ class SmtpServer:
         return AuthResult(success=False, handled=False,
                           message="535 5.7.3 Authentication unsuccessful")
 
+    async def auth_OAUTHBEARER(self, server, args):
+        """Offered only on request, always refused, and recorded: a client
+        asked for XOAUTH2 must not pick this one."""
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        entry = {"mechanism": "OAUTHBEARER", "user": "", "ok": False, "tls": server._tls_up()}
+        self.rec.update(lambda: self.rec.auth_log.append(entry))
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 OAUTHBEARER is not accepted here")
+
     # ---- running
 
     def _tls_context(self):
@@ -294,7 +315,8 @@ class SmtpServer:
 
     def _factory(self):
         starttls = self.tls in ("starttls", "starttls_required")
-        excluded = [m for m in ("PLAIN", "LOGIN", "XOAUTH2") if m not in self.mechanisms]
+        excluded = [m for m in ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER")
+                    if m not in self.mechanisms]
         kw = {
             "hostname": self.hostname,
             "enable_SMTPUTF8": True,
@@ -314,9 +336,7 @@ class SmtpServer:
     def start(self):
         if self.tls != "none":
             self._ctx = self._tls_context()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock = _bind(self.host, self.want_port, self.port_wait)
         sock.listen(64)
         self.port = sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
@@ -414,15 +434,37 @@ class SmtpServer:
         return True
 
 
+def _bind(host, port, wait):
+    """A TCP socket bound to host:port (port 0: any free one); a fixed port
+    that is taken (another test run's server) is tried again until `wait`
+    seconds have passed."""
+    deadline = time.monotonic() + wait
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return sock
+        except OSError:
+            sock.close()
+            if port == 0 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class SilentServer:
     """Accepts TCP connections on 127.0.0.1 and never says a word (no
     greeting): the "server never answers" case. Holds every connection
     open until stopped."""
 
-    def __init__(self):
-        self.host = "127.0.0.1"
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((self.host, 0))
+    def __init__(self, host="127.0.0.1", port=0, port_wait=120.0):
+        self.host = host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if family == socket.AF_INET:
+            self.sock = _bind(host, port, port_wait)
+        else:
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
         self.accepted = []
         self.received = []   # byte counts per connection (reads are drained)
