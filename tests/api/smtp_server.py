@@ -34,7 +34,8 @@ while another process holds it, up to `port_wait` seconds.
 
 Switches (attributes, changeable while running): `refuse_mail` and
 `refuse_rcpt` hold a reply line ("550 5.7.1 ...") to refuse MAIL FROM or
-RCPT TO with, or None.
+RCPT TO with, or None; `offer_broken_starttls` (mode "none") offers STARTTLS
+in the EHLO answer and then refuses it (454).
 
 What it records, per connection (`connections()`): every command line's verb
 in order, with whether TLS was up when it came, and the argument of MAIL
@@ -199,6 +200,7 @@ class SmtpServer:
         self.auth_required = auth_required
         self.refuse_mail = refuse_mail
         self.refuse_rcpt = refuse_rcpt
+        self.offer_broken_starttls = False
         self.hostname = hostname
         self.certs = Path(certs) if certs else ca_dir()
         offered = []
@@ -218,6 +220,12 @@ class SmtpServer:
         self._ctx = None
 
     # ---- aiosmtpd handler hooks (self is the handler)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.offer_broken_starttls and server.tls_context is None:
+            responses.insert(len(responses) - 1, "250-STARTTLS")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.refuse_mail:

@@ -95,6 +95,13 @@ def admin(label="smtp"):
 # ---------------------------------------------------------------- bodies
 
 
+class endpoint:
+    """Where a mail server setting points when no test server is there."""
+
+    def __init__(self, host, port, tls="none"):
+        self.host, self.port, self.tls = host, port, tls
+
+
 def uses_ssl(srv):
     return srv.tls != "none"
 
