@@ -27,6 +27,8 @@ struct config {
 	const char *outbound_allow;      /* MAILSRV_OUTBOUND_ALLOW or NULL */
 	int outbound_deny_private;       /* MAILSRV_OUTBOUND_DENY_PRIVATE */
 	int test_rate;                   /* MAILSRV_TEST_RATE per minute */
+	int test_connect_timeout;        /* MAILSRV_TEST_CONNECT_TIMEOUT seconds */
+	int test_timeout;                /* MAILSRV_TEST_TIMEOUT seconds */
 	struct outbound_policy outbound; /* parsed MAILSRV_OUTBOUND_ALLOW and _DENY_PRIVATE */
 };
 

@@ -46,6 +46,11 @@ enum db_statement_id {
 	ST_OA_STATE_CONSUME,
 	ST_OA_STATE_PEEK,
 	ST_OA_STATE_PURGE,
+	/* SMTP connection test (db_smtp_test.c, sql/004_smtp_test.sql) */
+	ST_ST_PASSWORD,
+	ST_ST_RATE_HIT,
+	ST_ST_RATE_PURGE,
+	ST_ST_STORE_LAST,
 	ST__COUNT
 };
 

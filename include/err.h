@@ -24,7 +24,8 @@ typedef enum {
 	E_DESTINATION_REFUSED,
 	E_UPSTREAM_UNREACHABLE,
 	E_UPSTREAM_TIMEOUT,
-	E_INTERNAL, /* a bug or resource exhaustion: 500, logged */
+	E_SERVICE_BUSY, /* too many slow operations at once: 503, Retry-After */
+	E_INTERNAL,     /* a bug or resource exhaustion: 500, logged */
 	E__COUNT
 } err_t;
 

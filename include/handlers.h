@@ -28,6 +28,10 @@ err_t oauth2_handle_authorize(struct ctx *c);
 err_t oauth2_handle_callback(struct ctx *c);
 err_t oauth2_handle_refresh(struct ctx *c);
 
+/* smtp_test_handlers.c */
+err_t smtp_handle_test(struct ctx *c);
+err_t smtp_handle_test_settings(struct ctx *c);
+
 /* router.c */
 err_t health_handle(struct ctx *c);
 

@@ -45,6 +45,11 @@ struct ms_row {
 	const char *created_at;
 	const char *updated_at;
 	long long version;
+	/* the last connection test, read-only; last_test_at NULL: none */
+	const char *last_test_at;
+	int last_test_ok;
+	const char *last_test_stage;
+	const char *last_test_error_code;
 };
 
 /* What a request says about one secret. */

@@ -110,4 +110,18 @@
 /* The administrator (JWT sub) recorded with a state. */
 #define OAUTH2_ACTOR_MAX_BYTES 256
 
+/* SMTP connection tests. MAILSRV_TEST_TIMEOUT and _CONNECT_TIMEOUT are at
+ * most this: the whole test must end before nginx gives up on the worker
+ * (fastcgi_read_timeout 35 s), so that the client gets our answer. */
+#define SMTP_TEST_TIMEOUT_MAX_S 30
+/* A test holds its worker thread for up to MAILSRV_TEST_TIMEOUT. At most
+ * threads / SMTP_TEST_THREAD_SHARE of a process's threads (at least one)
+ * run tests at once; more get 503 with Retry-After, so slow tests cannot
+ * take every thread from the rest of the API. */
+#define SMTP_TEST_THREAD_SHARE 2
+#define SMTP_TEST_BUSY_RETRY_S 5
+/* A retry after the server refused an OAuth token that was then refreshed
+ * is made only when this much of the test's time is left. */
+#define SMTP_TEST_RETRY_MIN_MS 2000
+
 #endif

@@ -103,4 +103,94 @@ struct outbound_result {
 err_t outbound_post_form_json(struct arena *a, const struct outbound_request *rq,
                               struct json_value **root, struct outbound_result *res);
 
+/* ---- SMTP: the connection test of a mail server ---- */
+
+/* The stages of an SMTP session, named as the test result names them. */
+enum smtp_stage {
+	SMTP_STAGE_RESOLVE,
+	SMTP_STAGE_CONNECT,
+	SMTP_STAGE_TLS,
+	SMTP_STAGE_EHLO,
+	SMTP_STAGE_AUTH,
+	SMTP_STAGE_MAIL_FROM,
+	SMTP_STAGE_RCPT_TO,
+	SMTP_STAGE_DATA,
+	SMTP_STAGE__COUNT
+};
+/* "resolve", "connect", "tls", "ehlo", "auth", "mail_from", "rcpt_to", "data" */
+const char *outbound_smtp_stage_name(enum smtp_stage s);
+
+/* Port 465: TLS from the first byte (smtps); any other port with SSL
+ * enabled: STARTTLS, required (a server that does not offer it never sees
+ * credentials); PLAIN: no TLS at all. */
+enum smtp_security { SMTP_PLAIN, SMTP_STARTTLS, SMTP_IMPLICIT_TLS };
+
+struct outbound_smtp_request {
+	const char *host; /* a validated host name or IP literal (no brackets) */
+	int port;
+	enum smtp_security security;
+	/* Login: username with password (any mechanism the server offers but
+	 * the OAuth ones), or XOAUTH2 as username with bearer; username NULL:
+	 * no login. Never logged or stored. */
+	const char *username;
+	const char *password;
+	const char *bearer;
+	/* With rcpt: MAIL FROM, RCPT TO and DATA with message (CRLF lines,
+	 * libcurl dot-stuffs it). Without: EHLO, login, NOOP, QUIT. */
+	const char *mail_from;
+	const char *rcpt;
+	const char *message;
+	size_t message_len;
+	long connect_timeout_ms;
+	long timeout_ms;
+	const char *ca_file; /* MAILSRV_CA_FILE or NULL */
+	const struct outbound_policy *policy;
+};
+
+struct outbound_smtp_stage {
+	enum smtp_stage stage;
+	int ok;
+	long duration_ms;
+	int reply_code; /* the server's last reply in this stage, 0: none */
+};
+
+/* The server's certificate, when a TLS handshake was completed (its
+ * verification may still have failed: a wrong host name). Text from the
+ * certificate, cleaned (no control characters, valid UTF-8, bounded). */
+struct outbound_smtp_tls {
+	const char *subject; /* "CN=smtp.example.com" */
+	const char *issuer;
+	long long not_after; /* seconds since the epoch, 0: unknown */
+};
+
+struct outbound_smtp_result {
+	int ok;
+	struct outbound_smtp_stage stages[SMTP_STAGE__COUNT];
+	size_t nstages;
+	enum smtp_stage stage; /* the last stage reached */
+	/* NULL on success, else resolve_failed, connect_refused, timeout,
+	 * tls_required, tls_failed, certificate_name_mismatch,
+	 * certificate_expired, certificate_untrusted, auth_failed,
+	 * sender_refused, recipient_refused, message_refused,
+	 * destination_refused, connection_closed, unexpected_reply. */
+	const char *error_code;
+	const char *reason;    /* English for the log (libcurl's or ours), no secret */
+	int login_not_offered; /* auth_failed: no AUTH in the server's EHLO answer */
+	int has_tls;
+	struct outbound_smtp_tls tls;
+	long total_ms;
+};
+
+/*
+ * One SMTP session on a fresh easy handle (no connection reuse, no proxy,
+ * no netrc, smtp and smtps only), the address policy checked on the address
+ * actually connected to, ports below 1024 other than 25, 465 and 587
+ * refused before anything is sent. Certificates and host names verified
+ * against the system's CA bundle plus ca_file. What happened is in *res:
+ * E_OK whether or not the session succeeded; E_INTERNAL only when it could
+ * not be attempted (out of memory, libcurl refused an option).
+ */
+err_t outbound_smtp_session(struct arena *a, const struct outbound_smtp_request *rq,
+                            struct outbound_smtp_result *res);
+
 #endif

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include "mailsrv_limits.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +75,11 @@ int config_load(struct config *c, char *err, size_t errlen)
 	    env_int("MAILSRV_THREADS", 4, 1, 256, &c->threads, err, errlen) != 0 ||
 	    env_int("MAILSRV_OUTBOUND_DENY_PRIVATE", 0, 0, 1, &c->outbound_deny_private, err,
 	            errlen) != 0 ||
-	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0)
+	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0 ||
+	    env_int("MAILSRV_TEST_CONNECT_TIMEOUT", 10, 1, SMTP_TEST_TIMEOUT_MAX_S,
+	            &c->test_connect_timeout, err, errlen) != 0 ||
+	    env_int("MAILSRV_TEST_TIMEOUT", 30, 1, SMTP_TEST_TIMEOUT_MAX_S, &c->test_timeout, err,
+	            errlen) != 0)
 		return -1;
 	if (strncmp(c->public_url, "http://", 7) != 0 &&
 	    strncmp(c->public_url, "https://", 8) != 0) {

@@ -41,6 +41,10 @@ enum {
 	C_CREATED_AT,
 	C_UPDATED_AT,
 	C_VERSION,
+	C_LAST_TEST_AT,
+	C_LAST_TEST_OK,
+	C_LAST_TEST_STAGE,
+	C_LAST_TEST_ERROR_CODE,
 	C__COUNT
 };
 
@@ -95,6 +99,10 @@ static err_t read_row(struct arena *a, const struct pg_result *r, int row, struc
 	m->created_at = col_str(a, r, row, C_CREATED_AT, &nomem);
 	m->updated_at = col_str(a, r, row, C_UPDATED_AT, &nomem);
 	m->version = col_int(r, row, C_VERSION);
+	m->last_test_at = col_str(a, r, row, C_LAST_TEST_AT, &nomem);
+	m->last_test_ok = col_bool(r, row, C_LAST_TEST_OK);
+	m->last_test_stage = col_str(a, r, row, C_LAST_TEST_STAGE, &nomem);
+	m->last_test_error_code = col_str(a, r, row, C_LAST_TEST_ERROR_CODE, &nomem);
 	return nomem ? E_INTERNAL : E_OK;
 }
 

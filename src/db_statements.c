@@ -10,14 +10,15 @@
 /* The representation's columns (struct ms_row, db_mail_server.c reads them
  * by these positions). Timestamps as RFC 3339 in UTC. */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define MS_COLUMNS                                                                                 \
-	"id, name, server, port, sender_name, sender_email, is_default, enable_ssl, "              \
-	"auth_type, username, password_enc IS NOT NULL, client_id, authorization_url, "            \
-	"token_url, scope, secret_key_enc IS NOT NULL, access_token_enc IS NOT NULL, "             \
-	"refresh_token_enc IS NOT NULL, " TS("access_token_expires_at") ", oauth2_status, " TS(    \
-	    "oauth2_last_refreshed_at") ", oauth2_last_error_code, "                               \
-	                                "oauth2_last_error_description, " TS(                      \
-	                                    "created_at") ", " TS("updated_at") ", version"
+#define MS_COLUMNS                                                                                                                                   \
+	"id, name, server, port, sender_name, sender_email, is_default, enable_ssl, "                                                                \
+	"auth_type, username, password_enc IS NOT NULL, client_id, authorization_url, "                                                              \
+	"token_url, scope, secret_key_enc IS NOT NULL, access_token_enc IS NOT NULL, "                                                               \
+	"refresh_token_enc IS NOT NULL, " TS("access_token_expires_at") ", oauth2_status, " TS(                                                      \
+	    "oauth2_last_refreshed_at") ", oauth2_last_error_code, "                                                                                 \
+	                                "oauth2_last_error_description, " TS(                                                                        \
+	                                    "created_at") ", " TS("updated_at") ", version, " TS("last_test_at") ", last_test_ok, last_test_stage, " \
+	                                                                                                         "last_test_error_code"
 
 /* $1: a LIKE pattern ('%' q '%', wildcards escaped), or NULL for every
  * server. search_text (sql/003_list_search.sql) is the four searched fields,
@@ -172,6 +173,32 @@ const struct db_statement db_statements[] = {
     [ST_OA_STATE_PURGE] = {"oa_state_purge",
                            "DELETE FROM oauth2_state"
                            " WHERE expires_at < now() - $1::integer * interval '1 second'"},
+
+    /* ---- the SMTP connection test (db_smtp_test.c, sql/004_smtp_test.sql) ---- */
+    /* The stored password of server $1 as it is at version $2 (no row when
+     * the server changed since it was read), hex-encoded. */
+    [ST_ST_PASSWORD] = {"st_password", "SELECT encode(password_enc, 'hex') FROM mail_server"
+                                       " WHERE id = $1 AND version = $2"},
+    /* One more test in bucket $1: the hits of its current window (a minute
+     * from its first test) and the seconds until that window ends. */
+    [ST_ST_RATE_HIT] = {"st_rate_hit",
+                        "INSERT INTO smtp_test_rate AS r (bucket, window_start, hits)"
+                        " VALUES ($1, now(), 1) ON CONFLICT (bucket) DO UPDATE SET"
+                        " window_start = CASE WHEN r.window_start > now() - interval '1 minute'"
+                        " THEN r.window_start ELSE now() END,"
+                        " hits = CASE WHEN r.window_start > now() - interval '1 minute'"
+                        " THEN r.hits + 1 ELSE 1 END"
+                        " RETURNING hits, greatest(1, ceil(extract(epoch FROM"
+                        " r.window_start + interval '1 minute' - now())))::integer"},
+    [ST_ST_RATE_PURGE] = {"st_rate_purge", "DELETE FROM smtp_test_rate"
+                                           " WHERE window_start < now() - interval '1 hour'"},
+    /* The last test of server $1, unless it changed since it was read at
+     * version $2 (then the outcome belongs to settings it no longer has).
+     * Neither version nor updated_at moves: a test is not an edit. */
+    [ST_ST_STORE_LAST] = {"st_store_last",
+                          "UPDATE mail_server SET last_test_at = now(), last_test_ok = $3,"
+                          " last_test_stage = $4, last_test_error_code = $5"
+                          " WHERE id = $1 AND version = $2"},
 };
 
 int db_statement_reads_only(int stmt)
@@ -181,6 +208,7 @@ int db_statement_reads_only(int stmt)
 	case ST_MS_GET:
 	case ST_MS_GET_DEFAULT:
 	case ST_MS_COUNT:
+	case ST_ST_PASSWORD:
 		return 1;
 	default:
 		/* not ST_OA_GET: the refresh flow reads it under its session lock */

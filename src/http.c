@@ -44,6 +44,9 @@ static const struct problem_def problems[E__COUNT] = {
     /* 502 like the other outbound failures (contract section 2: a failed
      * refresh answers 502 whose type names the cause). */
     [E_UPSTREAM_TIMEOUT] = {502, "upstream-timeout", "Upstream timeout"},
+    /* Connection tests beyond a process's share of threads (they may hold
+     * a thread for MAILSRV_TEST_TIMEOUT): the rest of the API keeps its. */
+    [E_SERVICE_BUSY] = {503, "service-busy", "Service busy"},
     [E_INTERNAL] = {500, "internal", "Internal error"},
 };
 

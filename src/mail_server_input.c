@@ -95,6 +95,7 @@ static const char *const read_only[] = {
     "oauth2_status",
     "oauth2_last_refreshed_at",
     "oauth2_last_error",
+    "last_test",
 };
 
 static int find_field(const struct json_member *m)
@@ -578,5 +579,20 @@ void ms_row_to_json(struct json_out *o, const struct ms_row *r)
 	json_out_cstring(o, r->updated_at);
 	json_out_key(o, "version");
 	json_out_int(o, r->version);
+	json_out_key(o, "last_test");
+	if (r->last_test_at != NULL) {
+		json_out_object_open(o);
+		json_out_key(o, "at");
+		json_out_cstring(o, r->last_test_at);
+		json_out_key(o, "ok");
+		json_out_bool(o, r->last_test_ok);
+		json_out_key(o, "stage");
+		json_out_cstring(o, r->last_test_stage);
+		json_out_key(o, "error_code");
+		json_out_cstring(o, r->last_test_error_code);
+		json_out_object_close(o);
+	} else {
+		json_out_null(o);
+	}
 	json_out_object_close(o);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "arena.h"
 #include "crypto.h"
@@ -488,5 +489,632 @@ out:
 	curl_slist_free_all(headers);
 	if (res->reason == NULL && e != E_OK)
 		res->reason = "(no reason)";
+	return e;
+}
+
+/* ---- SMTP sessions (the connection test) ----
+ *
+ * The stages come from the conversation itself: CURLOPT_DEBUGFUNCTION sees
+ * every command libcurl sends (CURLINFO_HEADER_OUT) and every reply line
+ * (CURLINFO_HEADER_IN), so each stage has its server's reply code and a
+ * time. Resolve, connect and TLS from the first byte are timed by libcurl
+ * (CURLINFO_*_TIME_T). The callback looks at the first word of a command
+ * and the code of a reply, nothing else: it never copies a line, and from
+ * AUTH until the server's final answer to it it does not even look at what
+ * is sent (the SASL exchange carries the credentials, base64-encoded).
+ *
+ * Without a recipient the session is EHLO, login, NOOP, QUIT: libcurl runs
+ * a custom command with CURLOPT_NOBODY, and closes the connection with QUIT
+ * since it may not be reused (CURLOPT_CONNECT_ONLY would log in too, but
+ * drops the connection without QUIT).
+ */
+
+static const char *const smtp_stage_names[SMTP_STAGE__COUNT] = {
+    [SMTP_STAGE_RESOLVE] = "resolve", [SMTP_STAGE_CONNECT] = "connect",
+    [SMTP_STAGE_TLS] = "tls",         [SMTP_STAGE_EHLO] = "ehlo",
+    [SMTP_STAGE_AUTH] = "auth",       [SMTP_STAGE_MAIL_FROM] = "mail_from",
+    [SMTP_STAGE_RCPT_TO] = "rcpt_to", [SMTP_STAGE_DATA] = "data",
+};
+
+const char *outbound_smtp_stage_name(enum smtp_stage s)
+{
+	return (unsigned)s < SMTP_STAGE__COUNT ? smtp_stage_names[s] : "unknown";
+}
+
+/* What the conversation is at, from the last command sent. */
+enum smtp_phase {
+	PH_GREETING,
+	PH_EHLO,
+	PH_STARTTLS,
+	PH_EHLO_TLS, /* EHLO again over TLS: still the tls stage */
+	PH_AUTH,
+	PH_MAIL,
+	PH_RCPT,
+	PH_DATA,
+	PH_NOOP,
+	PH_QUIT,
+};
+
+/* A stage of the conversation (ehlo onwards) as it is seen. */
+struct smtp_seen {
+	enum smtp_stage stage;
+	int ok;
+	int reply_code;
+	long long end_us; /* 0: no final answer yet */
+};
+
+struct smtp_call {
+	struct call net; /* the address policy and the CA file (callbacks above) */
+	const struct outbound_smtp_request *rq;
+	struct timespec t0;
+	enum smtp_phase phase;
+	struct smtp_seen seen[SMTP_STAGE__COUNT];
+	size_t nseen;
+	int open;              /* seen[nseen - 1] waits for its final answer */
+	long long first_io_us; /* first byte from or to the server */
+	int starttls_sent;
+	int auth_ok;  /* the server accepted the login */
+	int no_login; /* a login was due but the server offered none */
+	size_t sent;  /* bytes of the message given to libcurl */
+};
+
+static long long smtp_elapsed_us(const struct smtp_call *c)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - c->t0.tv_sec) * 1000000 +
+	       (now.tv_nsec - c->t0.tv_nsec) / 1000;
+}
+
+static void smtp_begin(struct smtp_call *c, enum smtp_stage stage)
+{
+	if (c->nseen == SMTP_STAGE__COUNT)
+		return; /* every stage happens once; a repeat keeps the last slot */
+	c->seen[c->nseen].stage = stage;
+	c->seen[c->nseen].ok = 0;
+	c->seen[c->nseen].reply_code = 0;
+	c->seen[c->nseen].end_us = 0;
+	c->nseen++;
+	c->open = 1;
+}
+
+static void smtp_end(struct smtp_call *c, int ok, long long now)
+{
+	if (c->nseen == 0 || !c->open)
+		return;
+	c->seen[c->nseen - 1].ok = ok;
+	c->seen[c->nseen - 1].end_us = now;
+	c->open = 0;
+}
+
+/* The first word of a command line, without regard to case. */
+static int smtp_is(const char *d, size_t n, const char *word)
+{
+	size_t l = strlen(word);
+	return n >= l && strncasecmp(d, word, l) == 0 &&
+	       (n == l || d[l] == ' ' || d[l] == ':' || d[l] == '\r' || d[l] == '\n');
+}
+
+static void smtp_on_command(struct smtp_call *c, const char *d, size_t n)
+{
+	/* SASL responses: credentials. Not looked at (see above). */
+	if (c->phase == PH_AUTH && c->open)
+		return;
+	if (smtp_is(d, n, "EHLO") || smtp_is(d, n, "HELO")) {
+		if (c->starttls_sent) {
+			c->phase = PH_EHLO_TLS;
+		} else if (c->phase == PH_EHLO && c->nseen > 0) {
+			/* HELO after a refused EHLO: the same stage goes on */
+			c->open = 1;
+		} else {
+			c->phase = PH_EHLO;
+			smtp_begin(c, SMTP_STAGE_EHLO);
+		}
+	} else if (smtp_is(d, n, "STARTTLS")) {
+		c->starttls_sent = 1;
+		c->phase = PH_STARTTLS;
+		smtp_begin(c, SMTP_STAGE_TLS);
+	} else if (smtp_is(d, n, "AUTH")) {
+		c->phase = PH_AUTH;
+		smtp_begin(c, SMTP_STAGE_AUTH);
+	} else if (smtp_is(d, n, "MAIL")) {
+		c->phase = PH_MAIL;
+		smtp_begin(c, SMTP_STAGE_MAIL_FROM);
+	} else if (smtp_is(d, n, "RCPT")) {
+		c->phase = PH_RCPT;
+		smtp_begin(c, SMTP_STAGE_RCPT_TO);
+	} else if (smtp_is(d, n, "DATA")) {
+		c->phase = PH_DATA;
+		smtp_begin(c, SMTP_STAGE_DATA);
+	} else if (smtp_is(d, n, "NOOP")) {
+		c->phase = PH_NOOP;
+	} else if (smtp_is(d, n, "QUIT")) {
+		c->phase = PH_QUIT;
+	}
+}
+
+static void smtp_on_reply(struct smtp_call *c, const char *d, size_t n, long long now)
+{
+	if (n < 3 || d[0] < '2' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' ||
+	    d[2] > '9')
+		return;
+	int code = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+	/* RFC 5321 section 4.2.1: "xyz-" continues, "xyz " or "xyz" ends. */
+	if (n > 3 && d[3] == '-')
+		return;
+	if (c->phase == PH_GREETING) {
+		/* A refused greeting (554) fails the session before EHLO. */
+		if (code != 220) {
+			smtp_begin(c, SMTP_STAGE_EHLO);
+			c->seen[c->nseen - 1].reply_code = code;
+			smtp_end(c, 0, now);
+		}
+		return;
+	}
+	if (c->nseen == 0 || !c->open)
+		return;
+	struct smtp_seen *s = &c->seen[c->nseen - 1];
+	switch (c->phase) {
+	case PH_STARTTLS:
+		/* 220: the handshake follows; the stage ends with the answer to
+		 * EHLO over TLS. */
+		s->reply_code = code;
+		if (code != 220)
+			smtp_end(c, 0, now);
+		break;
+	case PH_EHLO_TLS:
+		if (code / 100 != 2)
+			s->reply_code = code;
+		smtp_end(c, code / 100 == 2, now);
+		break;
+	case PH_AUTH:
+		s->reply_code = code;
+		if (code / 100 == 3)
+			break; /* a SASL challenge */
+		c->auth_ok = code / 100 == 2;
+		smtp_end(c, c->auth_ok, now);
+		break;
+	case PH_DATA:
+		s->reply_code = code;
+		if (code != 354)
+			smtp_end(c, code / 100 == 2, now);
+		break;
+	case PH_EHLO:
+	case PH_MAIL:
+	case PH_RCPT:
+		s->reply_code = code;
+		smtp_end(c, code / 100 == 2, now);
+		break;
+	default:
+		break;
+	}
+}
+
+static int smtp_on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+	(void)h;
+	struct smtp_call *c = userp;
+	switch (type) {
+	case CURLINFO_HEADER_IN:
+		if (c->first_io_us == 0)
+			c->first_io_us = smtp_elapsed_us(c);
+		smtp_on_reply(c, data, size, smtp_elapsed_us(c));
+		break;
+	case CURLINFO_HEADER_OUT:
+		smtp_on_command(c, data, size);
+		break;
+	case CURLINFO_SSL_DATA_IN:
+	case CURLINFO_SSL_DATA_OUT:
+		/* TLS from the first byte: the handshake's first record means
+		 * the TCP connection stands (CONNECT_TIME_T stays 0 when the
+		 * handshake then fails). Contents never looked at. */
+		if (c->first_io_us == 0)
+			c->first_io_us = smtp_elapsed_us(c);
+		break;
+	default:
+		/* CURLINFO_TEXT, the message itself: not looked at */
+		break;
+	}
+	return 0;
+}
+
+/* Right before MAIL FROM (or NOOP), after EHLO and the login: a login was
+ * due but the server offered none (no AUTH in its EHLO answer, which many
+ * servers do before TLS). libcurl would carry on without one; stop. */
+static int smtp_on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                          int local_port)
+{
+	(void)primary_ip;
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	struct smtp_call *c = clientp;
+	if (c->rq->username != NULL && !c->auth_ok) {
+		c->no_login = 1;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
+static size_t smtp_on_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+	struct smtp_call *c = userp;
+	size_t room = size * nitems, left = c->rq->message_len - c->sent;
+	size_t n = left < room ? left : room;
+	memcpy(buf, c->rq->message + c->sent, n);
+	c->sent += n;
+	return n;
+}
+
+static int smtp_port_allowed(int port)
+{
+	/* Below 1024 only the mail ports: a test must not become a probe of
+	 * other privileged services (ssh, http, ...) on the network. */
+	return port >= 1024 || port == 25 || port == 465 || port == 587;
+}
+
+static void smtp_add(struct outbound_smtp_result *res, enum smtp_stage stage, int ok, long long us,
+                     int reply_code)
+{
+	if (res->nstages == SMTP_STAGE__COUNT)
+		return;
+	struct outbound_smtp_stage *s = &res->stages[res->nstages++];
+	s->stage = stage;
+	s->ok = ok;
+	s->duration_ms = us <= 0 ? 0 : (long)((us + 500) / 1000);
+	s->reply_code = reply_code;
+	res->stage = stage;
+}
+
+/* The failed stage: the last one, or a new one of this kind. */
+static void smtp_fail_at(struct outbound_smtp_result *res, enum smtp_stage stage)
+{
+	if (res->nstages > 0 && res->stages[res->nstages - 1].stage == stage)
+		res->stages[res->nstages - 1].ok = 0;
+	else
+		smtp_add(res, stage, 0, 0, 0);
+}
+
+/* OpenSSL's X509_V_ERR_* values (stable ABI numbers) that libcurl reports
+ * in CURLINFO_SSL_VERIFYRESULT; OpenSSL itself is crypto.c's. */
+#define X509_NOT_YET_VALID 9
+#define X509_EXPIRED       10
+#define X509_UNSPECIFIED   1 /* libcurl's mark for a host name mismatch */
+#define X509_HOST_MISMATCH 62
+
+static const char *smtp_tls_code(CURLcode rc, long verify, int handshake_done)
+{
+	if (rc != CURLE_PEER_FAILED_VERIFICATION)
+		return "tls_failed";
+	if (verify == X509_EXPIRED || verify == X509_NOT_YET_VALID)
+		return "certificate_expired";
+	/* The host name is checked after a complete handshake (which a
+	 * certificate chain failure never reaches). */
+	if (handshake_done &&
+	    (verify == 0 || verify == X509_UNSPECIFIED || verify == X509_HOST_MISMATCH))
+		return "certificate_name_mismatch";
+	return "certificate_untrusted";
+}
+
+/* Text of a certificate field, printable ASCII (OpenSSL escapes the rest),
+ * "CN = x, O = y" written "CN=x, O=y", at most 255 bytes. */
+static const char *smtp_cert_text(struct arena *a, const char *s)
+{
+	size_t n = strlen(s);
+	char *out = arena_alloc(a, n + 1);
+	if (out == NULL)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < n && o < 255; i++) {
+		if (strncmp(s + i, " = ", 3) == 0) {
+			out[o++] = '=';
+			i += 2;
+			continue;
+		}
+		unsigned char ch = (unsigned char)s[i];
+		out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void smtp_read_cert(struct arena *a, CURL *h, struct outbound_smtp_result *res)
+{
+	struct curl_certinfo *ci = NULL;
+	if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) != CURLE_OK || ci == NULL ||
+	    ci->num_of_certs < 1)
+		return;
+	res->has_tls = 1;
+	for (struct curl_slist *l = ci->certinfo[0]; l != NULL; l = l->next) {
+		const char *d = l->data;
+		if (strncmp(d, "Subject:", 8) == 0) {
+			res->tls.subject = smtp_cert_text(a, d + 8);
+		} else if (strncmp(d, "Issuer:", 7) == 0) {
+			res->tls.issuer = smtp_cert_text(a, d + 7);
+		} else if (strncmp(d, "Expire date:", 12) == 0) {
+			/* "Nov 29 10:45:54 2036 GMT" (C locale: the service never
+			 * calls setlocale) */
+			struct tm tm;
+			memset(&tm, 0, sizeof(tm));
+			const char *end = strptime(d + 12, "%b %d %H:%M:%S %Y", &tm);
+			if (end != NULL)
+				res->tls.not_after = (long long)timegm(&tm);
+		}
+	}
+}
+
+static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long end_us,
+                          const char *errbuf, struct arena *a, struct outbound_smtp_result *res)
+{
+	const struct outbound_smtp_request *rq = c->rq;
+	curl_off_t nl = 0, ct = 0, ac = 0;
+	long verify = 0;
+	curl_easy_getinfo(h, CURLINFO_NAMELOOKUP_TIME_T, &nl);
+	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &ct);
+	curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &ac);
+	curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &verify);
+	smtp_read_cert(a, h, res);
+	res->total_ms = (long)((end_us + 500) / 1000);
+	res->reason = arena_strdup(a, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+	if (res->reason == NULL)
+		res->reason = "(out of memory)";
+
+	long long connected = ct > 0 ? (long long)ct : c->first_io_us;
+	int resolved = nl > 0 || connected > 0 || c->net.opened > 0 || c->net.refused > 0;
+	smtp_add(res, SMTP_STAGE_RESOLVE, resolved, resolved ? (long long)nl : end_us, 0);
+	if (!resolved) {
+		res->error_code = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "resolve_failed";
+		return;
+	}
+	smtp_add(res, SMTP_STAGE_CONNECT, connected > 0, (connected > 0 ? connected : end_us) - nl,
+	         0);
+	if (connected <= 0) {
+		if (c->net.refused > 0 && c->net.opened == 0) {
+			res->error_code = "destination_refused";
+			res->reason = arena_printf(
+			    a, "the outbound policy refuses the address (%s)", c->net.refused_why);
+		} else {
+			res->error_code =
+			    rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect_refused";
+		}
+		return;
+	}
+	long long prev = connected;
+	if (rq->security == SMTP_IMPLICIT_TLS) {
+		int ok = ac > 0;
+		smtp_add(res, SMTP_STAGE_TLS, ok, (ok ? (long long)ac : end_us) - prev, 0);
+		if (!ok) {
+			res->error_code = rc == CURLE_OPERATION_TIMEDOUT
+			                      ? "timeout"
+			                      : smtp_tls_code(rc, verify, res->has_tls);
+			return;
+		}
+		prev = ac;
+	}
+	for (size_t i = 0; i < c->nseen; i++) {
+		const struct smtp_seen *s = &c->seen[i];
+		long long end = s->end_us > 0 ? s->end_us : end_us;
+		smtp_add(res, s->stage, s->end_us > 0 && s->ok, end - prev, s->reply_code);
+		prev = end;
+	}
+
+	int all_ok = 1;
+	for (size_t i = 0; i < res->nstages; i++)
+		all_ok = all_ok && res->stages[i].ok;
+	/* A NOOP or QUIT that went wrong after everything else went right does
+	 * not fail the test. */
+	if ((rc == CURLE_OK || c->phase == PH_NOOP || c->phase == PH_QUIT) && all_ok &&
+	    !c->no_login && c->nseen > 0) {
+		res->ok = 1;
+		res->error_code = NULL;
+		return;
+	}
+	if (c->no_login) {
+		smtp_add(res, SMTP_STAGE_AUTH, 0, 0, 0);
+		res->error_code = "auth_failed";
+		res->login_not_offered = 1;
+		res->reason = "the server offers no login (no AUTH in its EHLO answer)";
+		return;
+	}
+	const struct outbound_smtp_stage *last =
+	    res->nstages > 0 ? &res->stages[res->nstages - 1] : NULL;
+	enum smtp_stage at = last ? last->stage : SMTP_STAGE_EHLO;
+	/* Connected but no stage of the conversation: the greeting never came. */
+	if (c->nseen == 0)
+		at = SMTP_STAGE_EHLO;
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		smtp_fail_at(res, at);
+		res->error_code = "timeout";
+		return;
+	case CURLE_USE_SSL_FAILED:
+		smtp_fail_at(res, SMTP_STAGE_TLS);
+		res->error_code = "tls_required";
+		return;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+		smtp_fail_at(res, SMTP_STAGE_TLS);
+		res->error_code = smtp_tls_code(rc, verify, res->has_tls);
+		return;
+	case CURLE_LOGIN_DENIED:
+		/* Refused, or no mechanism in common (no AUTH stage then). */
+		smtp_fail_at(res, SMTP_STAGE_AUTH);
+		res->error_code = "auth_failed";
+		return;
+	case CURLE_OUT_OF_MEMORY:
+		smtp_fail_at(res, at);
+		res->error_code = "internal";
+		return;
+	default:
+		break;
+	}
+	smtp_fail_at(res, at);
+	int refused = last != NULL && last->stage == at && last->reply_code >= 400;
+	if (!refused) {
+		res->error_code =
+		    rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING
+		        ? "connection_closed"
+		        : "unexpected_reply";
+		return;
+	}
+	switch (at) {
+	case SMTP_STAGE_MAIL_FROM:
+		res->error_code = "sender_refused";
+		break;
+	case SMTP_STAGE_RCPT_TO:
+		res->error_code = "recipient_refused";
+		break;
+	case SMTP_STAGE_DATA:
+		res->error_code = "message_refused";
+		break;
+	case SMTP_STAGE_AUTH:
+		res->error_code = "auth_failed";
+		break;
+	case SMTP_STAGE_TLS:
+		res->error_code = "tls_required";
+		break;
+	default:
+		res->error_code = "unexpected_reply";
+		break;
+	}
+}
+
+static int smtp_configure(CURL *h, const struct outbound_smtp_request *rq, struct smtp_call *c,
+                          const char *url, const char *from, struct curl_slist *rcpt, char *errbuf)
+{
+	CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(h, opt, val);                                        \
+	} while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_NOPROXY, "*");
+	SET(CURLOPT_PROXY, "");
+	SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+	/* Connection reuse in SMTP with STARTTLS has advisories against this
+	 * libcurl: a fresh connection, closed after the test. */
+	SET(CURLOPT_FORBID_REUSE, 1L);
+	SET(CURLOPT_FRESH_CONNECT, 1L);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms);
+	SET(CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	SET(CURLOPT_CERTINFO, 1L);
+	/* ALL, never TRY: with TRY a server that refuses STARTTLS would get the
+	 * login in clear text. */
+	SET(CURLOPT_USE_SSL, (long)(rq->security == SMTP_PLAIN ? CURLUSESSL_NONE : CURLUSESSL_ALL));
+	SET(CURLOPT_VERBOSE, 1L); /* feeds the debug callback, nothing is printed */
+	SET(CURLOPT_DEBUGFUNCTION, smtp_on_debug);
+	SET(CURLOPT_DEBUGDATA, c);
+	SET(CURLOPT_PREREQFUNCTION, smtp_on_prereq);
+	SET(CURLOPT_PREREQDATA, c);
+	SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, &c->net);
+	SET(CURLOPT_ERRORBUFFER, errbuf);
+	if (rq->ca_file != NULL) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+		SET(CURLOPT_SSL_CTX_DATA, &c->net);
+	}
+	if (rq->username != NULL) {
+		SET(CURLOPT_USERNAME, rq->username);
+		if (rq->bearer != NULL) {
+			/* XOAUTH2 even when OAUTHBEARER is offered too (libcurl
+			 * would prefer that); no CURLOPT_HTTPAUTH, which would make
+			 * this libcurl ignore the AUTH= option. */
+			SET(CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+			SET(CURLOPT_XOAUTH2_BEARER, rq->bearer);
+		} else {
+			SET(CURLOPT_PASSWORD, rq->password != NULL ? rq->password : "");
+		}
+	}
+	if (rcpt != NULL) {
+		SET(CURLOPT_MAIL_FROM, from);
+		SET(CURLOPT_MAIL_RCPT, rcpt);
+		SET(CURLOPT_UPLOAD, 1L);
+		SET(CURLOPT_READFUNCTION, smtp_on_read);
+		SET(CURLOPT_READDATA, c);
+		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->message_len);
+	} else {
+		SET(CURLOPT_CUSTOMREQUEST, "NOOP");
+		SET(CURLOPT_NOBODY, 1L);
+	}
+#undef SET
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* An address for MAIL FROM / RCPT TO: "<addr>", NULL when it holds
+ * anything that could end or extend the command (validation already
+ * refuses those; this is the last line of defence). */
+static char *smtp_path(struct arena *a, const char *addr)
+{
+	if (addr == NULL || addr[0] == '\0' || strpbrk(addr, "<> \t\r\n") != NULL)
+		return NULL;
+	return arena_printf(a, "<%s>", addr);
+}
+
+err_t outbound_smtp_session(struct arena *a, const struct outbound_smtp_request *rq,
+                            struct outbound_smtp_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (!smtp_port_allowed(rq->port)) {
+		smtp_add(res, SMTP_STAGE_CONNECT, 0, 0, 0);
+		res->error_code = "destination_refused";
+		res->reason = "ports below 1024 other than 25, 465 and 587 are refused";
+		return E_OK;
+	}
+	if (rq->host == NULL || rq->host[0] == '\0' || strpbrk(rq->host, "/?#@[] \t\r\n") != NULL)
+		return E_INTERNAL; /* validation lets no such host through */
+	int v6 = strchr(rq->host, ':') != NULL;
+	char *url =
+	    arena_printf(a, "%s://%s%s%s:%d/", rq->security == SMTP_IMPLICIT_TLS ? "smtps" : "smtp",
+	                 v6 ? "[" : "", rq->host, v6 ? "]" : "", rq->port);
+	char *from = NULL, *to = NULL;
+	if (rq->rcpt != NULL) {
+		from = smtp_path(a, rq->mail_from);
+		to = smtp_path(a, rq->rcpt);
+		if (from == NULL || to == NULL || rq->message == NULL)
+			return E_INTERNAL;
+	}
+	if (url == NULL)
+		return E_INTERNAL;
+
+	struct smtp_call c;
+	memset(&c, 0, sizeof(c));
+	c.net.policy = rq->policy;
+	c.net.ca_file = rq->ca_file;
+	c.rq = rq;
+	c.phase = PH_GREETING;
+	char errbuf[CURL_ERROR_SIZE];
+	errbuf[0] = '\0';
+	err_t e = E_OK;
+	struct curl_slist *rcpt = NULL;
+	CURL *h = curl_easy_init();
+	if (h == NULL)
+		return E_INTERNAL;
+	if (to != NULL && (rcpt = curl_slist_append(NULL, to)) == NULL) {
+		e = E_INTERNAL;
+		goto out;
+	}
+	if (smtp_configure(h, rq, &c, url, from, rcpt, errbuf) != 0) {
+		e = E_INTERNAL;
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &c.t0);
+	CURLcode rc = curl_easy_perform(h);
+	smtp_assemble(&c, h, rc, smtp_elapsed_us(&c), errbuf, a, res);
+out:
+	curl_easy_cleanup(h);
+	curl_slist_free_all(rcpt);
 	return e;
 }

@@ -51,6 +51,8 @@ static const struct route routes[] = {
      {{"GET", ms_handle_list, BODY_NONE}, {"POST", ms_handle_create, BODY_JSON}}},
     {"mail-servers/default", 0, "GET", {{"GET", ms_handle_get_default, BODY_NONE}}},
     {"mail-servers/batch-delete", 0, "POST", {{"POST", ms_handle_batch_delete, BODY_JSON}}},
+    {"mail-servers/test", 0, "POST", {{"POST", smtp_handle_test_settings, BODY_JSON}}},
+    {"mail-servers/{id}/test", 0, "POST", {{"POST", smtp_handle_test, BODY_JSON}}},
     {"mail-servers/{id}/oauth2/authorize",
      0,
      "POST",
