@@ -73,9 +73,6 @@ REPO = HERE.parents[1]
 # base64 of a password) included: not a word of it anywhere.
 logging.getLogger("mail.log").setLevel(logging.CRITICAL + 1)
 logging.getLogger("mail.log").propagate = False
-# Mode "none" takes a login in clear text on purpose (the server a careless
-# client would give its password to): aiosmtpd's warning about it is noise.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 TLS_MODES = ("none", "starttls", "starttls_required", "implicit")
 CERTS = ("server", "wronghost", "expired", "untrusted")
@@ -343,7 +340,12 @@ class SmtpServer:
             "authenticator": self._authenticate,
             "timeout": 60,
         }
-        return _Session(self, **kw)
+        with warnings.catch_warnings():
+            # Mode "none" takes a login in clear text on purpose (the server
+            # a careless client would give its password to): aiosmtpd's
+            # warning about that is noise here.
+            warnings.simplefilter("ignore", UserWarning)
+            return _Session(self, **kw)
 
     def start(self):
         if self.tls != "none":
