@@ -766,13 +766,14 @@ static void smtp_add(struct outbound_smtp_result *res, enum smtp_stage stage, in
 	res->stage = stage;
 }
 
-/* The failed stage: the last one, or a new one of this kind. */
-static void smtp_fail_at(struct outbound_smtp_result *res, enum smtp_stage stage)
+/* The failed stage: the last one, or a new one of this kind that lasted
+ * us (from the end of the last one to the failure). */
+static void smtp_fail_at(struct outbound_smtp_result *res, enum smtp_stage stage, long long us)
 {
 	if (res->nstages > 0 && res->stages[res->nstages - 1].stage == stage)
 		res->stages[res->nstages - 1].ok = 0;
 	else
-		smtp_add(res, stage, 0, 0, 0);
+		smtp_add(res, stage, 0, us, 0);
 }
 
 /* OpenSSL's X509_V_ERR_* values (stable ABI numbers) that libcurl reports
@@ -924,11 +925,11 @@ static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long e
 		at = SMTP_STAGE_EHLO;
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		smtp_fail_at(res, at);
+		smtp_fail_at(res, at, end_us - prev);
 		res->error_code = "timeout";
 		return;
 	case CURLE_USE_SSL_FAILED:
-		smtp_fail_at(res, SMTP_STAGE_TLS);
+		smtp_fail_at(res, SMTP_STAGE_TLS, end_us - prev);
 		res->error_code = "tls_required";
 		return;
 	case CURLE_PEER_FAILED_VERIFICATION:
@@ -940,22 +941,22 @@ static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long e
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
 	case CURLE_SSL_CRL_BADFILE:
-		smtp_fail_at(res, SMTP_STAGE_TLS);
+		smtp_fail_at(res, SMTP_STAGE_TLS, end_us - prev);
 		res->error_code = smtp_tls_code(rc, verify, res->has_tls);
 		return;
 	case CURLE_LOGIN_DENIED:
 		/* Refused, or no mechanism in common (no AUTH stage then). */
-		smtp_fail_at(res, SMTP_STAGE_AUTH);
+		smtp_fail_at(res, SMTP_STAGE_AUTH, end_us - prev);
 		res->error_code = "auth_failed";
 		return;
 	case CURLE_OUT_OF_MEMORY:
-		smtp_fail_at(res, at);
+		smtp_fail_at(res, at, end_us - prev);
 		res->error_code = "internal";
 		return;
 	default:
 		break;
 	}
-	smtp_fail_at(res, at);
+	smtp_fail_at(res, at, end_us - prev);
 	int refused = last != NULL && last->stage == at && last->reply_code >= 400;
 	if (!refused) {
 		res->error_code =

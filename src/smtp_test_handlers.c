@@ -463,6 +463,22 @@ static void log_outcome(const char *what, const struct outcome *o, long long ms)
 		         r->reason ? r->reason : "", ms);
 }
 
+static int same_text(const char *x, const char *y)
+{
+	if (x == NULL || y == NULL)
+		return x == y;
+	return strcmp(x, y) == 0;
+}
+
+/* The settings a test depends on are the same in both rows. */
+static int same_settings(const struct ms_row *a, const struct ms_row *b)
+{
+	return a->auth == b->auth && a->port == b->port && a->enable_ssl == b->enable_ssl &&
+	       same_text(a->server, b->server) && same_text(a->sender_email, b->sender_email) &&
+	       same_text(a->username, b->username) && same_text(a->token_url, b->token_url) &&
+	       same_text(a->client_id, b->client_id);
+}
+
 /* ---- the endpoints ---- */
 
 err_t smtp_handle_test(struct ctx *c)
@@ -544,8 +560,15 @@ err_t smtp_handle_test(struct ctx *c)
 	}
 	e = E_OK;
 
+	/* A refresh of the token (before the test or for its retry) gave the
+	 * server a new version: the outcome is still about the same settings. */
+	long long version = row.version;
+	struct ms_row now;
+	if (row.auth == AUTH_OAUTH2 && db_ms_get(db, c->arena, row.id, 0, &now, &found) == E_OK &&
+	    found && same_settings(&row, &now))
+		version = now.version;
 	int stored;
-	if (db_smtp_test_last_update(db, row.id, row.version, o.r.ok,
+	if (db_smtp_test_last_update(db, row.id, version, o.r.ok,
 	                             outbound_smtp_stage_name(o.r.stage),
 	                             o.r.ok ? NULL : o.r.error_code, &stored) != E_OK)
 		log_warning("could not store the last test of mail server %lld", row.id);
