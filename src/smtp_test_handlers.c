@@ -238,12 +238,21 @@ static void slot_give(void)
 static err_t admit(struct ctx *c, const char *bucket)
 {
 	const struct app *app = c->w->app;
+	/* The slot first: a test refused as busy is not counted as one run. */
+	if (!slot_take(app)) {
+		c->retry_after = SMTP_TEST_BUSY_RETRY_S;
+		return http_reject(c, E_SERVICE_BUSY,
+		                   "too many connection tests are running; retry later");
+	}
 	long hits;
 	int retry;
 	err_t e = db_smtp_test_rate_hit(c->w->db, bucket, &hits, &retry);
-	if (e != E_OK)
+	if (e != E_OK) {
+		slot_give();
 		return http_reject_db(c, e, DB_WRITE);
+	}
 	if (hits > app->cfg.test_rate) {
+		slot_give();
 		c->retry_after = retry > 0 ? retry : 1;
 		return http_reject(
 		    c, E_RATE_LIMITED,
@@ -251,11 +260,6 @@ static err_t admit(struct ctx *c, const char *bucket)
 		                 "at most %d tests a minute are allowed here; retry in %d"
 		                 " seconds",
 		                 app->cfg.test_rate, c->retry_after));
-	}
-	if (!slot_take(app)) {
-		c->retry_after = SMTP_TEST_BUSY_RETRY_S;
-		return http_reject(c, E_SERVICE_BUSY,
-		                   "too many connection tests are running; retry later");
 	}
 	return E_OK;
 }

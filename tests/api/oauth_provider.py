@@ -40,7 +40,16 @@ Control endpoints for the tests (same port):
   GET  /control/stats   counters (token_calls, refresh_calls, code_calls,
                         authorize_calls, pkce_verified, reuse_detected,
                         last_authorize (its query, minus nothing secret),
-                        last_token_fields (names only), current_refresh)
+                        last_token_fields (names only), current_refresh,
+                        access_issued)
+  POST /control/introspect  {"token"}: is this an access token issued here,
+                        unexpired and not revoked? Answers {"active", "serial"}
+                        (serial: 1 for the first access token issued since
+                        the reset, 2 for the next...; null for a token never
+                        issued). The SMTP test servers (smtp_server.py) check
+                        XOAUTH2 logins with it.
+  POST /control/revoke_access  every access token issued so far stops being
+                        active (refresh tokens stay valid)
 
 Tokens and codes start with --prefix (the suite's secret prefix), so the
 suite's leak scans find any that escapes into a response or a log line.
@@ -85,10 +94,11 @@ class Provider:
             self.codes = {}          # code -> {client_id, redirect_uri, challenge, used}
             self.families = {}       # family -> {"current": rt, "revoked": bool}
             self.refresh = {}        # rt -> family (current and retired ones)
-            self.access = set()
+            self.access = {}         # at -> {"serial", "expires", "revoked"}
             self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0,
                           "authorize_calls": 0, "pkce_verified": 0, "reuse_detected": 0,
-                          "last_authorize": None, "last_token_fields": None}
+                          "last_authorize": None, "last_token_fields": None,
+                          "access_issued": 0}
             # wake any request still sleeping in "slow" mode
             self.wake.set()
             self.wake = threading.Event()
@@ -105,6 +115,11 @@ class Provider:
 
 
 PROVIDER = None
+
+
+def _seconds(expires_in):
+    """How long an access token lives (an odd expires_in: an hour)."""
+    return float(expires_in) if isinstance(expires_in, (int, float)) else 3600.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -169,6 +184,17 @@ class Handler(BaseHTTPRequestHandler):
                 PROVIDER.delay = float(cfg.get("delay", 0))
                 if "expires_in" in cfg:
                     PROVIDER.expires_in = cfg["expires_in"]
+            return self.send(200, {"ok": True})
+        if url.path == "/control/introspect":
+            tok = self.json_body().get("token", "")
+            with PROVIDER.lock:
+                a = PROVIDER.access.get(tok)
+                active = bool(a) and not a["revoked"] and time.time() < a["expires"]
+                return self.send(200, {"active": active, "serial": a["serial"] if a else None})
+        if url.path == "/control/revoke_access":
+            with PROVIDER.lock:
+                for a in PROVIDER.access.values():
+                    a["revoked"] = True
             return self.send(200, {"ok": True})
         if url.path == "/control/seed":
             cfg = self.json_body()
@@ -260,7 +286,10 @@ class Handler(BaseHTTPRequestHandler):
     def answer_tokens(self, mode, refresh_token):
         with PROVIDER.lock:
             at = PROVIDER.new_token("at")
-            PROVIDER.access.add(at)
+            PROVIDER.stats["access_issued"] += 1
+            PROVIDER.access[at] = {"serial": PROVIDER.stats["access_issued"],
+                                   "expires": time.time() + _seconds(PROVIDER.expires_in),
+                                   "revoked": False}
             body = {"token_type": "Bearer", "expires_in": PROVIDER.expires_in,
                     "access_token": at, "scope": "https://outlook.office.com/SMTP.Send"}
         if refresh_token is not None:
@@ -408,6 +437,13 @@ class StandIn:
 
     def stats(self):
         return self.control("/control/stats")
+
+    def introspect(self, token):
+        """{"active", "serial"} of an access token (see /control/introspect)."""
+        return self.control("/control/introspect", {"token": token})
+
+    def revoke_access(self):
+        return self.control("/control/revoke_access", {})
 
     def stop(self):
         if self.proc.poll() is None:
