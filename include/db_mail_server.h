@@ -117,13 +117,14 @@ enum ms_column {
 
 /* Update only, after the keep flags: whether to keep the OAuth state
  * (MS_OAUTH2_STATE_COLUMNS: the token's expiry, the last refresh and
- * error) or clear it. */
+ * error, the scope the tokens were granted) or clear it. */
 #define MS_KEEP_OAUTH2_STATE_PARAM 24
 #define MS_OAUTH2_STATE_COLUMNS(X)                                                                 \
 	X(access_token_expires_at)                                                                 \
 	X(oauth2_last_refreshed_at)                                                                \
 	X(oauth2_last_error_code)                                                                  \
-	X(oauth2_last_error_description)
+	X(oauth2_last_error_description)                                                           \
+	X(oauth2_granted_scope)
 
 /* The secrets by name: MS_SECRET_password, ... (db_ms_secret_aad). */
 #define MS_SECRET_(name, value, keep) MS_SECRET_##name,

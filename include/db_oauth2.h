@@ -34,12 +34,13 @@ struct oauth2_server {
 	size_t access_token_len;
 	const char *refresh_token;
 	int has_expiry;
-	long long expires_in_s;     /* access token: seconds left (may be < 0) */
-	const char *status;         /* oauth2_status */
-	const char *last_attempt;   /* opaque mark of the last token request, NULL: none */
-	long long ms_since_attempt; /* -1: none */
+	long long expires_in_s;   /* access token: seconds left (may be < 0) */
+	const char *status;       /* oauth2_status */
+	const char *last_attempt; /* opaque mark of the last token request, NULL: none */
+	long long attempt_ms;     /* when it finished, ms since the epoch; -1: none */
 	const char *last_error_code;
 	const char *last_error_description;
+	const char *granted_scope; /* what the stored tokens were granted, NULL: unknown */
 };
 
 /* *found = 0 when there is no such server. E_INTERNAL when a stored secret
@@ -60,12 +61,13 @@ void db_oauth2_unlock(struct db *db, long long id);
 /* Store a token answer, when the server still has the token URL and client
  * id it was requested with (*stored = 0 otherwise): the access token and its
  * expiry (expires_in < 0: unknown), the refresh token when refresh_token is
- * not NULL (else the stored one is kept), status connected, last refresh
- * and attempt now, no last error. */
+ * not NULL (else the stored one is kept), the granted scope (NULL:
+ * unknown), status connected, last refresh and attempt now, no last
+ * error. */
 err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret_keyring *kr,
                              const struct oauth2_server *s, const char *access_token,
                              size_t access_len, long long expires_in, const char *refresh_token,
-                             size_t refresh_len, int *stored);
+                             size_t refresh_len, const char *granted_scope, int *stored);
 /* Store a failed attempt: status (NULL keeps it), the last error, and the
  * attempt's time, under the same condition. */
 err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, const char *status,
@@ -73,22 +75,40 @@ err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, cons
 
 /* ---- states ---- */
 
+/* The server's settings when a flow started, kept with its state: the code
+ * is exchanged at this token URL for this client, and scope (NULL: none)
+ * is what the authorization asked for. */
+struct oauth2_flow {
+	const char *token_url;
+	const char *client_id;
+	const char *scope;
+};
+
+/* A new state (its SHA-256), bound to the server, the administrator, the
+ * browser (browser_hash: the SHA-256 of its cookie's value) and the flow's
+ * settings. */
 err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
                              const unsigned char hash[32], long long server_id, const char *actor,
-                             const char *code_verifier);
+                             const char *code_verifier, const unsigned char browser_hash[32],
+                             const struct oauth2_flow *flow);
 
 enum oauth2_state_result {
 	OAUTH2_STATE_VALID,   /* consumed now: it was unused and unexpired */
 	OAUTH2_STATE_SPENT,   /* issued, but used already or expired */
+	OAUTH2_STATE_FOREIGN, /* issued and live, but to another browser: not consumed */
 	OAUTH2_STATE_UNKNOWN, /* never issued (or purged) */
 };
 
-/* Consume the state with this hash in one atomic UPDATE (a second consumer
- * of the same state gets SPENT). server_id is set for VALID and SPENT;
- * actor and code_verifier for VALID. */
+/* Consume the state with this hash in one atomic UPDATE, when the browser's
+ * cookie hashes to browser_hash (NULL: the request has no cookie, so it
+ * never does). A second consumer of the same state gets SPENT. server_id
+ * is set for every result but UNKNOWN; actor, code_verifier and *flow for
+ * VALID. */
 err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                              const unsigned char hash[32], enum oauth2_state_result *res,
-                              long long *server_id, const char **actor, const char **code_verifier);
+                              const unsigned char hash[32], const unsigned char *browser_hash,
+                              enum oauth2_state_result *res, long long *server_id,
+                              const char **actor, const char **code_verifier,
+                              struct oauth2_flow *flow);
 
 /* Delete states expired more than OAUTH2_STATE_KEEP_S ago. */
 err_t db_oauth2_state_purge(struct db *db);

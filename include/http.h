@@ -26,7 +26,11 @@ struct http_request {
 	const char *authorization; /* NULL when absent */
 	const char *if_match;      /* NULL when absent */
 	const char *request_id;    /* from nginx, checked; "" when absent */
-	const char *body;          /* NULL when none was read */
+	const char *cookie;        /* HTTP_COOKIE, NULL when absent */
+	/* When the request reached nginx (REQUEST_ARRIVAL, nginx's $msec), in
+	 * milliseconds since the epoch; 0 when absent or malformed. */
+	long long arrival_ms;
+	const char *body; /* NULL when none was read */
 	size_t body_len;
 	int body_too_large; /* CONTENT_LENGTH above MAX_BODY_BYTES: not read */
 };
@@ -115,6 +119,15 @@ struct query_param {
 };
 /* -1 when malformed (bad escape, repeated name, too long, too many). */
 int query_parse(struct arena *a, const char *qs, struct query_param **out, size_t *n);
+
+/* nginx's $msec ("1712345678.123": seconds, a dot, milliseconds) as
+ * milliseconds since the epoch; 0 when v is NULL or anything else. */
+long long http_parse_msec(const char *v);
+
+/* The value of the first cookie called name in a Cookie header (RFC 6265
+ * section 5.4: "a=1; b=2"), a copy in the arena; NULL when there is none, or
+ * when the header is longer than COOKIE_HEADER_MAX_BYTES. */
+const char *http_cookie_get(struct arena *a, const char *header, const char *name);
 
 /* If-Match (RFC 9110 section 13.1.1) against the current version: 1 when it
  * matches ("*" or one of the listed strong tags), 0 when not. */

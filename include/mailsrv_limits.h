@@ -66,10 +66,14 @@
 #define JWT_CACHE_TOKEN_MAX_BYTES 1024
 #define JWT_CACHE_SUB_MAX_BYTES   255
 /* Response headers one answer carries (X-Request-Id, Cache-Control, ETag,
- * Location, Allow, WWW-Authenticate, Retry-After, Referrer-Policy never all
- * at once): a fixed array in the response, a header beyond it is dropped
- * and logged. */
+ * Location, Allow, WWW-Authenticate, Retry-After, Referrer-Policy,
+ * Set-Cookie never all at once): a fixed array in the response, a header
+ * beyond it is dropped and logged. */
 #define HTTP_MAX_HEADERS 8
+/* The Cookie header the service looks into (only the OAuth callback does):
+ * nginx bounds a header line at 16 KiB (large_client_header_buffers); a
+ * longer one is treated as no cookie. */
+#define COOKIE_HEADER_MAX_BYTES 16384
 /* Field errors one 422 lists: a body has at most about 25 fields, so every
  * failing field is reported; a hostile body with hundreds of unknown
  * members gets the first ones. */
@@ -145,11 +149,16 @@
 /* An access token that expires within this margin is refreshed before use,
  * so it cannot expire during the SMTP session that uses it. */
 #define OAUTH2_REFRESH_MARGIN_S 300
-/* A refresh requested within this time after another attempt for the same
- * server finished takes that attempt's outcome instead of calling the
- * provider again: requests queued behind a refresh (more than the worker
- * threads) coalesce into it, and providers throttle token requests. */
-#define OAUTH2_REFRESH_COALESCE_MS 2000
+/* The random value of the cookie that binds a flow to the browser that
+ * started it (256 bits, 43 base64url characters), and how many bytes of the
+ * state's SHA-256 name that cookie (96 bits, 16 base64url characters: one
+ * cookie per flow, so that two flows in one browser never collide). */
+#define OAUTH2_BROWSER_BINDING_BYTES  32
+#define OAUTH2_COOKIE_NAME_HASH_BYTES 12
+/* The scope a token answer grants, as stored and sent back on refresh:
+ * longer than any real provider's list of scopes; a longer or malformed
+ * one is not kept (the refresh then sends no scope). */
+#define OAUTH2_GRANTED_SCOPE_MAX_BYTES 4096
 /* How long a request waits for another request's refresh of the same server
  * (the per-server lock): above one whole outbound call, below nginx's 35 s. */
 #define OAUTH2_LOCK_WAIT_MS 32000

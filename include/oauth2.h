@@ -21,6 +21,7 @@ struct app;
 struct arena;
 struct db;
 struct json_value;
+struct oauth2_flow;
 
 /* ---- building blocks (pure) ---- */
 
@@ -56,6 +57,23 @@ struct oauth2_authorize_params {
  * configured URL already sets them. */
 char *oauth2_authorize_url(struct arena *a, const struct oauth2_authorize_params *p);
 
+/* The path of the redirect URI as browsers send it (after the scheme and
+ * host of public_url): the Path of the flows' cookies. */
+char *oauth2_callback_path(struct arena *a, const char *public_url);
+
+/* The cookie that binds a flow to the browser that started it: one per
+ * flow, named "mailsrv_oauth2_" plus base64url of the first
+ * OAUTH2_COOKIE_NAME_HASH_BYTES of the state's SHA-256, so that the
+ * callback finds it from the state and two flows in one browser keep their
+ * own. Its value is random; only its SHA-256 is stored, with the state. */
+char *oauth2_cookie_name(struct arena *a, const unsigned char state_hash[32]);
+/* The Set-Cookie value that sets it (value NULL: that drops it):
+ * HttpOnly, SameSite=Lax (the provider's redirect back is a top-level
+ * navigation, which carries Lax cookies), Path=path, Max-Age of the state's
+ * lifetime (0 to drop), Secure when public_url is https. */
+char *oauth2_set_cookie(struct arena *a, const char *name, const char *value, const char *path,
+                        const char *public_url);
+
 /* Where the callback sends the browser: console_url (before its fragment)
  * plus mail_server_id=<id>&oauth2=connected, or &oauth2=error&error=<code>
  * when error_code is not NULL. '?' or '&' as the console URL needs. */
@@ -81,10 +99,23 @@ struct oauth2_token_response {
 	size_t access_token_len;
 	const char *refresh_token; /* NULL: the answer has none (keep the old) */
 	size_t refresh_token_len;
-	long long expires_in;          /* seconds, capped; -1 when absent */
+	long long expires_in; /* seconds, capped; -1 when absent */
+	/* The scope the answer grants: OAUTH2_SCOPE_ABSENT (then it is the one
+	 * asked for, RFC 6749 section 5.1), _GRANTED (scope, NUL-terminated in
+	 * the arena), or _MALFORMED (not a string of scope tokens, or longer
+	 * than OAUTH2_GRANTED_SCOPE_MAX_BYTES: unknown). */
+	int scope_state;
+	const char *scope;
 	const char *error;             /* error answers: the code */
 	const char *error_description; /* cleaned, NULL when absent */
 };
+
+enum { OAUTH2_SCOPE_ABSENT, OAUTH2_SCOPE_GRANTED, OAUTH2_SCOPE_MALFORMED };
+
+/* A scope as RFC 6749 section 3.3 spells it: scope tokens of %x21 /
+ * %x23-5B / %x5D-7E separated by single spaces, 1 to
+ * OAUTH2_GRANTED_SCOPE_MAX_BYTES bytes. */
+int oauth2_scope_ok(const char *s, size_t len);
 
 enum oauth2_answer {
 	OAUTH2_ANSWER_TOKENS,  /* a usable token answer */
@@ -117,14 +148,20 @@ struct oauth2_failure {
 
 /*
  * Exchange an authorization code (the callback, after its state was
- * consumed) for tokens at server id's token URL and store them. Runs under
- * the server's refresh lock. Errors: E_NOT_FOUND (no such server),
- * E_CONFLICT (not oauth2 any more, no client secret), E_DB_UNAVAILABLE,
- * E_INTERNAL, or an outbound/provider error with *f set (also stored as the
- * server's last error; its status is left as it was).
+ * consumed) for tokens at the token URL and for the client id the flow
+ * started with (flow, kept with the state), and store them with the scope
+ * granted (the answer's, or the one the flow asked for). Runs under the
+ * server's refresh lock. When the server's token URL or client id is not the
+ * flow's any more, nothing is sent anywhere: E_CONFLICT with f->code
+ * "flow_settings_changed" (the code belongs to the old destination, and a
+ * secret entered since belongs to the new one). Errors: E_NOT_FOUND (no such
+ * server), E_CONFLICT (not oauth2 any more, no client secret),
+ * E_DB_UNAVAILABLE, E_INTERNAL, or an outbound/provider error with *f set
+ * (also stored as the server's last error; its status is left as it was).
  */
 err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a, long long id,
-                           const char *code, const char *code_verifier, const char *actor,
+                           const char *code, const char *code_verifier,
+                           const struct oauth2_flow *flow, const char *actor,
                            struct oauth2_failure *f);
 
 /* The provider sent the browser back with an error (the callback's error
@@ -134,16 +171,20 @@ err_t oauth2_note_authorization_error(const struct app *app, struct db *db, stru
                                       long long id, const struct oauth2_failure *f);
 
 /*
- * Refresh server id's access token now (the refresh endpoint). Single
- * flight: a request that waited for another request's refresh of the same
- * server, or that comes within OAUTH2_REFRESH_COALESCE_MS after one
- * finished, takes that outcome without calling the provider. A failure is
+ * Refresh server id's access token now (the refresh endpoint). It asks for
+ * the scope granted with the stored tokens, or for none when that is
+ * unknown. Single flight: a request takes the outcome of another attempt
+ * of the same server, without calling the provider, only when that attempt
+ * finished after the request arrived (arrival_ms, when nginx received it;
+ * 0: unknown), that is when it was still running then or started later, or
+ * when it finished while this request waited for it. An attempt that
+ * finished before the request arrived never stands in for it. A failure is
  * stored: invalid_grant sets oauth2_status to reauthorization_required,
  * any other failure to error. Errors as above; E_CONFLICT also when no
  * refresh token is stored.
  */
 err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long long id,
-                     struct oauth2_failure *f);
+                     long long arrival_ms, struct oauth2_failure *f);
 
 /*
  * A usable access token for server id (for the SMTP login): the stored one

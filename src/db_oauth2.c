@@ -34,9 +34,10 @@ enum {
 	G_EXPIRES_IN,
 	G_STATUS,
 	G_LAST_ATTEMPT,
-	G_MS_SINCE_ATTEMPT,
+	G_ATTEMPT_MS,
 	G_LAST_ERROR_CODE,
-	G_LAST_ERROR_DESCRIPTION
+	G_LAST_ERROR_DESCRIPTION,
+	G_GRANTED_SCOPE
 };
 
 err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
@@ -67,10 +68,10 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 	out->expires_in_s = out->has_expiry ? db_col_int(r, 0, G_EXPIRES_IN) : 0;
 	out->status = db_col_str(a, r, 0, G_STATUS, &nomem);
 	out->last_attempt = db_col_str(a, r, 0, G_LAST_ATTEMPT, &nomem);
-	out->ms_since_attempt =
-	    db_isnull(r, 0, G_MS_SINCE_ATTEMPT) ? -1 : db_col_int(r, 0, G_MS_SINCE_ATTEMPT);
+	out->attempt_ms = db_isnull(r, 0, G_ATTEMPT_MS) ? -1 : db_col_int(r, 0, G_ATTEMPT_MS);
 	out->last_error_code = db_col_str(a, r, 0, G_LAST_ERROR_CODE, &nomem);
 	out->last_error_description = db_col_str(a, r, 0, G_LAST_ERROR_DESCRIPTION, &nomem);
+	out->granted_scope = db_col_str(a, r, 0, G_GRANTED_SCOPE, &nomem);
 
 	static const struct {
 		enum ms_secret secret;
@@ -183,11 +184,11 @@ static err_t affected_one(struct db *db, int stmt, int n, const char *const *p, 
 err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret_keyring *kr,
                              const struct oauth2_server *s, const char *access_token,
                              size_t access_len, long long expires_in, const char *refresh_token,
-                             size_t refresh_len, int *stored)
+                             size_t refresh_len, const char *granted_scope, int *stored)
 {
 	char idbuf[24], expbuf[24];
-	const char *p[6] = {0};
-	int lengths[6] = {0}, fmt[6] = {0};
+	const char *p[7] = {0};
+	int lengths[7] = {0}, fmt[7] = {0};
 	*stored = 0;
 	snprintf(idbuf, sizeof(idbuf), "%lld", s->id);
 	snprintf(expbuf, sizeof(expbuf), "%lld", expires_in);
@@ -204,7 +205,8 @@ err_t db_oauth2_store_tokens(struct db *db, struct arena *a, const struct secret
 	            refresh_len, &p[5], &lengths[5]) != E_OK)
 		return E_INTERNAL;
 	fmt[5] = 1;
-	return affected_one(db, ST_OA_STORE_TOKENS, 6, p, lengths, fmt, stored);
+	p[6] = granted_scope;
+	return affected_one(db, ST_OA_STORE_TOKENS, 7, p, lengths, fmt, stored);
 }
 
 err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, const char *status,
@@ -221,7 +223,8 @@ err_t db_oauth2_store_failure(struct db *db, const struct oauth2_server *s, cons
 
 err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret_keyring *kr,
                              const unsigned char hash[32], long long server_id, const char *actor,
-                             const char *code_verifier)
+                             const char *code_verifier, const unsigned char browser_hash[32],
+                             const struct oauth2_flow *flow)
 {
 	char idbuf[24], ttl[16];
 	snprintf(idbuf, sizeof(idbuf), "%lld", server_id);
@@ -231,10 +234,12 @@ err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret
 	if (db_seal(a, kr, db_oauth2_state_aad(a, hash), code_verifier, strlen(code_verifier),
 	            &blob, &blen) != E_OK)
 		return E_INTERNAL;
-	const char *p[] = {(const char *)hash, idbuf, actor, blob, ttl};
-	int lengths[] = {32, 0, 0, blen, 0};
-	int fmt[] = {1, 0, 0, 1, 0};
-	err_t e = db_exec(db, ST_OA_STATE_INSERT, 5, p, lengths, fmt, NULL);
+	const char *scope = flow->scope != NULL && flow->scope[0] != '\0' ? flow->scope : NULL;
+	const char *p[] = {(const char *)hash,         idbuf,           actor,           blob, ttl,
+	                   (const char *)browser_hash, flow->token_url, flow->client_id, scope};
+	int lengths[] = {32, 0, 0, blen, 0, 32, 0, 0, 0};
+	int fmt[] = {1, 0, 0, 1, 0, 1, 0, 0, 0};
+	err_t e = db_exec(db, ST_OA_STATE_INSERT, 9, p, lengths, fmt, NULL);
 	/* The server was deleted in between. */
 	if (e == E_INTERNAL && db_cause(db) == DB_CAUSE_FOREIGN_KEY)
 		return E_NOT_FOUND;
@@ -242,24 +247,30 @@ err_t db_oauth2_state_insert(struct db *db, struct arena *a, const struct secret
 }
 
 err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secret_keyring *kr,
-                              const unsigned char hash[32], enum oauth2_state_result *res,
-                              long long *server_id, const char **actor, const char **code_verifier)
+                              const unsigned char hash[32], const unsigned char *browser_hash,
+                              enum oauth2_state_result *res, long long *server_id,
+                              const char **actor, const char **code_verifier,
+                              struct oauth2_flow *flow)
 {
-	const char *p[] = {(const char *)hash};
-	int lengths[] = {32};
-	int fmt[] = {1};
+	const char *p[] = {(const char *)hash, (const char *)browser_hash};
+	int lengths[] = {32, 32};
+	int fmt[] = {1, 1};
 	struct pg_result *r;
 	*res = OAUTH2_STATE_UNKNOWN;
 	*server_id = 0;
 	*actor = NULL;
 	*code_verifier = NULL;
-	err_t e = db_exec(db, ST_OA_STATE_CONSUME, 1, p, lengths, fmt, &r);
+	memset(flow, 0, sizeof(*flow));
+	err_t e = db_exec(db, ST_OA_STATE_CONSUME, 2, p, lengths, fmt, &r);
 	if (e != E_OK)
 		return e;
 	if (db_ntuples(r) == 1) {
 		int nomem = 0;
 		*server_id = db_col_int(r, 0, 0);
 		*actor = db_col_str(a, r, 0, 1, &nomem);
+		flow->token_url = db_col_str(a, r, 0, 3, &nomem);
+		flow->client_id = db_col_str(a, r, 0, 4, &nomem);
+		flow->scope = db_col_str(a, r, 0, 5, &nomem);
 		char *aad = db_oauth2_state_aad(a, hash);
 		if (nomem || aad == NULL) {
 			e = E_INTERNAL;
@@ -277,12 +288,13 @@ err_t db_oauth2_state_consume(struct db *db, struct arena *a, const struct secre
 		return e;
 	}
 	db_clear(r);
-	/* Not consumed: issued but spent, or never issued. */
+	/* Not consumed: issued but spent, issued to another browser, or never
+	 * issued. */
 	e = db_exec(db, ST_OA_STATE_PEEK, 1, p, lengths, fmt, &r);
 	if (e != E_OK)
 		return e;
 	if (db_ntuples(r) == 1) {
-		*res = OAUTH2_STATE_SPENT;
+		*res = db_value(r, 0, 1)[0] == 't' ? OAUTH2_STATE_FOREIGN : OAUTH2_STATE_SPENT;
 		*server_id = db_col_int(r, 0, 0);
 	}
 	db_clear(r);

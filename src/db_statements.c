@@ -107,8 +107,8 @@ const struct db_statement db_statements[] = {
          " encode(refresh_token_enc, 'hex'),"
          " floor(extract(epoch FROM access_token_expires_at - now()))::bigint,"
          " oauth2_status, extract(epoch FROM oauth2_last_attempt_at)::text,"
-         " floor(extract(epoch FROM now() - oauth2_last_attempt_at) * 1000)::bigint,"
-         " oauth2_last_error_code, oauth2_last_error_description"
+         " floor(extract(epoch FROM oauth2_last_attempt_at) * 1000)::bigint,"
+         " oauth2_last_error_code, oauth2_last_error_description, oauth2_granted_scope"
          " FROM mail_server WHERE id = $1"},
     /* Inside a short transaction before ST_OA_LOCK: the session's statement
      * and lock timeouts are too short to wait for a provider call. */
@@ -123,11 +123,13 @@ const struct db_statement db_statements[] = {
     /* $1 id, $2 token_url and $3 client_id the tokens were requested with
      * (a server whose destination changed meanwhile keeps nothing),
      * $4 access token (encrypted), $5 expires_in seconds or NULL,
-     * $6 refresh token (encrypted) or NULL to keep the stored one. */
+     * $6 refresh token (encrypted) or NULL to keep the stored one,
+     * $7 the granted scope or NULL (unknown). */
     [ST_OA_STORE_TOKENS] = {"oa_store_tokens",
                             "UPDATE mail_server SET access_token_enc = $4,"
                             " access_token_expires_at = now() + $5::bigint * interval '1 second',"
                             " refresh_token_enc = COALESCE($6, refresh_token_enc),"
+                            " oauth2_granted_scope = $7,"
                             " oauth2_status = 'connected', oauth2_last_refreshed_at = now(),"
                             " oauth2_last_attempt_at = now(), oauth2_last_error_code = NULL,"
                             " oauth2_last_error_description = NULL, version = version + 1,"
@@ -143,23 +145,32 @@ const struct db_statement db_statements[] = {
                              " WHERE id = $1 AND auth_type = 'oauth2' AND token_url = $2"
                              " AND client_id = $3 RETURNING id"},
     /* $1 SHA-256 of the state, $2 server, $3 actor, $4 verifier
-     * (encrypted), $5 lifetime in seconds. */
+     * (encrypted), $5 lifetime in seconds, $6 SHA-256 of the browser's
+     * cookie, $7-$9 the server's token URL, client id and scope. */
     [ST_OA_STATE_INSERT] = {"oa_state_insert",
                             "INSERT INTO oauth2_state (state_hash, server_id, actor,"
-                            " code_verifier_enc, expires_at)"
-                            " VALUES ($1, $2, $3, $4, now() + $5::integer * interval '1 second')"},
+                            " code_verifier_enc, expires_at, browser_hash, token_url, client_id,"
+                            " scope)"
+                            " VALUES ($1, $2, $3, $4, now() + $5::integer * interval '1 second',"
+                            " $6, $7, $8, $9)"},
     /* Single use, atomically: of two concurrent consumers the second finds
-     * used_at set when it re-checks the row it waited for. The verifier is
-     * returned from the row as it was, and cleared. */
+     * used_at set when it re-checks the row it waited for. Only from the
+     * browser that started the flow ($2: the SHA-256 of its cookie; NULL
+     * never matches): any other request leaves the row as it is. The
+     * verifier is returned from the row as it was, and cleared. */
     [ST_OA_STATE_CONSUME] =
         {"oa_state_consume",
          "UPDATE oauth2_state AS s SET used_at = now(), code_verifier_enc = NULL"
          " FROM oauth2_state AS old"
          " WHERE s.state_hash = $1 AND old.state_hash = s.state_hash"
-         " AND s.used_at IS NULL AND s.expires_at > now()"
-         " RETURNING s.server_id, s.actor, encode(old.code_verifier_enc, 'hex')"},
+         " AND s.used_at IS NULL AND s.expires_at > now() AND s.browser_hash = $2"
+         " RETURNING s.server_id, s.actor, encode(old.code_verifier_enc, 'hex'),"
+         " s.token_url, s.client_id, s.scope"},
+    /* Not consumed: whether it is still live (then the browser was not the
+     * one that started it). */
     [ST_OA_STATE_PEEK] = {"oa_state_peek",
-                          "SELECT server_id FROM oauth2_state WHERE state_hash = $1"},
+                          "SELECT server_id, used_at IS NULL AND expires_at > now()"
+                          " FROM oauth2_state WHERE state_hash = $1"},
     [ST_OA_STATE_PURGE] = {"oa_state_purge",
                            "DELETE FROM oauth2_state"
                            " WHERE expires_at < now() - $1::integer * interval '1 second'"},

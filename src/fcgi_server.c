@@ -151,6 +151,8 @@ enum {
 	P_HTTP_AUTHORIZATION,
 	P_HTTP_IF_MATCH,
 	P_REQUEST_ID,
+	P_HTTP_COOKIE,
+	P_REQUEST_ARRIVAL,
 	P__COUNT
 };
 
@@ -170,6 +172,9 @@ static const struct {
     [P_HTTP_AUTHORIZATION] = PARAM_NAME("HTTP_AUTHORIZATION"),
     [P_HTTP_IF_MATCH] = PARAM_NAME("HTTP_IF_MATCH"),
     [P_REQUEST_ID] = PARAM_NAME("REQUEST_ID"),
+    [P_HTTP_COOKIE] = PARAM_NAME("HTTP_COOKIE"),
+    /* nginx's $msec (deploy/nginx.conf.template) */
+    [P_REQUEST_ARRIVAL] = PARAM_NAME("REQUEST_ARRIVAL"),
 };
 
 /* vals[i]: the value of param_names[i] ("NAME=value" in envp), the first
@@ -230,6 +235,8 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 	req->authorization = param(a, v[P_HTTP_AUTHORIZATION]);
 	req->if_match = param(a, v[P_HTTP_IF_MATCH]);
 	req->request_id = checked_request_id(a, v[P_REQUEST_ID]);
+	req->cookie = param(a, v[P_HTTP_COOKIE]);
+	req->arrival_ms = http_parse_msec(v[P_REQUEST_ARRIVAL]);
 	if (req->method == NULL)
 		req->method = "GET";
 	if (req->path == NULL)

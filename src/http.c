@@ -238,6 +238,53 @@ int query_parse(struct arena *a, const char *qs, struct query_param **out, size_
 	return 0;
 }
 
+long long http_parse_msec(const char *v)
+{
+	/* Seconds: ten or eleven digits (from 2001 until far beyond any clock
+	 * this runs on). */
+	if (v == NULL)
+		return 0;
+	long long ms = 0;
+	size_t i = 0;
+	for (; v[i] >= '0' && v[i] <= '9'; i++) {
+		if (i == 11)
+			return 0;
+		ms = ms * 10 + (v[i] - '0');
+	}
+	if (i < 10 || v[i] != '.')
+		return 0;
+	for (size_t k = 1; k <= 3; k++) {
+		if (v[i + k] < '0' || v[i + k] > '9')
+			return 0;
+		ms = ms * 10 + (v[i + k] - '0');
+	}
+	return v[i + 4] == '\0' ? ms : 0;
+}
+
+const char *http_cookie_get(struct arena *a, const char *header, const char *name)
+{
+	if (header == NULL || strlen(header) > COOKIE_HEADER_MAX_BYTES)
+		return NULL;
+	size_t nl = strlen(name);
+	const char *p = header;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		if (eq != NULL && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
+			const char *v = eq + 1;
+			size_t vl = len - nl - 1;
+			while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			return arena_strndup(a, v, vl);
+		}
+		p += len;
+	}
+	return NULL;
+}
+
 int if_match_ok(const char *if_match, long long version)
 {
 	const char *p = if_match;

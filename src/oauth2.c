@@ -5,14 +5,19 @@
  * Single flight. A refresh runs under the server's refresh lock (a
  * PostgreSQL advisory lock, db_oauth2_lock), so at most one request per
  * server talks to its token endpoint at a time, across every worker process
- * and host. A request reads the server before it waits for the lock and again
- * after: when the mark of the last token request (oauth2_last_attempt_at)
- * moved in between, another request has just refreshed (or failed to), and
- * its outcome is this request's too, with no call of its own. A request that
- * starts shortly (OAUTH2_REFRESH_COALESCE_MS) after such an attempt finished
- * takes its outcome without waiting at all: requests that queued in nginx
- * behind the worker threads that waited on the lock coalesce as well. That
- * is how fifty concurrent refreshes make exactly one call to the provider.
+ * and host. A request takes the outcome of another attempt instead of
+ * calling the provider itself only when that attempt was still running when
+ * the request reached the service, or started after: that is, when it
+ * finished (oauth2_last_attempt_at, on the database's clock) after the
+ * request's arrival (nginx's $msec, passed as REQUEST_ARRIVAL). A request
+ * reads the server before it waits for the lock and again after: when the
+ * mark of the last attempt moved in between, that attempt finished while it
+ * waited, so after it arrived, and its outcome is this request's too.
+ * Requests that queued in nginx behind the worker threads waiting on the
+ * lock arrived while the attempt ran, so they take its outcome without
+ * waiting at all. That is how fifty concurrent refreshes make exactly one
+ * call to the provider, while a refresh that arrives after an attempt
+ * finished (an earlier click, the callback's code exchange) always calls.
  *
  * Rotation (a provider that rotates refresh tokens revokes a reused one): every token answer is
  * stored whole; a rotated refresh token replaces the stored one in the same UPDATE as the access
@@ -69,6 +74,48 @@ int oauth2_state_wellformed(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		if (!is_b64url((unsigned char)s[i]))
 			return 0;
+	return 1;
+}
+
+char *oauth2_callback_path(struct arena *a, const char *public_url)
+{
+	char *uri = oauth2_redirect_uri(a, public_url);
+	if (uri == NULL)
+		return NULL;
+	const char *p = strstr(uri, "://");
+	p = p ? strchr(p + 3, '/') : NULL;
+	return p ? arena_strdup(a, p) : arena_strdup(a, "/api/v1/oauth2/callback");
+}
+
+char *oauth2_cookie_name(struct arena *a, const unsigned char state_hash[32])
+{
+	char *h = base64url_encode(a, state_hash, OAUTH2_COOKIE_NAME_HASH_BYTES);
+	return h ? arena_printf(a, "mailsrv_oauth2_%s", h) : NULL;
+}
+
+char *oauth2_set_cookie(struct arena *a, const char *name, const char *value, const char *path,
+                        const char *public_url)
+{
+	int secure = strncasecmp(public_url, "https://", 8) == 0;
+	return arena_printf(a, "%s=%s; Path=%s; Max-Age=%d; HttpOnly; SameSite=Lax%s", name,
+	                    value ? value : "", path, value ? OAUTH2_STATE_TTL_S : 0,
+	                    secure ? "; Secure" : "");
+}
+
+int oauth2_scope_ok(const char *s, size_t len)
+{
+	if (s == NULL || len == 0 || len > OAUTH2_GRANTED_SCOPE_MAX_BYTES)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == ' ') {
+			/* between two tokens, one space */
+			if (i == 0 || i + 1 == len || s[i + 1] == ' ')
+				return 0;
+		} else if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') {
+			return 0;
+		}
+	}
 	return 1;
 }
 
@@ -335,6 +382,19 @@ enum oauth2_answer oauth2_read_token_response(struct arena *a, const struct json
 		}
 		out->expires_in = v > OAUTH2_EXPIRES_IN_MAX_S ? OAUTH2_EXPIRES_IN_MAX_S : v;
 	}
+	const struct json_value *sc = json_get(root, "scope");
+	if (sc != NULL && sc->type != JSON_NULL) {
+		out->scope_state = OAUTH2_SCOPE_MALFORMED;
+		if (sc->type == JSON_STRING &&
+		    oauth2_scope_ok(sc->u.string.ptr, sc->u.string.len)) {
+			out->scope = arena_strndup(a, sc->u.string.ptr, sc->u.string.len);
+			if (out->scope == NULL) {
+				*why = "out of memory";
+				return OAUTH2_ANSWER_INVALID;
+			}
+			out->scope_state = OAUTH2_SCOPE_GRANTED;
+		}
+	}
 	const struct json_value *rt = json_get(root, "refresh_token");
 	if (rt != NULL && rt->type != JSON_NULL &&
 	    !(rt->type == JSON_STRING && rt->u.string.len == 0)) {
@@ -470,15 +530,22 @@ static void store_failure(struct db *db, const struct oauth2_server *s, const ch
 		log_warning("could not record the failed token request of mail server %lld", s->id);
 }
 
-/* Store a token answer; E_CONFLICT when the server's destination changed. */
+/* Store a token answer with the scope it grants (asked: what the request
+ * asked for, NULL when unknown); E_CONFLICT when the server's destination
+ * changed. */
 static err_t store_tokens(const struct app *app, struct db *db, struct arena *a,
                           const struct oauth2_server *s, const struct oauth2_token_response *tok,
-                          struct oauth2_failure *f)
+                          const char *asked, struct oauth2_failure *f)
 {
 	int stored;
+	const char *granted = tok->scope_state == OAUTH2_SCOPE_GRANTED  ? tok->scope
+	                      : tok->scope_state == OAUTH2_SCOPE_ABSENT ? asked
+	                                                                : NULL;
+	if (granted != NULL && granted[0] == '\0')
+		granted = NULL;
 	err_t e = db_oauth2_store_tokens(db, a, app->keyring, s, tok->access_token,
 	                                 tok->access_token_len, tok->expires_in, tok->refresh_token,
-	                                 tok->refresh_token_len, &stored);
+	                                 tok->refresh_token_len, granted, &stored);
 	if (e != E_OK) {
 		/* The provider may have rotated the refresh token we could not
 		 * store: say so loudly, the server may need authorizing again. */
@@ -553,10 +620,14 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
                          const struct oauth2_server *s, struct oauth2_server *out,
                          struct oauth2_failure *f)
 {
+	/* Only what was granted (RFC 6749 section 6: a refresh must not ask
+	 * for more, and a strict provider refuses it with invalid_scope), or
+	 * nothing, which means the same. Never the configured scope, which may
+	 * hold what the provider left out. */
 	const char *names[] = {"grant_type", "refresh_token", "client_id", "client_secret",
 	                       "scope"};
 	const char *values[] = {"refresh_token", s->refresh_token, s->client_id, s->client_secret,
-	                        s->scope != NULL && s->scope[0] != '\0' ? s->scope : NULL};
+	                        s->granted_scope};
 	size_t len;
 	char *form = oauth2_form(a, 5, names, values, &len);
 	if (form == NULL)
@@ -570,7 +641,7 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
 		store_failure(db, s, invalid_grant ? "reauthorization_required" : "error", f);
 		return e;
 	}
-	if ((e = store_tokens(app, db, a, s, &tok, f)) != E_OK)
+	if ((e = store_tokens(app, db, a, s, &tok, s->granted_scope, f)) != E_OK)
 		return e;
 	log_info("refreshed the access token of mail server %lld%s", s->id,
 	         tok.refresh_token ? " (the provider rotated the refresh token)" : "");
@@ -580,8 +651,17 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
 	return E_OK;
 }
 
+/* Did s's last attempt finish after the request arrived (arrival_ms > 0),
+ * that is, was it running then or did it start later? Both times are
+ * milliseconds; a tie counts as before (the request must be served now). */
+static int after_arrival(const struct oauth2_server *s, long long arrival_ms)
+{
+	return arrival_ms > 0 && s->last_attempt != NULL && s->attempt_ms > arrival_ms;
+}
+
 static err_t single_flight(const struct app *app, struct db *db, struct arena *a, long long id,
-                           enum want want, struct oauth2_server *out, struct oauth2_failure *f)
+                           enum want want, long long arrival_ms, struct oauth2_server *out,
+                           struct oauth2_failure *f)
 {
 	struct oauth2_server s1, s2;
 	int found;
@@ -612,9 +692,10 @@ static err_t single_flight(const struct app *app, struct db *db, struct arena *a
 	}
 	if ((e = check_refreshable(&s1, f)) != E_OK)
 		return e;
-	/* Right behind another attempt: its outcome is ours. */
-	if (s1.ms_since_attempt >= 0 && s1.ms_since_attempt < OAUTH2_REFRESH_COALESCE_MS &&
-	    adopt(&s1, want, f, &e)) {
+	/* An attempt that was running when this request arrived (it queued in
+	 * nginx meanwhile), or that started later, has finished: its outcome
+	 * is ours. */
+	if (after_arrival(&s1, arrival_ms) && adopt(&s1, want, f, &e)) {
 		*out = s1;
 		return e;
 	}
@@ -629,8 +710,10 @@ static err_t single_flight(const struct app *app, struct db *db, struct arena *a
 	*out = s2;
 	if (want == WANT_USABLE && s2.is_oauth2 && usable(&s2, OAUTH2_REFRESH_MARGIN_S))
 		goto out;
-	/* Another request's attempt finished while we waited: take it. */
-	if (!same(s1.last_attempt, s2.last_attempt) && s2.is_oauth2 && adopt(&s2, want, f, &e))
+	/* Another request's attempt finished while we waited (so after this
+	 * request arrived): take it. */
+	if ((!same(s1.last_attempt, s2.last_attempt) || after_arrival(&s2, arrival_ms)) &&
+	    s2.is_oauth2 && adopt(&s2, want, f, &e))
 		goto out;
 	if ((e = check_refreshable(&s2, f)) != E_OK)
 		goto out;
@@ -641,10 +724,10 @@ out:
 }
 
 err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long long id,
-                     struct oauth2_failure *f)
+                     long long arrival_ms, struct oauth2_failure *f)
 {
 	struct oauth2_server s;
-	return single_flight(app, db, a, id, WANT_REFRESH, &s, f);
+	return single_flight(app, db, a, id, WANT_REFRESH, arrival_ms, &s, f);
 }
 
 err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a, long long id,
@@ -653,7 +736,9 @@ err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a,
 	struct oauth2_server s;
 	*token = NULL;
 	*len = 0;
-	err_t e = single_flight(app, db, a, id, WANT_USABLE, &s, f);
+	/* No arrival: only an attempt it waited for stands in (and any token
+	 * still usable does anyway). */
+	err_t e = single_flight(app, db, a, id, WANT_USABLE, 0, &s, f);
 	if (e != E_OK)
 		return e;
 	if (s.access_token == NULL)
@@ -664,7 +749,8 @@ err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a,
 }
 
 err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a, long long id,
-                           const char *code, const char *code_verifier, const char *actor,
+                           const char *code, const char *code_verifier,
+                           const struct oauth2_flow *flow, const char *actor,
                            struct oauth2_failure *f)
 {
 	struct oauth2_server s;
@@ -687,6 +773,23 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 		e = conflict(f, "not_oauth2", "the mail server does not use OAuth 2.0");
 		goto out;
 	}
+	/* The code goes to the token URL, for the client, that the flow started
+	 * with, and only while the server still has them: after an edit the
+	 * code belongs to the old destination, and the secret stored now (if
+	 * any) was entered for the new one. */
+	if (flow->token_url == NULL || flow->client_id == NULL ||
+	    !same(s.token_url, flow->token_url) || !same(s.client_id, flow->client_id)) {
+		log_info(
+		    "refused the OAuth 2.0 callback of mail server %lld: its token URL or client id"
+		    " changed since the authorization started",
+		    id);
+		e = conflict(f, "flow_settings_changed",
+		             "the server's token URL or client id changed since the authorization"
+		             " started; authorize it again");
+		goto out;
+	}
+	s.token_url = flow->token_url;
+	s.client_id = flow->client_id;
 	if (s.client_secret == NULL) {
 		e = conflict(f, "no_client_secret",
 		             "the mail server has no client secret (secret_key)");
@@ -705,7 +808,7 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 	struct oauth2_token_response tok;
 	e = token_request(app, a, &s, form, len, "exchange the authorization code", &tok, f);
 	if (e == E_OK)
-		e = store_tokens(app, db, a, &s, &tok, f);
+		e = store_tokens(app, db, a, &s, &tok, flow->scope, f);
 	else if (e != E_INTERNAL)
 		store_failure(db, &s, NULL, f);
 	if (e == E_OK)

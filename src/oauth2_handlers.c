@@ -2,10 +2,11 @@
  * oauth2_handlers.c - the OAuth 2.0 endpoints (docs/api.md, "OAuth 2.0"):
  *
  *   POST /mail-servers/{id}/oauth2/authorize  start the flow: 200 with the
- *        provider's authorization URL (state and PKCE stored first)
+ *        provider's authorization URL (state and PKCE stored first) and a
+ *        cookie that binds the flow to this browser
  *   GET  /oauth2/callback                     public; authorized by its
- *        state alone: 303 to the console with the outcome, or 400 for a
- *        missing or unknown state
+ *        state and the flow's cookie: 303 to the console with the outcome,
+ *        or 400 for a missing or unknown state
  *   POST /mail-servers/{id}/oauth2/refresh    refresh now: 200 with the
  *        server, or 502 naming the cause
  *
@@ -88,16 +89,28 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	char *verifier = oauth2_random_token(c->arena, OAUTH2_VERIFIER_BYTES);
 	char *challenge = verifier ? oauth2_pkce_challenge(c->arena, verifier) : NULL;
 	char *redirect_uri = oauth2_redirect_uri(c->arena, app->cfg.public_url);
-	unsigned char hash[32];
-	if (state == NULL || challenge == NULL || redirect_uri == NULL ||
-	    crypto_sha256(state, strlen(state), hash) != 0)
+	/* The browser binding: a random cookie value, only its hash stored. */
+	char *binding = oauth2_random_token(c->arena, OAUTH2_BROWSER_BINDING_BYTES);
+	unsigned char hash[32], binding_hash[32];
+	if (state == NULL || challenge == NULL || redirect_uri == NULL || binding == NULL ||
+	    crypto_sha256(state, strlen(state), hash) != 0 ||
+	    crypto_sha256(binding, strlen(binding), binding_hash) != 0)
 		return http_reject(c, E_INTERNAL, "could not make a state for the authorization");
+	char *cookie_name = oauth2_cookie_name(c->arena, hash);
+	char *cookie_path = oauth2_callback_path(c->arena, app->cfg.public_url);
+	char *cookie = cookie_name && cookie_path
+	                   ? oauth2_set_cookie(c->arena, cookie_name, binding, cookie_path,
+	                                       app->cfg.public_url)
+	                   : NULL;
+	if (cookie == NULL)
+		return http_reject(c, E_INTERNAL, "out of memory");
 	const char *actor = actor_of(c);
+	struct oauth2_flow flow = {row.token_url, row.client_id, row.scope};
 
 	/* Old states first (indexed, usually nothing to do). */
 	if ((e = db_oauth2_state_purge(db)) != E_OK ||
-	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor,
-	                                verifier)) != E_OK)
+	    (e = db_oauth2_state_insert(db, c->arena, app->keyring, hash, c->id, actor, verifier,
+	                                binding_hash, &flow)) != E_OK)
 		return http_reject_db(c, e, DB_WRITE);
 
 	struct oauth2_authorize_params p = {
@@ -111,6 +124,7 @@ err_t oauth2_handle_authorize(struct ctx *c)
 	json_out_key(c->out, "authorization_url");
 	json_out_cstring(c->out, url);
 	json_out_object_close(c->out);
+	http_header(c, "Set-Cookie", cookie);
 	return http_json(c, 200);
 }
 
@@ -184,20 +198,38 @@ err_t oauth2_handle_callback(struct ctx *c)
 	const struct input_value *error = &c->query[CB_ERROR];
 	const struct input_value *desc = &c->query[CB_ERROR_DESCRIPTION];
 
-	/* The state first: nothing else is looked at, and nothing is called,
-	 * for a state that fails its check. */
-	unsigned char hash[32];
+	/* The state and the browser first: nothing else is looked at, nothing
+	 * is called and nothing stored, for a state that fails its check or
+	 * comes back in a browser that did not start its flow (no cookie, or a
+	 * wrong one: the state is left as it is). */
+	unsigned char hash[32], binding_hash[32];
 	enum oauth2_state_result sr = OAUTH2_STATE_UNKNOWN;
 	long long id = 0;
 	const char *actor = NULL, *verifier = NULL;
+	struct oauth2_flow flow;
 	err_t e;
+	memset(&flow, 0, sizeof(flow));
 	if (state->valid) {
 		if (crypto_sha256(state->s, state->len, hash) != 0)
 			return http_reject(c, E_INTERNAL, "could not hash the state");
-		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash, &sr, &id, &actor,
-		                            &verifier);
+		const char *name = oauth2_cookie_name(c->arena, hash);
+		const char *path = oauth2_callback_path(c->arena, app->cfg.public_url);
+		if (name == NULL || path == NULL)
+			return http_reject(c, E_INTERNAL, "out of memory");
+		const char *binding = http_cookie_get(c->arena, c->req->cookie, name);
+		int bound = binding != NULL && binding[0] != '\0';
+		if (bound && crypto_sha256(binding, strlen(binding), binding_hash) != 0)
+			return http_reject(c, E_INTERNAL, "could not hash the cookie");
+		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash,
+		                            bound ? binding_hash : NULL, &sr, &id, &actor,
+		                            &verifier, &flow);
 		if (e != E_OK)
 			return http_reject_db(c, e, DB_WRITE);
+		/* The flow's cookie has done its work, whatever the outcome. */
+		if (binding != NULL && sr != OAUTH2_STATE_UNKNOWN)
+			http_header(
+			    c, "Set-Cookie",
+			    oauth2_set_cookie(c->arena, name, NULL, path, app->cfg.public_url));
 	}
 	if (sr == OAUTH2_STATE_UNKNOWN)
 		return http_reject(c, E_BAD_REQUEST, "the state is unknown");
@@ -205,6 +237,13 @@ err_t oauth2_handle_callback(struct ctx *c)
 		log_info(
 		    "refused an OAuth 2.0 callback for mail server %lld: its state has expired or"
 		    " was used already",
+		    id);
+		return to_console(c, id, "invalid_state");
+	}
+	if (sr == OAUTH2_STATE_FOREIGN) {
+		log_warning(
+		    "refused an OAuth 2.0 callback for mail server %lld: the browser did not"
+		    " start its flow (the flow's cookie is missing or wrong)",
 		    id);
 		return to_console(c, id, "invalid_state");
 	}
@@ -233,10 +272,16 @@ err_t oauth2_handle_callback(struct ctx *c)
 		return to_console(c, id, "invalid_request");
 	}
 
-	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, actor, &f);
+	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, &flow, actor, &f);
 	switch (e) {
 	case E_OK:
 		return to_console(c, id, NULL);
+	case E_CONFLICT:
+		/* Started for a token URL or client the server no longer has:
+		 * like an expired state, start again. */
+		if (f.code != NULL && strcmp(f.code, "flow_settings_changed") == 0)
+			return to_console(c, id, "invalid_state");
+		return to_console(c, id, "token_exchange_failed");
 	case E_DB_UNAVAILABLE:
 		return http_reject_db(c, e, DB_WRITE);
 	case E_INTERNAL:
@@ -260,7 +305,7 @@ err_t oauth2_handle_refresh(struct ctx *c)
 	struct oauth2_failure f;
 	struct ms_row row;
 	int found;
-	err_t e = oauth2_refresh(c->w->app, db, c->arena, c->id, &f);
+	err_t e = oauth2_refresh(c->w->app, db, c->arena, c->id, c->req->arrival_ms, &f);
 	switch (e) {
 	case E_OK:
 		break;

@@ -548,7 +548,7 @@ err_t smtp_handle_test(struct ctx *c)
 		size_t len;
 		log_info("mail server %lld refused its OAuth 2.0 access token; refreshing it once",
 		         row.id);
-		e = oauth2_refresh(app, db, c->arena, row.id, &f);
+		e = oauth2_refresh(app, db, c->arena, row.id, c->req->arrival_ms, &f);
 		if (e == E_OK)
 			e = oauth2_access_token(app, db, c->arena, row.id, &t.token, &len, &f);
 		if (e == E_DB_UNAVAILABLE || e == E_NOT_FOUND || e == E_INTERNAL) {

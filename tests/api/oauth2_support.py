@@ -3,6 +3,13 @@ stand-in provider (one process for the whole session), a browser that follows
 the authorization URL, a server pointing at the stand-in, and direct SQL for
 the cases that must bypass the API's own checks.
 
+The browser: `authorize` answers with a cookie that binds the flow to the
+browser that started it, and the callback completes only with it. The tests
+play one administrator's browser per test (BROWSER, emptied by the provider
+fixture): authorize() keeps the cookies it is given there, and callback()
+sends them unless it is given another client (a browser that did not start
+the flow, e.g. mailapi.Client(token=None)).
+
 The service under test must trust the test CA and admit the stand-in's
 loopback address: the stack runs with MAILSRV_CA_FILE=$STACK_VAR/test-ca/ca.pem
 and MAILSRV_OUTBOUND_ALLOW=127.0.0.1/32 (tests/run_all.sh sets both, and makes
@@ -30,6 +37,9 @@ CA_DIR = mailapi.STACK_VAR / "test-ca"
 _standin = None
 _standin_lock = threading.Lock()
 
+# The administrator's browser: the cookies authorize() was answered with.
+BROWSER = requests.cookies.RequestsCookieJar()
+
 
 def standin():
     """The session's stand-in provider (started on first use)."""
@@ -52,6 +62,7 @@ def provider(api):
     p.client_id = "client-%s" % secret("cid")[-6:]
     p.client_secret = secret("sk")
     p.reset(p.client_id, p.client_secret)
+    BROWSER.clear()
     yield p
     p.mode("normal")
 
@@ -98,9 +109,20 @@ def call(client, method, path, **kw):
 
 
 def authorize(api, sid):
+    """Start a flow; the browser keeps the cookie it is answered with."""
     r = api.post("/mail-servers/%d/oauth2/authorize" % sid)
     assert r.status_code == 200, describe(r)
+    BROWSER.update(r.cookies)
     return r.json()["authorization_url"]
+
+
+def browser():
+    """A client that is the administrator's browser: no token, the cookies
+    of the flows it started (a session of its own per call, so threads can
+    share BROWSER)."""
+    session = requests.Session()
+    session.cookies.update(BROWSER)
+    return mailapi.Client(token=None, session=session)
 
 
 def refresh(api, sid, **kw):
@@ -108,9 +130,10 @@ def refresh(api, sid, **kw):
 
 
 def callback(params, client=None):
-    """GET the service's callback with these query parameters, as a browser
-    (no token; recorded and checked like every response of the suite)."""
-    c = client or mailapi.Client(token=None)
+    """GET the service's callback with these query parameters, as the
+    administrator's browser unless client is another one (no token; recorded
+    and checked like every response of the suite)."""
+    c = client or browser()
     return c.get("/oauth2/callback", params=params)
 
 

@@ -22,11 +22,21 @@ Endpoints, as a provider has them:
                    token and retires the old); a retired token presented
                    again is reuse: invalid_grant, and the whole token family
                    is revoked (OAuth 2.0 Security BCP 4.14).
+                   Scopes: a code grants the scope its authorization asked
+                   for, less whatever grant_scope leaves out; the answer
+                   says what it granted in `scope` (unless omit_scope). A
+                   refresh that asks for a scope not granted is refused with
+                   invalid_scope, as RFC 6749 section 6 allows a strict
+                   server; one without scope gets the granted scope.
 
 Control endpoints for the tests (same port):
-  POST /control/reset   {"client_id", "client_secret", "expires_in"?}:
-                        forget everything, register this client
-  POST /control/mode    {"mode": ..., "delay": seconds}; modes:
+  POST /control/reset   {"client_id", "client_secret", "expires_in"?,
+                        "grant_scope"?, "omit_scope"?}: forget everything,
+                        register this client; grant_scope (space-separated)
+                        is all this provider grants, omit_scope leaves the
+                        scope out of token answers
+  POST /control/mode    {"mode": ..., "delay": seconds, "expires_in"?,
+                        "grant_scope"?, "omit_scope"?}; modes:
                         normal, deny, slow (answer after delay), huge (a
                         chunked body over the service's cap), wrong_type
                         (text/html), invalid_json, redirect (302 elsewhere),
@@ -40,8 +50,9 @@ Control endpoints for the tests (same port):
   GET  /control/stats   counters (token_calls, refresh_calls, code_calls,
                         authorize_calls, pkce_verified, reuse_detected,
                         last_authorize (its query, minus nothing secret),
-                        last_token_fields (names only), current_refresh,
-                        access_issued)
+                        last_token_fields (names only), token_scopes (the
+                        scope of every token request, None when absent),
+                        invalid_scope, current_refresh, access_issued)
   POST /control/introspect  {"token"}: is this an access token issued here,
                         unexpired and not revoked? Answers {"active", "serial"}
                         (serial: 1 for the first access token issued since
@@ -89,16 +100,20 @@ class Provider:
             self.client_id = cfg.get("client_id")
             self.client_secret = cfg.get("client_secret")
             self.expires_in = cfg.get("expires_in", 3600)
+            self.grant_scope = cfg.get("grant_scope")
+            self.omit_scope = bool(cfg.get("omit_scope", False))
             self.mode = "normal"
             self.delay = 0.0
             self.codes = {}          # code -> {client_id, redirect_uri, challenge, used}
-            self.families = {}       # family -> {"current": rt, "revoked": bool}
+            # family -> {"current": rt, "revoked": bool, "scope": [granted] or
+            # None (a seeded family: unknown, anything goes)}
+            self.families = {}
             self.refresh = {}        # rt -> family (current and retired ones)
             self.access = {}         # at -> {"serial", "expires", "revoked"}
             self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0,
                           "authorize_calls": 0, "pkce_verified": 0, "reuse_detected": 0,
                           "last_authorize": None, "last_token_fields": None,
-                          "access_issued": 0}
+                          "access_issued": 0, "token_scopes": [], "invalid_scope": 0}
             # wake any request still sleeping in "slow" mode
             self.wake.set()
             self.wake = threading.Event()
@@ -106,10 +121,17 @@ class Provider:
     def new_token(self, kind):
         return "%s%s-%s" % (self.prefix, kind, secrets.token_urlsafe(24))
 
-    def new_family(self, rt=None):
+    def grant(self, asked):
+        """What is granted of the scopes asked for (a list)."""
+        if self.grant_scope is None:
+            return list(asked)
+        allowed = self.grant_scope.split()
+        return [x for x in asked if x in allowed]
+
+    def new_family(self, rt=None, scope=None):
         rt = rt or self.new_token("rt")
         fam = secrets.token_hex(8)
-        self.families[fam] = {"current": rt, "revoked": False}
+        self.families[fam] = {"current": rt, "revoked": False, "scope": scope}
         self.refresh[rt] = fam
         return rt
 
@@ -184,6 +206,10 @@ class Handler(BaseHTTPRequestHandler):
                 PROVIDER.delay = float(cfg.get("delay", 0))
                 if "expires_in" in cfg:
                     PROVIDER.expires_in = cfg["expires_in"]
+                if "grant_scope" in cfg:
+                    PROVIDER.grant_scope = cfg["grant_scope"]
+                if "omit_scope" in cfg:
+                    PROVIDER.omit_scope = bool(cfg["omit_scope"])
             return self.send(200, {"ok": True})
         if url.path == "/control/introspect":
             tok = self.json_body().get("token", "")
@@ -226,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             with PROVIDER.lock:
                 PROVIDER.codes[code] = {"client_id": q["client_id"], "redirect_uri": redirect,
                                         "challenge": q["code_challenge"], "used": False,
-                                        "at": time.time()}
+                                        "at": time.time(),
+                                        "scope": PROVIDER.grant(q.get("scope", "").split())}
             out = {"code": code, "state": q.get("state", ""), "session_state": "s-1"}
         sep = "&" if "?" in redirect else "?"
         return self.send(302, b"", None,
@@ -253,6 +280,7 @@ class Handler(BaseHTTPRequestHandler):
                                            keep_blank_values=True))
         with PROVIDER.lock:
             PROVIDER.stats["last_token_fields"] = sorted(form)
+            PROVIDER.stats["token_scopes"].append(form.get("scope"))
         if mode == "slow":
             wake.wait(delay)
         # ---- misbehaviour that answers before looking at the request
@@ -283,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.grant_refresh(form, mode)
         return self.send(400, {"error": "unsupported_grant_type"})
 
-    def answer_tokens(self, mode, refresh_token):
+    def answer_tokens(self, mode, refresh_token, scope):
+        """scope: the granted scopes (a list), None when unknown."""
         with PROVIDER.lock:
             at = PROVIDER.new_token("at")
             PROVIDER.stats["access_issued"] += 1
@@ -291,7 +320,9 @@ class Handler(BaseHTTPRequestHandler):
                                    "expires": time.time() + _seconds(PROVIDER.expires_in),
                                    "revoked": False}
             body = {"token_type": "Bearer", "expires_in": PROVIDER.expires_in,
-                    "access_token": at, "scope": "https://outlook.office.com/SMTP.Send"}
+                    "access_token": at}
+            if scope is not None and not PROVIDER.omit_scope:
+                body["scope"] = " ".join(scope)
         if refresh_token is not None:
             body["refresh_token"] = refresh_token
         if mode == "wrong_type":
@@ -321,8 +352,8 @@ class Handler(BaseHTTPRequestHandler):
             if mode == "invalid_grant":
                 return self.send(400, {"error": "invalid_grant",
                                        "error_description": "AADSTS54005: OAuth2 Authorization code was already redeemed."})
-            rt = None if mode == "no_refresh" else PROVIDER.new_family()
-        return self.answer_tokens(mode, rt)
+            rt = None if mode == "no_refresh" else PROVIDER.new_family(scope=c["scope"])
+        return self.answer_tokens(mode, rt, c["scope"])
 
     def grant_refresh(self, form, mode):
         with PROVIDER.lock:
@@ -339,13 +370,23 @@ class Handler(BaseHTTPRequestHandler):
                 PROVIDER.stats["reuse_detected"] += 1
                 return self.send(400, {"error": "invalid_grant",
                                        "error_description": "refresh token reuse detected; the grant is revoked"})
+            base = fam["scope"]
+            if "scope" in form:
+                asked = form["scope"].split()
+                if base is not None and any(x not in base for x in asked):
+                    PROVIDER.stats["invalid_scope"] += 1
+                    return self.send(400, {"error": "invalid_scope",
+                                           "error_description": "the requested scope exceeds the scope granted by the resource owner"})
+                base = asked
+            # what this answer grants (grant_scope may have narrowed since)
+            granted = PROVIDER.grant(base) if base is not None else None
             if mode == "no_refresh":
                 new_rt = None
             else:
                 new_rt = PROVIDER.new_token("rt")
                 fam["current"] = new_rt
                 PROVIDER.refresh[new_rt] = fam_id
-        return self.answer_tokens(mode, new_rt)
+        return self.answer_tokens(mode, new_rt, granted)
 
     def huge(self):
         """200 application/json, chunked, far over the service's cap."""

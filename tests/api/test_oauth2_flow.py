@@ -11,9 +11,10 @@ import pytest
 
 import mailapi
 from mailapi import BASE_URL, basic_body, describe, parse_ts, problem
-from oauth2_support import (authorize, browser_authorize, call, callback, connect,
-                            console_outcome, create_server, follow_to_callback, provider,
-                            sql)
+from oauth2_support import (BROWSER, CA_DIR, authorize, browser, browser_authorize, call,
+                            callback, connect, console_outcome, create_server,
+                            follow_to_callback, provider, sql)
+from oauth_provider import StandIn
 
 assert provider  # a fixture, used by name
 
@@ -341,3 +342,163 @@ def test_a_failed_code_exchange(api, provider, mode, error):
     assert rep["access_token_set"] is False
     assert rep["oauth2_last_error"]["code"] == (
         "invalid_response" if error == "token_exchange_failed" else error)
+
+
+# ---------------------------------------------------------------- the browser binding
+
+COOKIE_PREFIX = "mailsrv_oauth2_"
+INVALID_STATE = "invalid_state"
+
+
+def flow_cookie(resp):
+    """The flow's cookie of an authorize answer: (name, value, attributes)."""
+    headers = resp.raw.headers.getlist("Set-Cookie")
+    assert len(headers) == 1, headers
+    first, *attrs = [x.strip() for x in headers[0].split(";")]
+    name, _, value = first.partition("=")
+    return name, value, {a.partition("=")[0].lower(): a.partition("=")[2] for a in attrs}
+
+
+def other_browser():
+    """A browser that did not start the flow (no cookie at all)."""
+    return mailapi.Client(token=None)
+
+
+def assert_untouched(api, before, provider):
+    rep = api.fetch(before["id"])
+    assert rep == before, (rep, before)
+    assert provider.stats()["token_calls"] == 0
+
+
+def test_authorize_binds_the_flow_to_the_browser(api, provider):
+    s = create_server(api, provider)
+    r = api.post("/mail-servers/%d/oauth2/authorize" % s["id"])
+    assert r.status_code == 200, describe(r)
+    name, value, attrs = flow_cookie(r)
+    assert name.startswith(COOKIE_PREFIX) and re.fullmatch(r"[A-Za-z0-9_-]+", name)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value)
+    assert attrs["path"] == "/api/v1/oauth2/callback"
+    assert "httponly" in attrs and attrs["samesite"] == "Lax"
+    assert attrs["max-age"] == "600"
+    assert "secure" not in attrs  # MAILSRV_PUBLIC_URL of the test stack is http
+    assert "domain" not in attrs
+    # the database keeps only the value's SHA-256, with the state
+    state = query_of(r.json()["authorization_url"])["state"]
+    rows = sql("SELECT encode(browser_hash, 'hex') FROM oauth2_state"
+               " WHERE state_hash = sha256(convert_to(:'st', 'UTF8'))", st=state)
+    assert rows == [[hashlib.sha256(value.encode()).hexdigest()]]
+    assert value not in str(sql("SELECT row_to_json(s)::text FROM oauth2_state s"))
+    assert value not in r.text and "no-store" in r.headers["Cache-Control"]
+
+
+def test_a_stolen_authorization_url_finished_elsewhere_stores_nothing(api, provider):
+    """Somebody who sees the authorization URL signs in at the provider as
+    themselves and finishes the flow in their own browser: refused before any
+    call, nothing stored, and the administrator's own flow still completes."""
+    s = create_server(api, provider)
+    location = browser_authorize(provider, authorize(api, s["id"]))
+    before = api.fetch(s["id"])
+    out = console_outcome(follow_to_callback(location, other_browser()))
+    assert out == {"mail_server_id": str(s["id"]), "oauth2": "error", "error": INVALID_STATE}
+    assert_untouched(api, before, provider)
+    # the state is not spent: the browser that started the flow finishes it
+    assert console_outcome(follow_to_callback(location))["oauth2"] == "connected"
+
+
+def test_a_wrong_cookie_is_refused(api, provider):
+    s = create_server(api, provider)
+    url_a = authorize(api, s["id"])
+    (name_a,) = [c.name for c in BROWSER]
+    url_b = authorize(api, s["id"])
+    (name_b,) = [c.name for c in BROWSER if c.name != name_a]
+    value_b = BROWSER.get(name_b)
+    before = api.fetch(s["id"])
+    location = browser_authorize(provider, url_a)
+    for cookie in (
+            "%s=%s" % (name_a, "A" * 43),                    # a guessed value
+            "%s=%s" % (name_a, value_b),                     # another flow's value
+            "%s=%s" % (name_b, value_b),                     # another flow's cookie
+            "%s=%s%s" % (name_a, BROWSER.get(name_a), "x"),  # one character more
+            "%s=" % name_a, name_a, "; ;=;", "x" * 9000):
+        c = other_browser()
+        out = console_outcome(follow_to_callback(location, _with_cookie(c, cookie)))
+        assert out["error"] == INVALID_STATE, cookie
+    assert_untouched(api, before, provider)
+    assert console_outcome(follow_to_callback(location))["oauth2"] == "connected"
+    assert url_b  # its flow is still open
+
+
+def _with_cookie(client, cookie):
+    client.session.headers["Cookie"] = cookie
+    return client
+
+
+def test_two_flows_in_one_browser_both_complete(api, provider):
+    a = create_server(api, provider)
+    b = create_server(api, provider)
+    loc_a1 = browser_authorize(provider, authorize(api, a["id"]))
+    loc_b = browser_authorize(provider, authorize(api, b["id"]))
+    loc_a2 = browser_authorize(provider, authorize(api, a["id"]))
+    assert len(BROWSER) == 3
+    assert console_outcome(follow_to_callback(loc_a2))["oauth2"] == "connected"
+    assert console_outcome(follow_to_callback(loc_b))["oauth2"] == "connected"
+    # the first flow of A is still valid (its own code, its own verifier)
+    assert console_outcome(follow_to_callback(loc_a1))["oauth2"] == "connected"
+    assert provider.stats()["pkce_verified"] == 3
+
+
+def test_the_callback_drops_its_cookie(api, provider):
+    s = create_server(api, provider)
+    location = browser_authorize(provider, authorize(api, s["id"]))
+    (name,) = [c.name for c in BROWSER]
+    r = follow_to_callback(location)
+    assert console_outcome(r)["oauth2"] == "connected"
+    (header,) = r.raw.headers.getlist("Set-Cookie")
+    assert header.startswith(name + "=;")
+    assert "Max-Age=0" in header and "Path=/api/v1/oauth2/callback" in header
+
+
+# ---------------------------------------------------------------- settings of the flow
+
+
+def test_the_code_never_goes_to_a_token_url_set_after_authorize(api, provider):
+    """An edit of token_url between authorize and the callback cannot send
+    the code (or the secret entered for the new URL) to the new URL, nor the
+    new secret to the old one: the flow ends without any call."""
+    other = StandIn(CA_DIR, mailapi.SECRET_PREFIX)
+    try:
+        other.reset(provider.client_id, provider.client_secret)
+        s = create_server(api, provider)
+        location = browser_authorize(provider, authorize(api, s["id"]))
+        api.update(s["id"], {"token_url": other.url("/token"),
+                             "secret_key": provider.client_secret})
+        before = api.fetch(s["id"])
+        out = console_outcome(follow_to_callback(location))
+        assert out == {"mail_server_id": str(s["id"]), "oauth2": "error",
+                       "error": INVALID_STATE}
+        assert other.stats()["token_calls"] == 0
+        assert_untouched(api, before, provider)
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize("change", [
+    {"client_id": "another-client"},
+    {"client_id": "another-client", "secret_key": "sk-for-the-other-client"},
+    {"token_url": "https://127.0.0.1:9/token"},
+])
+def test_a_flow_ends_when_its_destination_changed(api, provider, change):
+    s = create_server(api, provider)
+    location = browser_authorize(provider, authorize(api, s["id"]))
+    api.update(s["id"], change)
+    before = api.fetch(s["id"])
+    out = console_outcome(follow_to_callback(location))
+    assert out["error"] == INVALID_STATE
+    assert_untouched(api, before, provider)
+
+
+def test_other_edits_leave_the_flow_alone(api, provider):
+    s = create_server(api, provider)
+    location = browser_authorize(provider, authorize(api, s["id"]))
+    api.update(s["id"], {"name": mailapi.unique_name("renamed"), "port": 465})
+    assert console_outcome(follow_to_callback(location))["oauth2"] == "connected"

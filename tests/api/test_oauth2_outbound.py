@@ -113,8 +113,11 @@ def test_authorize_refuses_a_refused_literal(api, provider):
 def test_the_callback_reports_a_refused_token_url(api, provider):
     s = create_server(api, provider)
     location = browser_authorize(provider, authorize(api, s["id"]))
-    sql("UPDATE mail_server SET token_url = :'u' WHERE id = :id",
-        u="https://[::ffff:127.0.0.2]:%d/token" % provider.port, id=s["id"])
+    # as if the server had this token URL (refused when saved) since before
+    # the flow started: the flow keeps the token URL it started with
+    u = "https://[::ffff:127.0.0.2]:%d/token" % provider.port
+    sql("UPDATE mail_server SET token_url = :'u' WHERE id = :id", u=u, id=s["id"])
+    sql("UPDATE oauth2_state SET token_url = :'u' WHERE server_id = :id", u=u, id=s["id"])
     out = console_outcome(follow_to_callback(location))
     assert out == {"mail_server_id": str(s["id"]), "oauth2": "error",
                    "error": "destination_refused"}

@@ -18,15 +18,10 @@ from oauth_provider import StandIn, free_port
 
 assert provider  # a fixture, used by name
 
-# A refresh within this long after another attempt takes that attempt's
-# outcome (OAUTH2_REFRESH_COALESCE_MS): tests that need a second call wait.
-COALESCE_S = 2.2
 
-
-def connected(api, p):
-    s = create_server(api, p)
+def connected(api, p, **over):
+    s = create_server(api, p, **over)
     assert console_outcome(connect(api, p, s["id"]))["oauth2"] == "connected"
-    time.sleep(COALESCE_S)
     return api.fetch(s["id"])
 
 
@@ -72,7 +67,6 @@ def test_a_rotated_refresh_token_replaces_the_old_one(api, provider):
     first = provider.stats()["current_refresh"]
     for _ in range(3):
         refreshed(api, s["id"])
-        time.sleep(COALESCE_S)
     st = provider.stats()
     assert st["refresh_calls"] == 3 and st["reuse_detected"] == 0
     assert st["current_refresh"] != first and len(st["current_refresh"]) == 1
@@ -85,7 +79,6 @@ def test_an_answer_without_refresh_token_keeps_the_old_one(api, provider):
     for _ in range(2):
         rep = refreshed(api, s["id"])
         assert rep["refresh_token_set"] is True
-        time.sleep(COALESCE_S)
     st = provider.stats()
     assert st["refresh_calls"] == 2 and st["reuse_detected"] == 0
     # and a later rotating answer still starts from the kept token
@@ -99,7 +92,6 @@ def test_a_code_answer_without_refresh_token_keeps_the_stored_one(api, provider)
     assert console_outcome(connect(api, provider, s["id"]))["oauth2"] == "connected"
     assert api.fetch(s["id"])["refresh_token_set"] is True
     provider.mode("normal")
-    time.sleep(COALESCE_S)
     refreshed(api, s["id"])  # the seeded refresh token still works
 
 
@@ -130,9 +122,32 @@ def test_a_later_success_clears_the_error(api, provider):
     assert rep["oauth2_status"] == "error"
     assert rep["oauth2_last_error"]["code"] == "invalid_response"
     provider.mode("normal")
-    time.sleep(COALESCE_S)
     rep = refreshed(api, s["id"])
     assert rep["oauth2_status"] == "connected" and rep["oauth2_last_error"] is None
+
+
+def test_refresh_means_now(api, provider):
+    """An attempt that finished before the request arrived never stands in
+    for it: a refresh right after the callback's code exchange, right after
+    another refresh, and right after the provider was fixed each call the
+    provider."""
+    s = create_server(api, provider)
+    assert console_outcome(connect(api, provider, s["id"]))["oauth2"] == "connected"
+    after_code = api.fetch(s["id"])
+    rep = refreshed(api, s["id"])
+    assert provider.stats()["refresh_calls"] == 1
+    assert rep["version"] == after_code["version"] + 1
+    assert parse_ts(rep["oauth2_last_refreshed_at"]) > parse_ts(
+        after_code["oauth2_last_refreshed_at"])
+    refreshed(api, s["id"])
+    assert provider.stats()["refresh_calls"] == 2
+    provider.mode("server_error")
+    problem(refresh(api, s["id"]), 502, "oauth2-provider-error")
+    provider.mode("normal")
+    rep = refreshed(api, s["id"])  # not the failure that just happened
+    assert rep["oauth2_status"] == "connected" and rep["oauth2_last_error"] is None
+    st = provider.stats()
+    assert st["token_calls"] == 5 and st["reuse_detected"] == 0
 
 
 def refresh_at_once(api, sid, n):
@@ -388,3 +403,61 @@ def test_automatic_refresh_before_expiry_single_flight(api, provider):
     out = drive(s["id"], 2)
     assert "invalid_grant" in out
     assert provider.stats()["token_calls"] == 1
+
+
+# ---------------------------------------------------------------- granted scope
+
+M365_ASKED = "https://outlook.office.com/SMTP.Send offline_access"
+M365_GRANTED = "https://outlook.office.com/SMTP.Send"
+
+
+def test_refresh_asks_only_for_what_was_granted(api, provider):
+    """A strict provider grants less than was asked (it leaves offline_access
+    out, and says so in the answer's scope) and refuses every refresh that
+    asks for more with invalid_scope: the refresh asks for what was granted."""
+    provider.mode("normal", grant_scope=M365_GRANTED)
+    s = connected(api, provider, scope=M365_ASKED)
+    for _ in range(3):
+        rep = refreshed(api, s["id"])
+        assert rep["oauth2_status"] == "connected"
+    st = provider.stats()
+    assert st["invalid_scope"] == 0 and st["refresh_calls"] == 3
+    # the code exchange sends no scope, every refresh the granted one
+    assert st["token_scopes"] == [None, M365_GRANTED, M365_GRANTED, M365_GRANTED]
+    # the server's configured scope is untouched, and nothing new is shown
+    rep = api.fetch(s["id"])
+    assert rep["scope"] == M365_ASKED
+    assert "granted_scope" not in str(rep)
+
+
+def test_a_grant_answer_without_scope_granted_what_was_asked(api, provider):
+    provider.mode("normal", omit_scope=True)
+    s = connected(api, provider, scope=M365_ASKED)
+    refreshed(api, s["id"])
+    assert provider.stats()["token_scopes"][-1] == M365_ASKED
+    # an edit of the configured scope asks for nothing new until the server
+    # is authorized again
+    api.update(s["id"], {"scope": M365_ASKED + " openid"})
+    refreshed(api, s["id"])
+    assert provider.stats()["token_scopes"][-1] == M365_ASKED
+    assert provider.stats()["invalid_scope"] == 0
+
+
+def test_a_refresh_answer_narrows_the_granted_scope(api, provider):
+    s = connected(api, provider, scope=M365_ASKED)
+    # the provider grants less from now on, and says so in its answer
+    provider.mode("normal", grant_scope=M365_GRANTED)
+    refreshed(api, s["id"])
+    refreshed(api, s["id"])
+    assert provider.stats()["token_scopes"][-2:] == [M365_ASKED, M365_GRANTED]
+    assert provider.stats()["invalid_scope"] == 0
+
+
+def test_hand_entered_tokens_refresh_without_scope(api, provider):
+    """What a hand-entered refresh token was granted is unknown: the refresh
+    sends no scope (RFC 6749 section 6: the scope originally granted)."""
+    s = seeded(api, provider, scope=M365_ASKED)
+    refreshed(api, s["id"])
+    st = provider.stats()
+    assert st["token_scopes"] == [None]
+    assert "scope" not in st["last_token_fields"]

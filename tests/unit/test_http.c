@@ -126,11 +126,66 @@ static void test_problem(void **state)
 	arena_free(c.arena);
 }
 
+static void test_parse_msec(void **state)
+{
+	(void)state;
+	assert_int_equal(http_parse_msec("1712345678.123"), 1712345678123LL);
+	assert_int_equal(http_parse_msec("17123456789.001"), 17123456789001LL);
+	assert_int_equal(http_parse_msec(NULL), 0);
+	static const char *const bad[] = {"",
+	                                  "1712345678",
+	                                  "1712345678.",
+	                                  "1712345678.12",
+	                                  "1712345678.1234",
+	                                  "171234567.123",
+	                                  "171234567890.123",
+	                                  "-712345678.123",
+	                                  " 1712345678.123",
+	                                  "1712345678.123 ",
+	                                  "1712345678,123",
+	                                  "17123x5678.123",
+	                                  "1712345678.1x3"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(http_parse_msec(bad[i]), 0);
+}
+
+static void test_cookie_get(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(1 << 20);
+	const char *h = "a=1; mailsrv_oauth2_x=v-1;b=2;\tc = 3 ;d=; e";
+	assert_string_equal(http_cookie_get(a, h, "a"), "1");
+	assert_string_equal(http_cookie_get(a, h, "mailsrv_oauth2_x"), "v-1");
+	assert_string_equal(http_cookie_get(a, h, "b"), "2");
+	assert_string_equal(http_cookie_get(a, h, "d"), "");
+	assert_null(http_cookie_get(a, h, "c")); /* "c " is not "c" */
+	assert_null(http_cookie_get(a, h, "e"));
+	assert_null(http_cookie_get(a, h, "mailsrv_oauth2_"));
+	assert_null(http_cookie_get(a, h, "x"));
+	assert_null(http_cookie_get(a, NULL, "a"));
+	assert_null(http_cookie_get(a, "", "a"));
+	assert_null(http_cookie_get(a, ";;; ;", "a"));
+	/* the first of two */
+	assert_string_equal(http_cookie_get(a, "a=1; a=2", "a"), "1");
+	/* bounded: a header over the limit is no cookie at all */
+	size_t n = COOKIE_HEADER_MAX_BYTES + 1;
+	char *big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'x', n);
+	memcpy(big, "a=1;", 4);
+	big[n] = '\0';
+	assert_null(http_cookie_get(a, big, "a"));
+	big[n - 1] = '\0';
+	assert_string_equal(http_cookie_get(a, big, "a"), "1");
+	free(big);
+	arena_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_query_parse),
-	    cmocka_unit_test(test_if_match),
+	    cmocka_unit_test(test_parse_msec),  cmocka_unit_test(test_cookie_get),
+	    cmocka_unit_test(test_query_parse), cmocka_unit_test(test_if_match),
 	    cmocka_unit_test(test_problem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -395,6 +395,81 @@ static int integration(const char *server_id)
 	return same ? 0 : 1;
 }
 
+static void test_browser_cookie(void **state)
+{
+	(void)state;
+	assert_string_equal(oauth2_callback_path(A, "https://console.example.com"),
+	                    "/api/v1/oauth2/callback");
+	assert_string_equal(oauth2_callback_path(A, "https://h.example:8443/mail/"),
+	                    "/mail/api/v1/oauth2/callback");
+	unsigned char h[32];
+	for (int i = 0; i < 32; i++)
+		h[i] = (unsigned char)(i * 7);
+	char *name = oauth2_cookie_name(A, h);
+	assert_string_equal(name, "mailsrv_oauth2_AAcOFRwjKjE4P0ZN");
+	h[31] ^= 1; /* beyond the bytes that name it */
+	assert_string_equal(oauth2_cookie_name(A, h), name);
+	h[0] ^= 1;
+	assert_string_not_equal(oauth2_cookie_name(A, h), name);
+	assert_string_equal(oauth2_set_cookie(A, "n", "v", "/p", "http://127.0.0.1:8080"),
+	                    "n=v; Path=/p; Max-Age=600; HttpOnly; SameSite=Lax");
+	assert_string_equal(oauth2_set_cookie(A, "n", "v", "/p", "HTTPS://h.example"),
+	                    "n=v; Path=/p; Max-Age=600; HttpOnly; SameSite=Lax; Secure");
+	assert_string_equal(oauth2_set_cookie(A, "n", NULL, "/p", "https://h.example"),
+	                    "n=; Path=/p; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+}
+
+static void test_scope(void **state)
+{
+	(void)state;
+#define OK(s)  assert_true(oauth2_scope_ok(s, strlen(s)))
+#define BAD(s) assert_false(oauth2_scope_ok(s, strlen(s)))
+	OK("https://outlook.office.com/SMTP.Send");
+	OK("https://outlook.office.com/SMTP.Send offline_access openid");
+	OK("!#[]~");
+	BAD("");
+	BAD(" a");
+	BAD("a ");
+	BAD("a  b");
+	BAD("a\tb");
+	BAD("a\"b");
+	BAD("a\\b");
+	BAD("a\x7f");
+	BAD("caf\xc3\xa9");
+#undef OK
+#undef BAD
+	char *long_scope = arena_alloc(A, OAUTH2_GRANTED_SCOPE_MAX_BYTES + 2);
+	memset(long_scope, 'a', OAUTH2_GRANTED_SCOPE_MAX_BYTES + 1);
+	assert_true(oauth2_scope_ok(long_scope, OAUTH2_GRANTED_SCOPE_MAX_BYTES));
+	assert_false(oauth2_scope_ok(long_scope, OAUTH2_GRANTED_SCOPE_MAX_BYTES + 1));
+
+	/* what a token answer grants */
+	static const struct {
+		const char *json;
+		int state;
+		const char *scope;
+	} t[] = {
+	    {"{\"access_token\":\"at\"}", OAUTH2_SCOPE_ABSENT, NULL},
+	    {"{\"access_token\":\"at\",\"scope\":null}", OAUTH2_SCOPE_ABSENT, NULL},
+	    {"{\"access_token\":\"at\",\"scope\":\"a b\"}", OAUTH2_SCOPE_GRANTED, "a b"},
+	    {"{\"access_token\":\"at\",\"scope\":\"\"}", OAUTH2_SCOPE_MALFORMED, NULL},
+	    {"{\"access_token\":\"at\",\"scope\":[\"a\"]}", OAUTH2_SCOPE_MALFORMED, NULL},
+	    {"{\"access_token\":\"at\",\"scope\":\"a\\nb\"}", OAUTH2_SCOPE_MALFORMED, NULL},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct oauth2_token_response r;
+		const char *why;
+		assert_int_equal(
+		    oauth2_parse_token_response(A, t[i].json, strlen(t[i].json), &r, &why),
+		    OAUTH2_ANSWER_TOKENS);
+		assert_int_equal(r.scope_state, t[i].state);
+		if (t[i].scope)
+			assert_string_equal(r.scope, t[i].scope);
+		else
+			assert_null(r.scope);
+	}
+}
+
 int main(void)
 {
 	const char *it = getenv("OAUTH2_IT_SERVER_ID");
@@ -410,6 +485,8 @@ int main(void)
 	    cmocka_unit_test(test_clean_text),
 	    cmocka_unit_test(test_error_code),
 	    cmocka_unit_test(test_token_response),
+	    cmocka_unit_test(test_browser_cookie),
+	    cmocka_unit_test(test_scope),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
