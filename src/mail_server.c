@@ -194,6 +194,16 @@ static const char *refused_destination(const struct ctx *c, const struct json_va
 		return "names an unspecified address, a destination the outbound policy refuses";
 	if (strcmp(why, "private") == 0)
 		return "names a private address, a destination the outbound policy refuses";
+	if (strcmp(why, "cloud metadata") == 0)
+		return "names a cloud metadata address, a destination the outbound policy refuses";
+	if (strcmp(why, "shared address space") == 0)
+		return "names a shared (carrier-grade NAT) address, a destination the outbound "
+		       "policy refuses";
+	if (strcmp(why, "multicast") == 0 || strcmp(why, "broadcast") == 0)
+		return "names a multicast or broadcast address, a destination the outbound policy "
+		       "refuses";
+	if (strcmp(why, "reserved") == 0 || strcmp(why, "site-local") == 0)
+		return "names a reserved address, a destination the outbound policy refuses";
 	return "names a destination the outbound policy refuses";
 }
 
