@@ -20,6 +20,7 @@ struct config {
 	const char *jwt_key_file;        /* MAILSRV_JWT_KEY_FILE */
 	const char *jwt_issuer;          /* MAILSRV_JWT_ISSUER or NULL */
 	const char *jwt_audience;        /* MAILSRV_JWT_AUDIENCE or NULL */
+	int jwt_max_ttl;                 /* MAILSRV_JWT_MAX_TTL seconds */
 	const char *secret_key_file;     /* MAILSRV_SECRET_KEY_FILE */
 	const char *public_url;          /* MAILSRV_PUBLIC_URL */
 	const char *console_url;         /* MAILSRV_CONSOLE_URL */

@@ -5,8 +5,12 @@
  * The verifier holds one pinned algorithm and key. A token whose header
  * names any other alg (including "none" and other spellings of the same
  * name) is refused before any signature work. exp is required and must be a
- * JSON integer; nbf, iat are checked when present; iss and aud must match
- * when configured (aud may be a string or an array of strings).
+ * JSON integer; nbf, iat are checked when present (an iat later than now
+ * plus the leeway is refused); the lifetime, exp - iat (exp - now without
+ * iat), must not pass the configured maximum; iss and aud must match when
+ * configured (aud may be a string or an array of strings); sub, which names
+ * the actor in logs and the audit trail, must be a string that is not empty
+ * or all spaces.
  */
 #ifndef MAILSRV_JWT_H
 #define MAILSRV_JWT_H
@@ -29,13 +33,17 @@ enum jwt_result {
 	JWT_NOT_YET_VALID, /* nbf in the future */
 	JWT_BAD_ISSUER,
 	JWT_BAD_AUDIENCE,
+	JWT_BAD_SUBJECT,      /* sub missing, not a string, empty or all spaces */
+	JWT_ISSUED_IN_FUTURE, /* iat later than now + leeway */
+	JWT_TOO_LONG_LIVED,   /* exp - iat (or exp - now) over max_ttl_s */
 };
 
 struct jwt_policy {
 	const struct sig_key *key; /* its alg is the pinned alg */
 	const char *issuer;        /* NULL: iss not required */
 	const char *audience;      /* NULL: aud not required */
-	long leeway_s;             /* clock skew allowed for exp/nbf, e.g. 30 */
+	long leeway_s;             /* clock skew allowed for exp/nbf/iat, e.g. 30 */
+	long max_ttl_s;            /* longest lifetime accepted; 0: no maximum */
 };
 
 struct jwt_identity {

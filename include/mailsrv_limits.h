@@ -58,6 +58,13 @@
  * token's exp and nbf (seconds): hosts kept by NTP stay well within it, and
  * a token outlives its expiry by at most this long. */
 #define JWT_LEEWAY_S 30
+/* The longest bearer token lifetime accepted (exp - iat), MAILSRV_JWT_MAX_TTL:
+ * a day by default, so a leaked token is a standing credential for a day at
+ * most; settable from a minute to a year (a year is the token tool's own
+ * cap). */
+#define JWT_MAX_TTL_DEFAULT_S 86400
+#define JWT_MAX_TTL_MIN_S     60
+#define JWT_MAX_TTL_MAX_S     (366 * 86400)
 /* Bearer tokens a worker thread remembers as verified (jwt.h): a few
  * administrators at once per thread. A longer token or sub is verified on
  * every request instead: the cache lives in each thread's worker (about

@@ -10,8 +10,11 @@
  * caught). MAILSRV_CA_FILE is trusted besides the system's CA bundle.
  *
  * The policy refuses loopback (127/8, ::1), link-local (169.254/16,
- * fe80::/10) and unspecified (0/8, ::) addresses, and with
- * MAILSRV_OUTBOUND_DENY_PRIVATE=1 also private ones (10/8, 172.16/12,
+ * fe80::/10), unspecified (0/8, ::), shared address space (100.64/10),
+ * multicast (224/4, ff00::/8), reserved (240/4), broadcast
+ * (255.255.255.255), site-local (fec0::/10) and the cloud metadata
+ * addresses that are not link-local (100.100.100.200, fd00:ec2::254), and
+ * with MAILSRV_OUTBOUND_DENY_PRIVATE=1 also private ones (10/8, 172.16/12,
  * 192.168/16, fc00::/7). IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
  * (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms count as their IPv4
  * address. MAILSRV_OUTBOUND_ALLOW admits addresses or CIDRs despite that.
@@ -47,7 +50,9 @@ int outbound_policy_init(struct outbound_policy *p, const char *allow_csv, int d
                          char *err, size_t errlen);
 
 /* The verdict for one address: NULL when admitted, otherwise why it is
- * refused ("loopback", "link-local", "unspecified", "private"). salen is the
+ * refused ("loopback", "link-local", "unspecified", "shared address space",
+ * "multicast", "reserved", "broadcast", "site-local", "cloud metadata",
+ * "private"). salen is the
  * size of the sockaddr_in or sockaddr_in6; other families are refused
  * ("unsupported address family"). */
 const char *outbound_check_addr(const struct outbound_policy *p, const struct sockaddr *sa,

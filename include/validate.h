@@ -28,7 +28,15 @@ int text_has_control_chars(const char *s, size_t len);
 /* Trim ASCII spaces and tabs at both ends; returns the new bounds. */
 void text_trim_spaces(const char **s, size_t *len);
 
-/* Text of min..max characters counted after trimming, no control chars. */
+/* Trim, at both ends, U+0020 and the Unicode spaces (U+00A0, U+3000 and
+ * the rest of categories Zs, Zl, Zp); returns the new bounds. What a text
+ * field stores (docs/api.md, "A mail server"). */
+void text_trim_blanks(const char **s, size_t *len);
+/* 1 when s holds U+0020 or one of the Unicode spaces text_trim_blanks trims. */
+int text_has_blank(const char *s, size_t len);
+
+/* Text of min..max characters counted after text_trim_blanks (what is
+ * stored), no control chars anywhere. */
 const char *validate_text(const char *s, size_t len, size_t min_chars, size_t max_chars);
 /* RFC 1123 host name (labels 1-63 of letters, digits, hyphen, not starting
  * or ending with a hyphen, total at most 253, optional trailing dot is

@@ -9,7 +9,7 @@ $(BUILD)/bench:
 # Prints the SQL of the service's own prepared statements for pgbench.
 $(BENCH_TOOL): bench/statement_sql.c $(BUILD)/libmailsrv.a | $(BUILD)/bench
 	@echo "  LD      $@"
-	@$(CC) $(ALL_CFLAGS) -pie $(LDFLAGS) -o $@ $^ $(LIBS)
+	@$(CC) $(ALL_CFLAGS) $(HARDEN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 bench: deps all $(BENCH_TOOL)
 	@BENCH_STATEMENT_SQL=$(abspath $(BENCH_TOOL)) bench/run.sh

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 packages=(
-	build-essential pkg-config
+	build-essential pkg-config binutils
 	libfcgi-dev libyajl-dev libcurl4-openssl-dev libssl-dev libpq-dev
 	postgresql-15 postgresql-client-15 nginx-light
 	libcmocka-dev

@@ -79,6 +79,7 @@ int app_init(struct app *app, char *err, size_t errlen)
 	app->jwt.issuer = app->cfg.jwt_issuer;
 	app->jwt.audience = app->cfg.jwt_audience;
 	app->jwt.leeway_s = JWT_LEEWAY_S;
+	app->jwt.max_ttl_s = app->cfg.jwt_max_ttl;
 	return 0;
 }
 

@@ -76,6 +76,8 @@ int config_load(struct config *c, char *err, size_t errlen)
 	    env_int("MAILSRV_THREADS", 4, 1, 256, &c->threads, err, errlen) != 0 ||
 	    env_int("MAILSRV_OUTBOUND_DENY_PRIVATE", 0, 0, 1, &c->outbound_deny_private, err,
 	            errlen) != 0 ||
+	    env_int("MAILSRV_JWT_MAX_TTL", JWT_MAX_TTL_DEFAULT_S, JWT_MAX_TTL_MIN_S,
+	            JWT_MAX_TTL_MAX_S, &c->jwt_max_ttl, err, errlen) != 0 ||
 	    env_int("MAILSRV_TEST_RATE", 6, 1, 10000, &c->test_rate, err, errlen) != 0 ||
 	    env_int("MAILSRV_TEST_CONNECT_TIMEOUT", 10, 1, SMTP_TEST_TIMEOUT_MAX_S,
 	            &c->test_connect_timeout, err, errlen) != 0 ||

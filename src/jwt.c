@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "json.h"
 #include "mailsrv_limits.h"
+#include "validate.h"
 
 #define ROLE_ADMINISTRATOR "administrator"
 
@@ -124,6 +125,20 @@ static enum jwt_result check_claims(const struct jwt_policy *p, const struct jso
 	const struct json_value *iat = json_get(pl, "iat");
 	if (iat != NULL && !is_int(iat))
 		return JWT_MALFORMED;
+	/* A token from the future says the issuer's clock is wrong, or that
+	 * it was made to outlast the lifetime check below. Neither changes
+	 * with time, so a remembered token needs neither check again. */
+	int64_t leeway = p->leeway_s > 0 ? (int64_t)p->leeway_s : 0;
+	if (iat != NULL && iat->u.number.i > add_sat((int64_t)now, leeway))
+		return JWT_ISSUED_IN_FUTURE;
+	if (p->max_ttl_s > 0) {
+		/* without iat, what is left of it: the issuer's clock may be
+		 * ahead of ours by the leeway */
+		int64_t from = iat != NULL ? iat->u.number.i : (int64_t)now;
+		int64_t allowed = add_sat((int64_t)p->max_ttl_s, iat != NULL ? 0 : leeway);
+		if (tm->exp > add_sat(from, allowed))
+			return JWT_TOO_LONG_LIVED;
+	}
 
 	if (p->issuer != NULL && !str_equals(json_get(pl, "iss"), p->issuer))
 		return JWT_BAD_ISSUER;
@@ -141,14 +156,20 @@ static enum jwt_result check_claims(const struct jwt_policy *p, const struct jso
 			return JWT_BAD_AUDIENCE;
 	}
 
-	/* sub names the actor in the audit trail; a NUL inside it would make
-	 * the C string name someone else, so such a token is refused. */
+	/* sub names the actor in logs and the audit trail: a token without
+	 * one, or with one of nothing but spaces, names nobody. A NUL inside
+	 * it would make the C string name someone else. */
 	const struct json_value *sub = json_get(pl, "sub");
-	if (sub != NULL && sub->type == JSON_STRING) {
-		if (memchr(sub->u.string.ptr, '\0', sub->u.string.len) != NULL)
-			return JWT_MALFORMED;
-		id->sub = sub->u.string.ptr; /* already in the arena */
-	}
+	if (sub == NULL || sub->type != JSON_STRING)
+		return JWT_BAD_SUBJECT;
+	if (memchr(sub->u.string.ptr, '\0', sub->u.string.len) != NULL)
+		return JWT_MALFORMED;
+	const char *s = sub->u.string.ptr;
+	size_t slen = sub->u.string.len;
+	text_trim_blanks(&s, &slen);
+	if (slen == 0)
+		return JWT_BAD_SUBJECT;
+	id->sub = sub->u.string.ptr; /* already in the arena */
 
 	/* roles must be an array of strings; anything else grants nothing
 	 * (the token stays valid: the caller answers 403, not 401). */
@@ -310,6 +331,12 @@ const char *jwt_result_str(enum jwt_result r)
 		return "token issuer not accepted";
 	case JWT_BAD_AUDIENCE:
 		return "token audience not accepted";
+	case JWT_BAD_SUBJECT:
+		return "token without a subject (sub)";
+	case JWT_ISSUED_IN_FUTURE:
+		return "token issued in the future (iat)";
+	case JWT_TOO_LONG_LIVED:
+		return "token lifetime longer than MAILSRV_JWT_MAX_TTL";
 	}
 	return "invalid token";
 }

@@ -194,7 +194,36 @@ static const char *refused_destination(const struct ctx *c, const struct json_va
 		return "names an unspecified address, a destination the outbound policy refuses";
 	if (strcmp(why, "private") == 0)
 		return "names a private address, a destination the outbound policy refuses";
+	if (strcmp(why, "cloud metadata") == 0)
+		return "names a cloud metadata address, a destination the outbound policy refuses";
+	if (strcmp(why, "shared address space") == 0)
+		return "names a shared (carrier-grade NAT) address, a destination the outbound "
+		       "policy refuses";
+	if (strcmp(why, "multicast") == 0 || strcmp(why, "broadcast") == 0)
+		return "names a multicast or broadcast address, a destination the outbound policy "
+		       "refuses";
+	if (strcmp(why, "reserved") == 0 || strcmp(why, "site-local") == 0)
+		return "names a reserved address, a destination the outbound policy refuses";
 	return "names a destination the outbound policy refuses";
+}
+
+/* v (a string) without the spaces at its ends, as a NUL-terminated copy in
+ * the arena; v itself when there are none. NULL when out of memory. */
+static const struct json_value *trimmed(struct arena *a, const struct json_value *v)
+{
+	const char *s = v->u.string.ptr;
+	size_t len = v->u.string.len;
+	text_trim_blanks(&s, &len);
+	if (len == v->u.string.len)
+		return v;
+	struct json_value *t = arena_calloc(a, 1, sizeof(*t));
+	char *copy = arena_strndup(a, s, len);
+	if (t == NULL || copy == NULL)
+		return NULL;
+	t->type = JSON_STRING;
+	t->u.string.ptr = copy;
+	t->u.string.len = len;
+	return t;
 }
 
 static void take_secret(const struct json_value *v, struct secret_in *out)
@@ -276,8 +305,16 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 		const char *msg = check_value(d, v);
 		if (msg == NULL && d->kind == K_URL)
 			msg = refused_destination(c, v);
-		if (msg != NULL)
+		if (msg != NULL) {
 			http_field_error(c, d->name, msg);
+		} else if (d->kind == K_NAME || d->kind == K_OPT_TEXT) {
+			/* A text field is stored trimmed: its length was counted
+			 * without the spaces at its ends, and what is stored
+			 * must fit the same limit (docs/api.md, "A mail
+			 * server"). Secrets are kept byte for byte. */
+			if ((slot[f] = trimmed(c->arena, v)) == NULL)
+				return http_reject(c, E_INTERNAL, "out of memory");
+		}
 	}
 
 	/* A new oauth2 server (created, or switched from basic) needs its

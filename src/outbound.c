@@ -148,6 +148,14 @@ static void normalize(const unsigned char in[16], unsigned char out[16])
 	}
 }
 
+/* Cloud instance metadata services that are not link-local: Alibaba
+ * Cloud's 100.100.100.200 (inside the shared address space) and AWS's IPv6
+ * fd00:ec2::254 (inside fc00::/7, refused even when private addresses are
+ * not). They hand out the instance's credentials to whoever asks. */
+static const unsigned char metadata_v4[4] = {100, 100, 100, 200};
+static const unsigned char metadata_v6[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0,    0,
+                                              0,    0,    0,    0,    0, 0, 0x02, 0x54};
+
 /* Why the address class is refused, before the allow-list; NULL: public. */
 static const char *classify(const struct outbound_policy *p, const unsigned char a[16])
 {
@@ -159,6 +167,17 @@ static const char *classify(const struct outbound_policy *p, const unsigned char
 			return "link-local";
 		if (v4[0] == 0)
 			return "unspecified"; /* 0/8: "this host on this network" */
+		if (memcmp(v4, metadata_v4, 4) == 0)
+			return "cloud metadata";
+		/* 100.64/10, RFC 6598: carrier-grade NAT, the provider's side */
+		if (v4[0] == 100 && (v4[1] & 0xc0) == 64)
+			return "shared address space";
+		if ((v4[0] & 0xf0) == 224)
+			return "multicast"; /* 224/4, RFC 5771 */
+		if (v4[0] == 255 && v4[1] == 255 && v4[2] == 255 && v4[3] == 255)
+			return "broadcast"; /* RFC 919 */
+		if ((v4[0] & 0xf0) == 240)
+			return "reserved"; /* 240/4, RFC 1112 section 4 */
 		if (p->deny_private && (v4[0] == 10 || (v4[0] == 172 && (v4[1] & 0xf0) == 16) ||
 		                        (v4[0] == 192 && v4[1] == 168)))
 			return "private";
@@ -171,6 +190,12 @@ static const char *classify(const struct outbound_policy *p, const unsigned char
 		return "loopback";
 	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
 		return "link-local";
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0)
+		return "site-local"; /* fec0::/10, deprecated by RFC 3879 */
+	if (a[0] == 0xff)
+		return "multicast"; /* ff00::/8 */
+	if (memcmp(a, metadata_v6, 16) == 0)
+		return "cloud metadata";
 	if (p->deny_private && (a[0] & 0xfe) == 0xfc)
 		return "private";
 	return NULL;

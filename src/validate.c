@@ -144,6 +144,56 @@ void text_trim_spaces(const char **s, size_t *len)
 	*len = n;
 }
 
+/* A space character that text fields lose at their ends: U+0020 and the
+ * Unicode space separators (general category Zs: U+00A0, U+1680,
+ * U+2000-U+200A, U+202F, U+205F, U+3000) with the line and paragraph
+ * separators U+2028/U+2029 (Zl, Zp). The bytes of the one at s (left >= 1
+ * bytes), or 0 when it is none. */
+static size_t blank_at(const char *s, size_t left)
+{
+	if (s[0] == ' ')
+		return 1;
+	unsigned int cp;
+	size_t n = utf8_decode(s, left, &cp);
+	if (n < 2)
+		return 0;
+	if (cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+	    cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000)
+		return n;
+	return 0;
+}
+
+int text_has_blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (blank_at(s + i, len - i) != 0)
+			return 1;
+	return 0;
+}
+
+void text_trim_blanks(const char **s, size_t *len)
+{
+	const char *p = *s;
+	size_t n = *len;
+	for (size_t k; n > 0 && (k = blank_at(p, n)) != 0;) {
+		p += k;
+		n -= k;
+	}
+	/* backwards: a code point starts at the last byte that is not a
+	 * continuation byte (10xxxxxx) */
+	while (n > 0) {
+		size_t start = n - 1;
+		while (start > 0 && ((unsigned char)p[start] & 0xC0) == 0x80)
+			start--;
+		size_t k = blank_at(p + start, n - start);
+		if (k == 0 || start + k != n)
+			break;
+		n = start;
+	}
+	*s = p;
+	*len = n;
+}
+
 /* Static messages for the length limits the service uses; another pair
  * gets a generic message. */
 struct len_msg {
@@ -176,7 +226,7 @@ const char *validate_text(const char *s, size_t len, size_t min_chars, size_t ma
 {
 	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
-	text_trim_spaces(&s, &len);
+	text_trim_blanks(&s, &len);
 	size_t n = utf8_count(s, len);
 	if (n < min_chars || n > max_chars)
 		return length_message(n, min_chars, max_chars);
@@ -337,7 +387,7 @@ const char *validate_email(const char *s, size_t len)
 		return "must be at most " STR(EMAIL_MAX_BYTES) " characters";
 	if (text_has_control_chars(s, len))
 		return MSG_CONTROL;
-	if (memchr(s, ' ', len) != NULL)
+	if (text_has_blank(s, len))
 		return "must not contain spaces";
 	const char *at = NULL;
 	for (size_t i = len; i > 0; i--) {

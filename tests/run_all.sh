@@ -4,6 +4,9 @@
 #   unit     every build/tests/test_* cmocka binary
 #   valgrind the same binaries under valgrind (memory errors and definite
 #            leaks fail; one test per binary)
+#   hardening  tests/hardening_check.sh on build/mailsrv: PIE, RELRO, BIND_NOW,
+#            stack protector, fortified calls, stack clash and control-flow
+#            protection (one test per check)
 #   openapi  tests/openapi_lint.sh, when present (one test)
 #   api      the API suite (pytest tests/api) against a real stack started
 #            here on its own ports and directory
@@ -241,6 +244,24 @@ if command -v valgrind >/dev/null 2>&1; then
 	record valgrind "$v_pass" "$v_fail"
 else
 	record valgrind 0 1 "valgrind is not installed"
+fi
+
+# ---- build hardening of the service binary -----------------------------------
+if [[ -x tests/hardening_check.sh ]]; then
+	note "build hardening (build/mailsrv)"
+	SHOW=1 run_logged "$logdir/hardening.log" 60 tests/hardening_check.sh build/mailsrv
+	h_rc=$?
+	h_pass=$(sed -n 's/^hardening: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$logdir/hardening.log")
+	h_fail=$(sed -n 's/^hardening: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$logdir/hardening.log")
+	if [[ -z $h_pass || -z $h_fail ]]; then
+		record hardening 0 1 "tests/hardening_check.sh could not check build/mailsrv (exit $h_rc)"
+	elif ((h_rc != 0 && h_fail == 0)); then
+		record hardening "$h_pass" 1 "exit $h_rc"
+	else
+		record hardening "$h_pass" "$h_fail"
+	fi
+else
+	record hardening 0 1 "tests/hardening_check.sh is missing or not executable"
 fi
 
 # ---- OpenAPI lint ----------------------------------------------------------

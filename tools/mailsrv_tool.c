@@ -43,6 +43,7 @@ static void usage(void)
 	      "token defaults: --key $MAILSRV_JWT_KEY_FILE, --alg $MAILSRV_JWT_ALG "
 	      "(HS256),\n"
 	      "  --iss $MAILSRV_JWT_ISSUER, --aud $MAILSRV_JWT_AUDIENCE, --ttl 3600\n"
+	      "  (at most $MAILSRV_JWT_MAX_TTL, by default 86400)\n"
 	      "  RS256/ES256 need the private key PEM.\n",
 	      stderr);
 }
@@ -117,6 +118,19 @@ static int cmd_token(int argc, char **argv)
 		        "mailsrv-tool token: --ttl must be a whole number of "
 		        "seconds from 1 to %ld\n",
 		        TTL_MAX_S);
+		return EXIT_USAGE;
+	}
+	/* The service refuses a token that lives longer than its
+	 * MAILSRV_JWT_MAX_TTL: say so now rather than at the first request. */
+	long max_ttl = JWT_MAX_TTL_DEFAULT_S;
+	if (env("MAILSRV_JWT_MAX_TTL") != NULL &&
+	    parse_ttl(env("MAILSRV_JWT_MAX_TTL"), &max_ttl) != 0)
+		max_ttl = JWT_MAX_TTL_DEFAULT_S; /* the service itself refuses to start */
+	if (ttl > max_ttl) {
+		fprintf(stderr,
+		        "mailsrv-tool token: --ttl %ld is longer than the service accepts "
+		        "(MAILSRV_JWT_MAX_TTL, %ld seconds)\n",
+		        ttl, max_ttl);
 		return EXIT_USAGE;
 	}
 	if (alg_name == NULL)

@@ -203,6 +203,76 @@ def test_nbf_in_the_past_is_fine(api, existing):
     assert r.status_code == 200, describe(r)
 
 
+# The subject names the actor in logs and the audit trail: a token must name one.
+@pytest.mark.parametrize("sub", ["", "   ", "\u00a0\u3000", None, 42, ["alice"], {"n": "a"}],
+                         ids=["empty", "spaces", "unicode-spaces", "null", "number", "array",
+                              "object"])
+def test_subject_must_be_a_non_empty_string(api, existing, sub):
+    expect_refused(api, existing, make_jwt(claims(sub=sub)), 401)
+
+
+def test_token_without_subject(api, existing):
+    c = claims()
+    del c["sub"]
+    expect_refused(api, existing, make_jwt(c), 401)
+
+
+def test_issued_in_the_future(api, existing):
+    """iat later than now plus the leeway (30 s): the issuer's clock is wrong,
+    or the token was made to outlast its lifetime check."""
+    now = int(time.time())
+    expect_refused(api, existing, make_jwt(claims(iat=now + 3600)), 401)
+    c = claims(iat=now + 600)
+    c["exp"] = now + 900
+    expect_refused(api, existing, make_jwt(c), 401)
+
+
+def test_iat_within_the_leeway_is_fine(api, existing):
+    r = Client(token=make_jwt(claims(iat=int(time.time()) + 5))).get("/mail-servers")
+    assert r.status_code == 200, describe(r)
+
+
+# MAILSRV_JWT_MAX_TTL (a day unless the stack sets it).
+MAX_TTL = 86400
+
+
+def test_lifetime_over_the_maximum(api, existing):
+    now = int(time.time())
+    # exp - iat one second over the maximum
+    expect_refused(api, existing, make_jwt(claims(ttl=MAX_TTL + 1)), 401)
+    # a year-long token
+    expect_refused(api, existing, make_jwt(claims(ttl=366 * 86400)), 401)
+    # an old iat cannot hide behind a near exp
+    c = claims(iat=now - MAX_TTL - 60)
+    c["exp"] = now + 60
+    expect_refused(api, existing, make_jwt(c), 401)
+    # without iat, what is left counts: exp - now
+    c = claims()
+    del c["iat"]
+    c["exp"] = now + MAX_TTL + 3600
+    expect_refused(api, existing, make_jwt(c), 401)
+
+
+def test_lifetime_at_the_maximum_is_fine(api, existing):
+    for tok in (make_jwt(claims(ttl=MAX_TTL)), mint_token(sub="day-long", ttl=MAX_TTL)):
+        r = Client(token=tok).get("/mail-servers")
+        assert r.status_code == 200, describe(r)
+    c = claims()
+    del c["iat"]
+    c["exp"] = int(time.time()) + MAX_TTL - 60
+    r = Client(token=make_jwt(c)).get("/mail-servers")
+    assert r.status_code == 200, describe(r)
+
+
+def test_make_token_default_is_accepted(api, existing):
+    """`make token` and the tool issue one-hour tokens: within every rule."""
+    tok = mint_token(sub="default-ttl")
+    payload = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    assert payload["exp"] - payload["iat"] == 3600 and payload["sub"] == "default-ttl"
+    r = Client(token=tok).get("/mail-servers")
+    assert r.status_code == 200, describe(r)
+
+
 def test_payload_not_an_object(api, existing):
     h = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     for payload in (b"[]", b"\"x\"", b"{", b""):

@@ -299,7 +299,7 @@ TEXTS = [
     "percent % underscore _ star *",
     "<script>alert('x')</script> &amp;",
     "{\"json\": [1, 2]}",
-    "  surrounding spaces  ",
+    "inner  spaces\u00a0and\u3000wide ones",
 ]
 
 
@@ -316,6 +316,14 @@ def test_text_is_stored_exactly(api, text):
     # and it survives an update of another field
     again = api.update(rep["id"], {"port": 2525})
     assert (again["name"], again["sender_name"], again["username"]) == (text, text, text)
+
+
+def test_text_is_stored_without_spaces_at_its_ends(api):
+    text = " \u00a0 surrounding spaces\u3000 "
+    rep = api.create(basic_body(name=text, sender_name=text, username=text))
+    got = api.fetch(rep["id"])
+    assert (got["name"], got["sender_name"], got["username"]) == ("surrounding spaces",) * 3
+    assert got == rep
 
 
 def test_oauth2_text_is_stored_exactly(api):

@@ -21,11 +21,13 @@
 #include "json.h"
 #include "jwt.h"
 #include "mailsrv_limits.h"
+#include "validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NOW    ((time_t)1700000000)
-#define LEEWAY 30
+#define NOW     ((time_t)1700000000)
+#define LEEWAY  30
+#define MAX_TTL 86400
 
 static const char hs_secret[] = "fuzz-hs256-secret-0123456789abcdef0123456789\n";
 /* A P-256 public key for which nobody keeps the private half: ES256 inputs
@@ -77,7 +79,8 @@ static int str_is(const struct json_value *v, const char *s)
 static void verify_raw(const char *tok, size_t len, unsigned flags)
 {
 	struct jwt_identity id;
-	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY};
+	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY,
+	                       (flags & 8) ? MAX_TTL : 0};
 	enum jwt_result r = jwt_verify(&p, arena, tok, len, NOW, &id);
 	if (jwt_result_str(r) == NULL || id.sub == NULL)
 		abort();
@@ -108,6 +111,22 @@ static void check_valid(const char *hdr, size_t hlen, const char *pl, size_t ple
 	if (nbf != NULL && (nbf->type != JSON_NUMBER || !nbf->u.number.is_int ||
 	                    (int64_t)NOW + LEEWAY < nbf->u.number.i))
 		abort();
+	const struct json_value *sub = json_get(v, "sub");
+	if (sub == NULL || sub->type != JSON_STRING || sub->u.string.len == 0)
+		abort();
+	const struct json_value *iat = json_get(v, "iat");
+	if (iat != NULL && (iat->type != JSON_NUMBER || !iat->u.number.is_int ||
+	                    iat->u.number.i > (int64_t)NOW + LEEWAY))
+		abort();
+	if (p->max_ttl_s > 0) {
+		/* exp - from <= max (+ leeway without iat), without overflow */
+		int64_t from = iat != NULL ? iat->u.number.i : (int64_t)NOW;
+		int64_t allowed = p->max_ttl_s + (iat != NULL ? 0 : LEEWAY);
+		if (from < 0 && exp->u.number.i > INT64_MAX + from)
+			abort();
+		if (exp->u.number.i - from > allowed)
+			abort();
+	}
 	if (p->issuer != NULL && !str_is(json_get(v, "iss"), p->issuer))
 		abort();
 	if (p->audience != NULL) {
@@ -163,7 +182,8 @@ static void sign_and_verify(const char *in, size_t len, unsigned flags)
 		return;
 
 	struct jwt_identity id;
-	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY};
+	struct jwt_policy p = {hs, (flags & 2) ? "iss" : NULL, (flags & 4) ? "aud" : NULL, LEEWAY,
+	                       (flags & 8) ? MAX_TTL : 0};
 	enum jwt_result r = jwt_verify(&p, arena, tok, strlen(tok), NOW, &id);
 	if (r != JWT_VALID) {
 		if (id.is_administrator || strcmp(id.sub, "") != 0)
@@ -190,8 +210,18 @@ static void issue_and_verify(const char *in, size_t len)
 	if (tok == NULL)
 		return; /* not UTF-8, or too long */
 	struct jwt_identity id;
-	struct jwt_policy p = {hs, "iss", NULL, LEEWAY};
-	if (jwt_verify(&p, arena, tok, strlen(tok), NOW, &id) != JWT_VALID)
+	struct jwt_policy p = {hs, "iss", NULL, LEEWAY, MAX_TTL};
+	enum jwt_result r = jwt_verify(&p, arena, tok, strlen(tok), NOW, &id);
+	/* a sub of nothing but spaces names nobody */
+	const char *t = sub;
+	size_t tlen = strlen(sub);
+	text_trim_blanks(&t, &tlen);
+	if (tlen == 0) {
+		if (r != JWT_BAD_SUBJECT)
+			abort();
+		return;
+	}
+	if (r != JWT_VALID)
 		abort();
 	/* A sub holding a NUL cannot come out of jwt_issue (a C string). */
 	if (strcmp(id.sub, sub) != 0)

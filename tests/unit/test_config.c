@@ -33,6 +33,7 @@ static const char *const settings[] = {
     "MAILSRV_PROCESSES",
     "MAILSRV_THREADS",
     "MAILSRV_TEST_RATE",
+    "MAILSRV_JWT_MAX_TTL",
 };
 
 /* Only the three required settings. */
@@ -74,6 +75,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.processes, 2);
 	assert_int_equal(c.threads, 4);
 	assert_int_equal(c.test_rate, 6);
+	assert_int_equal(c.jwt_max_ttl, 86400);
 	assert_int_equal(c.outbound.nallow, 0);
 	/* An empty variable is no variable. */
 	setenv("MAILSRV_PROCESSES", "", 1);
@@ -99,6 +101,7 @@ static void test_environment_overrides(void **state)
 	setenv("MAILSRV_PROCESSES", "64", 1);
 	setenv("MAILSRV_THREADS", "1", 1);
 	setenv("MAILSRV_TEST_RATE", "10000", 1);
+	setenv("MAILSRV_JWT_MAX_TTL", "3600", 1);
 	struct config c;
 	assert_int_equal(load(&c), 0);
 	assert_string_equal(c.database_url, "postgresql://mailsrv@db/mailsrv");
@@ -115,6 +118,7 @@ static void test_environment_overrides(void **state)
 	assert_int_equal(c.processes, 64);
 	assert_int_equal(c.threads, 1);
 	assert_int_equal(c.test_rate, 10000);
+	assert_int_equal(c.jwt_max_ttl, 3600);
 }
 
 /* Each required setting, missing, is named. */
@@ -160,6 +164,10 @@ static void test_bad_values(void **state)
 	    {"MAILSRV_OUTBOUND_DENY_PRIVATE", "yes", "MAILSRV_OUTBOUND_DENY_PRIVATE"},
 	    {"MAILSRV_TEST_RATE", "0", "MAILSRV_TEST_RATE: must be an integer from 1 to 10000"},
 	    {"MAILSRV_TEST_RATE", "10001", "MAILSRV_TEST_RATE"},
+	    {"MAILSRV_JWT_MAX_TTL", "59",
+	     "MAILSRV_JWT_MAX_TTL: must be an integer from 60 to 31622400"},
+	    {"MAILSRV_JWT_MAX_TTL", "31622401", "MAILSRV_JWT_MAX_TTL"},
+	    {"MAILSRV_JWT_MAX_TTL", "1d", "MAILSRV_JWT_MAX_TTL"},
 	    {"MAILSRV_PUBLIC_URL", "ftp://example.com", "MAILSRV_PUBLIC_URL"},
 	    {"MAILSRV_PUBLIC_URL", "example.com", "MAILSRV_PUBLIC_URL"},
 	    {"MAILSRV_PUBLIC_URL", "https://example.com/a b", "spaces"},

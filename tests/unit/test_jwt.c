@@ -156,7 +156,7 @@ static char *make_token(const struct sig_key *k, const char *hdr, const char *pa
 static enum jwt_result verify_with(const struct sig_key *k, const char *iss, const char *aud,
                                    const char *tok, size_t len, struct jwt_identity *id)
 {
-	struct jwt_policy p = {k, iss, aud, LEEWAY};
+	struct jwt_policy p = {k, iss, aud, LEEWAY, 0};
 	return jwt_verify(&p, fx.a, tok, len, NOW, id);
 }
 
@@ -168,8 +168,10 @@ static enum jwt_result verify(const struct sig_key *k, const char *tok)
 
 /* ---- header and claims, HS256, one table ---- */
 
-#define HS     "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
-#define EXP_OK "\"exp\":1700000060"
+#define HS "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+/* A valid exp with a subject; EXP_ONLY where the case sets its own sub. */
+#define EXP_ONLY "\"exp\":1700000060"
+#define EXP_OK   "\"sub\":\"t\"," EXP_ONLY
 
 struct claim_case {
 	const char *name;
@@ -183,11 +185,12 @@ struct claim_case {
 };
 
 static const struct claim_case claim_cases[] = {
-    {"valid admin", HS, "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_OK "}", NULL, NULL,
-     JWT_VALID, 1, "alice"},
-    {"no typ", "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, "a"},
+    {"valid admin", HS, "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_ONLY "}", NULL,
+     NULL, JWT_VALID, 1, "alice"},
+    {"no typ", "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"," EXP_ONLY "}", NULL, NULL, JWT_VALID, 0,
+     "a"},
     {"typ lower case", "{\"alg\":\"HS256\",\"typ\":\"jwt\"}", "{" EXP_OK "}", NULL, NULL, JWT_VALID,
-     0, ""},
+     0, "t"},
     {"typ JOSE", "{\"alg\":\"HS256\",\"typ\":\"JOSE\"}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
      0, NULL},
     {"typ not a string", "{\"alg\":\"HS256\",\"typ\":1}", "{" EXP_OK "}", NULL, NULL, JWT_MALFORMED,
@@ -230,11 +233,13 @@ static const struct claim_case claim_cases[] = {
     {"exp null", HS, "{\"exp\":null}", NULL, NULL, JWT_EXPIRED, 0, NULL},
     {"exp true", HS, "{\"exp\":true}", NULL, NULL, JWT_EXPIRED, 0, NULL},
     {"exp past int64", HS, "{\"exp\":99999999999999999999}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-    {"exp int64 max", HS, "{\"exp\":9223372036854775807}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"exp int64 max", HS, "{\"sub\":\"t\",\"exp\":9223372036854775807}", NULL, NULL, JWT_VALID, 0,
+     NULL},
     {"exp int64 min", HS, "{\"exp\":-9223372036854775808}", NULL, NULL, JWT_EXPIRED, 0, NULL},
     {"exp long ago", HS, "{\"exp\":1600000000}", NULL, NULL, JWT_EXPIRED, 0, NULL},
     {"exp now - leeway", HS, "{\"exp\":1699999970}", NULL, NULL, JWT_EXPIRED, 0, NULL},
-    {"exp now - leeway + 1", HS, "{\"exp\":1699999971}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"exp now - leeway + 1", HS, "{\"sub\":\"t\",\"exp\":1699999971}", NULL, NULL, JWT_VALID, 0,
+     NULL},
     /* nbf: integer, now + leeway >= nbf */
     {"nbf future", HS, "{\"nbf\":1700000031," EXP_OK "}", NULL, NULL, JWT_NOT_YET_VALID, 0, NULL},
     {"nbf within leeway", HS, "{\"nbf\":1700000030," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
@@ -248,6 +253,13 @@ static const struct claim_case claim_cases[] = {
     {"iat integer", HS, "{\"iat\":1700000000," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
     {"iat string", HS, "{\"iat\":\"1700000000\"," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
     {"iat float", HS, "{\"iat\":1.5," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0, NULL},
+    /* iat: not later than now + leeway */
+    {"iat now + leeway", HS, "{\"iat\":1700000030," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
+    {"iat now + leeway + 1", HS, "{\"iat\":1700000031," EXP_OK "}", NULL, NULL,
+     JWT_ISSUED_IN_FUTURE, 0, NULL},
+    {"iat far future", HS, "{\"iat\":9223372036854775807," EXP_OK "}", NULL, NULL,
+     JWT_ISSUED_IN_FUTURE, 0, NULL},
+    {"iat long ago", HS, "{\"iat\":1000000000," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
     /* iss */
     {"iss not required", HS, "{\"iss\":\"anyone\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, NULL},
     {"iss match", HS, "{\"iss\":\"https://idp\"," EXP_OK "}", "https://idp", NULL, JWT_VALID, 0,
@@ -282,10 +294,10 @@ static const struct claim_case claim_cases[] = {
      JWT_BAD_AUDIENCE, 0, NULL},
     {"iss and aud match", HS,
      "{\"iss\":\"https://idp\",\"aud\":\"mailsrv\",\"sub\":\"b\",\"roles\":"
-     "[\"administrator\"]," EXP_OK "}",
+     "[\"administrator\"]," EXP_ONLY "}",
      "https://idp", "mailsrv", JWT_VALID, 1, "b"},
     /* roles */
-    {"roles missing", HS, "{\"sub\":\"u\"," EXP_OK "}", NULL, NULL, JWT_VALID, 0, "u"},
+    {"roles missing", HS, "{\"sub\":\"u\"," EXP_ONLY "}", NULL, NULL, JWT_VALID, 0, "u"},
     {"roles other", HS, "{\"roles\":[\"user\",\"auditor\"]," EXP_OK "}", NULL, NULL, JWT_VALID, 0,
      NULL},
     {"roles among others", HS, "{\"roles\":[\"user\",\"administrator\"]," EXP_OK "}", NULL, NULL,
@@ -302,12 +314,21 @@ static const struct claim_case claim_cases[] = {
      NULL},
     {"role claim singular", HS, "{\"role\":[\"administrator\"]," EXP_OK "}", NULL, NULL, JWT_VALID,
      0, NULL},
-    /* sub */
-    {"sub absent", HS, "{" EXP_OK "}", NULL, NULL, JWT_VALID, 0, ""},
-    {"sub a number", HS, "{\"sub\":42," EXP_OK "}", NULL, NULL, JWT_VALID, 0, ""},
-    {"sub unicode and quotes", HS, "{\"sub\":\"O'Brien \\\"\xc3\xa9\\\"\"," EXP_OK "}", NULL, NULL,
-     JWT_VALID, 0, "O'Brien \"\xc3\xa9\""},
-    {"sub with NUL", HS, "{\"sub\":\"alice\\u0000bob\"," EXP_OK "}", NULL, NULL, JWT_MALFORMED, 0,
+    /* sub: a string, not empty, not all spaces */
+    {"sub absent", HS, "{" EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub a number", HS, "{\"sub\":42," EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub null", HS, "{\"sub\":null," EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub an array", HS, "{\"sub\":[\"alice\"]," EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub empty", HS, "{\"sub\":\"\"," EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub spaces", HS, "{\"sub\":\"  \\u00a0\\u3000\"," EXP_ONLY "}", NULL, NULL, JWT_BAD_SUBJECT,
+     0, ""},
+    {"sub admin without a name", HS, "{\"sub\":\"\",\"roles\":[\"administrator\"]," EXP_ONLY "}",
+     NULL, NULL, JWT_BAD_SUBJECT, 0, ""},
+    {"sub one character", HS, "{\"sub\":\"a\"," EXP_ONLY "}", NULL, NULL, JWT_VALID, 0, "a"},
+    {"sub padded", HS, "{\"sub\":\" a \"," EXP_ONLY "}", NULL, NULL, JWT_VALID, 0, " a "},
+    {"sub unicode and quotes", HS, "{\"sub\":\"O'Brien \\\"\xc3\xa9\\\"\"," EXP_ONLY "}", NULL,
+     NULL, JWT_VALID, 0, "O'Brien \"\xc3\xa9\""},
+    {"sub with NUL", HS, "{\"sub\":\"alice\\u0000bob\"," EXP_ONLY "}", NULL, NULL, JWT_MALFORMED, 0,
      NULL},
 };
 
@@ -437,7 +458,7 @@ static void test_shape(void **state)
 	char *more = arena_printf(fx.a, "%s.junk", tok);
 	assert_int_equal(verify_with(fx.hs, NULL, NULL, more, strlen(tok), &id), JWT_VALID);
 	/* No policy key: nothing is valid. */
-	struct jwt_policy none = {NULL, NULL, NULL, 0};
+	struct jwt_policy none = {NULL, NULL, NULL, 0, 0};
 	assert_int_not_equal(jwt_verify(&none, fx.a, tok, strlen(tok), NOW, &id), JWT_VALID);
 	assert_int_not_equal(jwt_verify(NULL, fx.a, tok, strlen(tok), NOW, &id), JWT_VALID);
 }
@@ -445,7 +466,7 @@ static void test_shape(void **state)
 static void test_signature(void **state)
 {
 	(void)state;
-	const char *payload = "{\"sub\":\"alice\",\"roles\":[\"user\"]," EXP_OK "}";
+	const char *payload = "{\"sub\":\"alice\",\"roles\":[\"user\"]," EXP_ONLY "}";
 	char *tok = make_token(fx.hs, HS, payload);
 	assert_int_equal(verify(fx.hs, tok), JWT_VALID);
 
@@ -456,7 +477,7 @@ static void test_signature(void **state)
 	/* tampered payload: the administrator role swapped in, old signature */
 	char *d1 = strchr(tok, '.');
 	char *d2 = strchr(d1 + 1, '.');
-	const char *evil = "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_OK "}";
+	const char *evil = "{\"sub\":\"alice\",\"roles\":[\"administrator\"]," EXP_ONLY "}";
 	char *evil64 = base64url_encode(fx.a, evil, strlen(evil));
 	char *tampered = arena_printf(fx.a, "%.*s.%s%s", (int)(d1 - tok), tok, evil64, d2);
 	struct jwt_identity id;
@@ -489,7 +510,7 @@ static void test_signature(void **state)
 static void test_algorithm_confusion(void **state)
 {
 	(void)state;
-	const char *payload = "{\"sub\":\"mallory\",\"roles\":[\"administrator\"]," EXP_OK "}";
+	const char *payload = "{\"sub\":\"mallory\",\"roles\":[\"administrator\"]," EXP_ONLY "}";
 	char *hs_tok = make_token(fx.hs_rsa_pem, HS, payload);
 	/* It is a well-formed HS256 token for that secret ... */
 	assert_int_equal(verify(fx.hs_rsa_pem, hs_tok), JWT_VALID);
@@ -531,7 +552,7 @@ static void round_trip(const struct sig_key *signer, const struct sig_key *verif
 	assert_int_equal(id.is_administrator, 1);
 
 	/* Valid for ttl, with the leeway after it. */
-	struct jwt_policy p = {verifier, NULL, NULL, LEEWAY};
+	struct jwt_policy p = {verifier, NULL, NULL, LEEWAY, 0};
 	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY - 1, &id),
 	                 JWT_VALID);
 	assert_int_equal(jwt_verify(&p, fx.a, tok, strlen(tok), NOW + 3600 + LEEWAY, &id),
@@ -681,12 +702,12 @@ static void test_cache(void **state)
 {
 	(void)state;
 	static struct jwt_cache cache; /* zero: empty */
-	struct jwt_policy p = {fx.hs, NULL, NULL, LEEWAY};
-	struct jwt_policy p_iss = {fx.hs, "https://issuer.example", NULL, LEEWAY};
+	struct jwt_policy p = {fx.hs, NULL, NULL, LEEWAY, 0};
+	struct jwt_policy p_iss = {fx.hs, "https://issuer.example", NULL, LEEWAY, 0};
 	struct jwt_identity id;
 	const char *tok = make_token(
 	    fx.hs, HS,
-	    "{\"sub\":\"alice\",\"roles\":[\"administrator\"],\"nbf\":1699999000," EXP_OK "}");
+	    "{\"sub\":\"alice\",\"roles\":[\"administrator\"],\"nbf\":1699999000," EXP_ONLY "}");
 	size_t len = strlen(tok);
 
 	/* Verified, remembered, then answered from memory with the same identity. */
@@ -743,8 +764,8 @@ static void test_cache(void **state)
 	for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++)
 		toks[i] =
 		    make_token(fx.hs, HS,
-		               arena_printf(fx.a, "{\"sub\":\"u%zu\",\"roles\":[%s]," EXP_OK "}", i,
-		                            i % 2 ? "\"administrator\"" : ""));
+		               arena_printf(fx.a, "{\"sub\":\"u%zu\",\"roles\":[%s]," EXP_ONLY "}",
+		                            i, i % 2 ? "\"administrator\"" : ""));
 	for (int round = 0; round < 2; round++)
 		for (size_t i = 0; i < JWT_CACHE_ENTRIES + 2; i++) {
 			assert_int_equal(
@@ -775,10 +796,72 @@ static void test_cache(void **state)
 	jwt_cache_clear(&cache);
 }
 
+/* The lifetime, exp - iat (exp - now without iat), against the configured
+ * maximum (MAILSRV_JWT_MAX_TTL). */
+static void test_lifetime(void **state)
+{
+	(void)state;
+	struct jwt_policy p = {fx.hs, NULL, NULL, LEEWAY, 86400};
+	static const struct {
+		const char *payload;
+		enum jwt_result want;
+	} t[] = {
+	    /* with iat: exactly exp - iat */
+	    {"{\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700086400}", JWT_VALID},
+	    {"{\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700086401}", JWT_TOO_LONG_LIVED},
+	    {"{\"sub\":\"a\",\"iat\":1699990000,\"exp\":1700076400}", JWT_VALID},
+	    {"{\"sub\":\"a\",\"iat\":1699990000,\"exp\":1700076401}", JWT_TOO_LONG_LIVED},
+	    /* an old iat is not hidden by a near exp: what counts is what the
+	     * issuer granted */
+	    {"{\"sub\":\"a\",\"iat\":1600000000,\"exp\":1700000060}", JWT_TOO_LONG_LIVED},
+	    {"{\"sub\":\"a\",\"iat\":1700000000,\"exp\":9223372036854775807}", JWT_TOO_LONG_LIVED},
+	    {"{\"sub\":\"a\",\"iat\":-9223372036854775807,\"exp\":1700000060}", JWT_TOO_LONG_LIVED},
+	    /* without iat: exp - now, with the leeway for the issuer's clock */
+	    {"{\"sub\":\"a\",\"exp\":1700086430}", JWT_VALID},
+	    {"{\"sub\":\"a\",\"exp\":1700086431}", JWT_TOO_LONG_LIVED},
+	    {"{\"sub\":\"a\",\"exp\":9223372036854775807}", JWT_TOO_LONG_LIVED},
+	    /* an iat in the future is refused as such */
+	    {"{\"sub\":\"a\",\"iat\":1700000031,\"exp\":1700000090}", JWT_ISSUED_IN_FUTURE},
+	    /* expired first */
+	    {"{\"sub\":\"a\",\"iat\":1000000000,\"exp\":1600000000}", JWT_EXPIRED},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct jwt_identity id;
+		const char *tok = make_token(fx.hs, HS, t[i].payload);
+		enum jwt_result r = jwt_verify(&p, fx.a, tok, strlen(tok), NOW, &id);
+		if (r != t[i].want)
+			fail_msg("row %zu: %s, want %s", i, jwt_result_str(r),
+			         jwt_result_str(t[i].want));
+	}
+	/* 0: no maximum */
+	struct jwt_policy open = {fx.hs, NULL, NULL, LEEWAY, 0};
+	struct jwt_identity id;
+	const char *tok = make_token(fx.hs, HS, "{\"sub\":\"a\",\"iat\":1,\"exp\":1800000000}");
+	assert_int_equal(jwt_verify(&open, fx.a, tok, strlen(tok), NOW, &id), JWT_VALID);
+	/* what the token tool issues by default (an hour) passes the default;
+	 * a second more than the maximum does not */
+	char *issued = jwt_issue(fx.hs, fx.a, "admin", "administrator", 3600, NOW, NULL, NULL);
+	assert_non_null(issued);
+	assert_int_equal(jwt_verify(&p, fx.a, issued, strlen(issued), NOW, &id), JWT_VALID);
+	issued = jwt_issue(fx.hs, fx.a, "admin", "administrator", 86401, NOW, NULL, NULL);
+	assert_non_null(issued);
+	assert_int_equal(jwt_verify(&p, fx.a, issued, strlen(issued), NOW, &id),
+	                 JWT_TOO_LONG_LIVED);
+	/* a remembered token keeps passing: neither rule changes with time */
+	static struct jwt_cache cache;
+	issued = jwt_issue(fx.hs, fx.a, "admin", "administrator", 86400, NOW, NULL, NULL);
+	assert_non_null(issued);
+	for (time_t now = NOW; now < NOW + 86400; now += 3600)
+		assert_int_equal(
+		    jwt_verify_cached(&p, &cache, fx.a, issued, strlen(issued), now, &id),
+		    JWT_VALID);
+	jwt_cache_clear(&cache);
+}
+
 static void test_result_strings(void **state)
 {
 	(void)state;
-	for (int r = JWT_VALID; r <= JWT_BAD_AUDIENCE; r++) {
+	for (int r = JWT_VALID; r <= JWT_TOO_LONG_LIVED; r++) {
 		const char *s = jwt_result_str((enum jwt_result)r);
 		assert_non_null(s);
 		assert_true(strlen(s) > 0);
@@ -796,6 +879,7 @@ int main(void)
 	    T(test_signature),        T(test_algorithm_confusion), T(test_round_trip_hs256),
 	    T(test_round_trip_rs256), T(test_round_trip_es256),    T(test_issue),
 	    T(test_length_limit),     T(test_result_strings),      T(test_cache),
+	    T(test_lifetime),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -89,6 +89,41 @@ static void test_valid_basic(void **state)
 	assert_int_equal(in.auth, AUTH_BASIC);
 }
 
+/* Text fields are taken without the spaces at their ends, so what is stored
+ * fits the limit the validator counted; secrets are taken as sent. */
+static void test_text_is_trimmed_secrets_are_not(void **state)
+{
+	struct fixture *f = *state;
+	struct ms_input in;
+	char body[4096];
+	char pad[1024];
+	size_t n = 0;
+	for (int i = 0; i < 300; i++, n += 3)
+		memcpy(pad + n, "\xe3\x80\x80", 3); /* U+3000 */
+	pad[n] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"name\":\"  Relay \\u00a0\",\"server\":\"smtp.example.com\",\"port\":587,"
+	         "\"sender_name\":\"%s Alerts\",\"sender_email\":\"alerts@example.com\","
+	         "\"auth_type\":\"basic\",\"username\":\"%sbob%s\",\"password\":\" p \"}",
+	         pad, pad, pad);
+	assert_int_equal(ms_input_parse(&f->c, parse(f, body), MS_CREATE, NULL, &in), E_OK);
+	assert_string_equal(in.name, "Relay");
+	assert_string_equal(in.sender_name, "Alerts");
+	assert_string_equal(in.username, "bob");
+	assert_int_equal(in.password.op, SECRET_SET);
+	assert_int_equal(in.password.len, 3);
+	assert_memory_equal(in.password.value, " p ", 3);
+
+	snprintf(body, sizeof(body),
+	         "{" BASIC ",\"auth_type\":\"oauth2\",\"client_id\":\"%scid \","
+	         "\"authorization_url\":\"https://login.example.com/authorize\","
+	         "\"token_url\":\"https://login.example.com/token\",\"secret_key\":\"%s\"}",
+	         pad, pad);
+	assert_int_equal(ms_input_parse(&f->c, parse(f, body), MS_CREATE, NULL, &in), E_OK);
+	assert_string_equal(in.client_id, "cid");
+	assert_int_equal(in.secret_key.len, strlen(pad));
+}
+
 static void test_all_errors_at_once(void **state)
 {
 	struct fixture *f = *state;
@@ -320,6 +355,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_valid_basic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_all_errors_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_text_is_trimmed_secrets_are_not, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_types_and_control_chars, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oauth2_rules, setup, teardown),
 	    cmocka_unit_test(test_plan_basic),

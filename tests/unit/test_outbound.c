@@ -1,7 +1,8 @@
 /*
  * test_outbound.c - unit tests of src/outbound.c: the allow-list parser, the
- * address policy on every spelling of loopback, link-local, unspecified and
- * private addresses (as the sockaddr that libcurl hands to the open-socket
+ * address policy on every spelling of loopback, link-local, unspecified,
+ * shared, multicast, reserved, site-local, cloud metadata and private
+ * addresses (as the sockaddr that libcurl hands to the open-socket
  * callback), the save-time check of URLs, and calls that the policy or the
  * protocol rule stops before any byte leaves the machine.
  */
@@ -105,12 +106,99 @@ static void test_default_policy(void **state)
 	    {"192.168.1.1", NULL},
 	    {"fc00::1", NULL},
 	    {"fd12:3456::1", NULL},
-	    {"fec0::1", NULL},
 	    {"2001:db8::1", NULL},
 	    {"::ffff:8.8.8.8", NULL},
 	    {"::2", "unspecified"}, /* IPv4-compatible 0.0.0.2, deprecated */
 	};
 	check_table(&p, t, sizeof(t) / sizeof(t[0]));
+}
+
+/* The ranges that are neither private nor loopback but never a token
+ * endpoint or mail server: each, its edges, and its IPv4-mapped form. */
+static void test_special_ranges(void **state)
+{
+	(void)state;
+	static const struct addr_case t[] = {
+	    /* shared address space 100.64/10 (RFC 6598) */
+	    {"100.64.0.0", "shared address space"},
+	    {"100.64.0.1", "shared address space"},
+	    {"100.127.255.255", "shared address space"},
+	    {"::ffff:100.64.0.1", "shared address space"},
+	    {"::ffff:100.127.255.255", "shared address space"},
+	    {"64:ff9b::6440:1", "shared address space"}, /* NAT64 */
+	    {"100.63.255.255", NULL},
+	    {"100.128.0.0", NULL},
+	    /* multicast 224/4 and ff00::/8 */
+	    {"224.0.0.0", "multicast"},
+	    {"224.0.0.251", "multicast"},
+	    {"239.255.255.255", "multicast"},
+	    {"::ffff:224.0.0.1", "multicast"},
+	    {"::ffff:239.255.255.255", "multicast"},
+	    {"223.255.255.255", NULL},
+	    {"fe7f:ffff::1", NULL}, /* below link-local fe80::/10 */
+	    {"ff00::", "multicast"},
+	    {"ff02::1", "multicast"},
+	    {"ff0e::101", "multicast"},
+	    {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "multicast"},
+	    /* reserved 240/4 and broadcast */
+	    {"240.0.0.0", "reserved"},
+	    {"250.1.2.3", "reserved"},
+	    {"255.255.255.254", "reserved"},
+	    {"::ffff:240.0.0.1", "reserved"},
+	    {"::ffff:255.255.255.254", "reserved"},
+	    {"255.255.255.255", "broadcast"},
+	    {"::ffff:255.255.255.255", "broadcast"},
+	    /* site-local fec0::/10 */
+	    {"fec0::", "site-local"},
+	    {"fec0::1", "site-local"},
+	    {"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "site-local"},
+	    {"febf:ffff::1", "link-local"},
+	    /* cloud metadata that is not link-local */
+	    {"100.100.100.200", "cloud metadata"},
+	    {"::ffff:100.100.100.200", "cloud metadata"},
+	    {"::ffff:6464:64c8", "cloud metadata"},
+	    {"64:ff9b::6464:64c8", "cloud metadata"},
+	    {"fd00:ec2::254", "cloud metadata"},
+	    {"fd00:ec2:0:0:0:0:0:254", "cloud metadata"},
+	    {"100.100.100.201", "shared address space"},
+	    {"fd00:ec2::253", NULL}, /* private: admitted unless denied */
+	    {"fd00:ec2::1:254", NULL},
+	};
+	struct outbound_policy p = policy(NULL, 0);
+	check_table(&p, t, sizeof(t) / sizeof(t[0]));
+	/* refused whether private addresses are or not */
+	struct outbound_policy dp = policy(NULL, 1);
+	assert_string_equal(verdict(&dp, "fd00:ec2::254"), "cloud metadata");
+	assert_string_equal(verdict(&dp, "fd00:ec2::253"), "private");
+	assert_string_equal(verdict(&dp, "100.64.0.1"), "shared address space");
+	/* the allow-list still admits them, in either spelling */
+	struct outbound_policy ap = policy("100.64.0.0/10,ff02::1/128,::ffff:240.0.0.1/128", 0);
+	assert_null(verdict(&ap, "100.100.100.200"));
+	assert_null(verdict(&ap, "::ffff:100.65.0.1"));
+	assert_null(verdict(&ap, "ff02::1"));
+	assert_string_equal(verdict(&ap, "ff02::2"), "multicast");
+	assert_null(verdict(&ap, "240.0.0.1"));
+	assert_string_equal(verdict(&ap, "240.0.0.2"), "reserved");
+	/* the save-time check of a URL with such a literal host */
+	static const struct {
+		const char *url, *want;
+	} u[] = {
+	    {"https://100.64.0.1/token", "shared address space"},
+	    {"https://100.100.100.200/latest/meta-data", "cloud metadata"},
+	    {"https://[fd00:ec2::254]/latest/api/token", "cloud metadata"},
+	    {"https://[::ffff:224.0.0.1]/t", "multicast"},
+	    {"https://[ff02::1]:8443/t", "multicast"},
+	    {"https://255.255.255.255/t", "broadcast"},
+	    {"https://240.0.0.1/t", "reserved"},
+	    {"https://[fec0::1]/t", "site-local"},
+	    {"https://1684301000/t", "cloud metadata"}, /* 100.100.100.200 as one number */
+	};
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		const char *got = outbound_url_refused(&p, u[i].url, strlen(u[i].url));
+		if (got == NULL || strcmp(got, u[i].want) != 0)
+			fail_msg("%s: got %s, want %s", u[i].url, got ? got : "(admitted)",
+			         u[i].want);
+	}
 }
 
 static void test_deny_private(void **state)
@@ -300,10 +388,10 @@ int main(void)
 	if (outbound_global_init() != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_default_policy), cmocka_unit_test(test_deny_private),
-	    cmocka_unit_test(test_allow_list),     cmocka_unit_test(test_allow_list_errors),
-	    cmocka_unit_test(test_other_families), cmocka_unit_test(test_url_refused),
-	    cmocka_unit_test(test_refused_calls),
+	    cmocka_unit_test(test_default_policy),    cmocka_unit_test(test_special_ranges),
+	    cmocka_unit_test(test_deny_private),      cmocka_unit_test(test_allow_list),
+	    cmocka_unit_test(test_allow_list_errors), cmocka_unit_test(test_other_families),
+	    cmocka_unit_test(test_url_refused),       cmocka_unit_test(test_refused_calls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,46 @@ static void test_trim_spaces(void **state)
 	}
 }
 
+static void test_trim_blanks(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *out;
+	} v[] = {
+	    {"", ""},
+	    {"a", "a"},
+	    {"  a b  ", "a b"},
+	    {"\xc2\xa0x\xc2\xa0", "x"},                     /* U+00A0 */
+	    {"\xe3\x80\x80x\xe3\x80\x80", "x"},             /* U+3000 */
+	    {"\xe2\x80\x80\xe2\x80\x8ax\xe2\x80\xaf", "x"}, /* U+2000, U+200A, U+202F */
+	    {"\xe2\x80\xa8x\xe2\x80\xa9\xe2\x81\x9f", "x"}, /* U+2028, U+2029, U+205F */
+	    {"\xe1\x9a\x80x", "x"},                         /* U+1680 */
+	    {" \xc2\xa0 ", ""},                             /* only spaces */
+	    {"a\xc2\xa0"
+	     "b",
+	     "a\xc2\xa0"
+	     "b"},                                                      /* inside: kept */
+	    {"\xe2\x80\x8bx\xe2\x80\x8b", "\xe2\x80\x8bx\xe2\x80\x8b"}, /* U+200B: no space */
+	    {"\xef\xbb\xbfx", "\xef\xbb\xbfx"},                         /* U+FEFF: no space */
+	    {"\tx\n", "\tx\n"},         /* controls are refused, not trimmed */
+	    {"x\xc3\xa0", "x\xc3\xa0"}, /* a-grave ends in 0xa0 */
+	    {"\xc3\xa0 ", "\xc3\xa0"},
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const char *s = v[i].in;
+		size_t len = strlen(s);
+		text_trim_blanks(&s, &len);
+		if (len != strlen(v[i].out) || memcmp(s, v[i].out, len) != 0)
+			fail_msg("row %zu: trimmed to %zu bytes", i, len);
+		assert_true(s >= v[i].in && s + len <= v[i].in + strlen(v[i].in));
+	}
+	assert_true(text_has_blank(S("a\xe3\x80\x80")));
+	assert_true(text_has_blank(S("a b")));
+	assert_false(text_has_blank(S("a\xc3\xa0"
+	                              "b")));
+	assert_false(text_has_blank(S("a\tb")));
+}
+
 /* ---- text ---- */
 
 static const char *name_rule(const char *s, size_t len)
@@ -205,6 +245,13 @@ static void test_validate_text(void **state)
 	size_t n101 = fill(a101, sizeof(a101), 'a', 101, "");
 	padded[0] = ' ';
 	size_t npad = 1 + fill(padded + 1, sizeof(padded) - 1, 'b', 100, "  ");
+	static char wide[512];
+	size_t nwide = 0;
+	for (int i = 0; i < 40; i++, nwide += 3)
+		memcpy(wide + nwide, "\xe3\x80\x80", 3);
+	nwide += fill(wide + nwide, sizeof(wide) - nwide, 'c', 100, "");
+	for (int i = 0; i < 40; i++, nwide += 2)
+		memcpy(wide + nwide, "\xc2\xa0", 2);
 	size_t ne100 = 0, ne101 = 0;
 	for (int i = 0; i < 101; i++) {
 		memcpy(emoji101 + ne101, "\xf0\x9f\x93\xa7", 4); /* 📧 */
@@ -222,6 +269,7 @@ static void test_validate_text(void **state)
 	    {S("quote \" backslash \\"), 1, NULL},
 	    {a100, n100, 1, NULL},
 	    {padded, npad, 1, NULL},    /* 100 after trimming */
+	    {wide, nwide, 1, NULL},     /* 100 after trimming U+3000 and U+00A0 */
 	    {emoji100, ne100, 1, NULL}, /* 100 characters, 400 bytes */
 	    {S(""), 0, len_msg},
 	    {S("   "), 0, len_msg},
@@ -404,6 +452,10 @@ static void test_validate_email(void **state)
 	    {S("user@[IPv6:1.2.3.4]"), 0, NULL},
 	    {S("user@[]"), 0, NULL},
 	    {S("user@ex\xc3\xa4mple.com"), 0, NULL},
+	    {S("us\xc2\xa0"
+	       "er@example.com"),
+	     0, NULL},                                    /* U+00A0 is a space */
+	    {S("\xe3\x80\x80user@example.com"), 0, NULL}, /* U+3000 too */
 	};
 	run_table("email", validate_email, t, sizeof(t) / sizeof(t[0]));
 }
@@ -605,12 +657,13 @@ static void test_media_type(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_utf8_count),         cmocka_unit_test(test_utf8_decode),
-	    cmocka_unit_test(test_has_control_chars),  cmocka_unit_test(test_trim_spaces),
-	    cmocka_unit_test(test_validate_text),      cmocka_unit_test(test_validate_secret),
-	    cmocka_unit_test(test_validate_host),      cmocka_unit_test(test_validate_email),
-	    cmocka_unit_test(test_validate_https_url), cmocka_unit_test(test_validate_scope),
-	    cmocka_unit_test(test_parse_positive_id),  cmocka_unit_test(test_media_type),
+	    cmocka_unit_test(test_utf8_count),        cmocka_unit_test(test_utf8_decode),
+	    cmocka_unit_test(test_has_control_chars), cmocka_unit_test(test_trim_spaces),
+	    cmocka_unit_test(test_trim_blanks),       cmocka_unit_test(test_validate_text),
+	    cmocka_unit_test(test_validate_secret),   cmocka_unit_test(test_validate_host),
+	    cmocka_unit_test(test_validate_email),    cmocka_unit_test(test_validate_https_url),
+	    cmocka_unit_test(test_validate_scope),    cmocka_unit_test(test_parse_positive_id),
+	    cmocka_unit_test(test_media_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
