@@ -559,6 +559,7 @@ static void test_https_url_normalized(void **state)
 	    {"https://0x7f.1/", "https://127.0.0.1/"},
 	    {"https://127.1:8443/", "https://127.0.0.1:8443/"},
 	    {"https://017700000001/", "https://127.0.0.1/"},
+	    {"https://192.0.2.010/", "https://192.0.2.8/"}, /* octal, as inet_aton */
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		const char *norm = NULL;
