@@ -31,9 +31,10 @@
  *   No userinfo, port 1-65535. The URL is parsed by libcurl's URL API
  *   (outbound_url_normalize), the parser of the outbound call, and these
  *   rules are checked on its parts; the caller stores the normalized form
- *   (so "HTTPS://0x7f.1:0443" is kept as "https://127.0.0.1/" and then
- *   judged by the address policy). This validator alone allocates (in the
- *   arena it is given).
+ *   ("HTTPS://Login.Example.com:0443/a/../t" is kept as
+ *   "https://login.example.com/t"). An IPv4 address must be written as the
+ *   dotted quad libcurl reads. This validator alone allocates (in the arena
+ *   it is given).
  */
 #include "validate.h"
 
@@ -464,7 +465,17 @@ const char *validate_https_url(struct arena *a, const char *s, size_t len, const
 	if (u.host[0] == '[') {
 		if (u.zone || hl < 2 || !is_ipv6(u.host + 1, hl - 2))
 			return "must name a valid IPv6 address in brackets";
-	} else if (!is_ipv4(u.host, hl) && check_hostname(u.host, hl) != NULL) {
+	} else if (is_ipv4(u.host, hl)) {
+		/* An IPv4 address as its dotted quad, as written: parsers
+		 * disagree on the other spellings ("0x7f.1", "2130706433",
+		 * "192.0.2.010", which inet_aton reads as octal, escapes), so
+		 * they are refused rather than normalized. The text after
+		 * "https://" is the host here: no user info (checked above). */
+		if (strncmp(s + slen, u.host, hl) != 0 ||
+		    (slen + hl < len && strchr(":/?", s[slen + hl]) == NULL))
+			return "must name a host name or a valid IPv4 address "
+			       "(four numbers 0-255)";
+	} else if (check_hostname(u.host, hl) != NULL) {
 		return "must name a valid host";
 	}
 	if ((why = check_path_query(u.path)) != NULL ||
