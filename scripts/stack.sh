@@ -104,6 +104,7 @@ done
 for n in "$NGINX_API_BURST" "$NGINX_SENSITIVE_BURST" "$NGINX_CONN_LIMIT"; do
 	[[ $n =~ ^[0-9]+$ ]] || die "bad nginx burst or connection limit '$n'"
 done
+((NGINX_CONN_LIMIT >= 1 && NGINX_CONN_LIMIT <= 65535)) || die "STACK_NGINX_CONN_LIMIT must be 1-65535 (nginx's range)"
 
 # Unix socket paths: sun_path holds 107 bytes and a NUL.
 check_socket_paths() {
