@@ -62,13 +62,40 @@ const char *outbound_check_addr(const struct outbound_policy *p, const struct so
 const char *outbound_check_addr16(const struct outbound_policy *p, const unsigned char a[16]);
 
 /*
- * Save-time check of a URL already valid for validate_https_url(): when its
- * host is an IP literal (any spelling that libcurl and inet_aton accept,
- * such as 2130706433 or 0x7f.1, or a bracketed IPv6 address) that the
- * policy refuses, the reason (as above); NULL otherwise. Host names are
- * checked when they are resolved, at call time.
+ * Save-time check of an https URL: when its host, as libcurl's URL parser
+ * reads it, is an IP literal (any spelling libcurl accepts, such as
+ * 2130706433 or 0x7f.1, or a bracketed IPv6 address) that the policy
+ * refuses, the reason (as above); NULL otherwise. Host names are checked
+ * when they are resolved, at call time.
  */
 const char *outbound_url_refused(const struct outbound_policy *p, const char *url, size_t len);
+
+/* A URL as libcurl's URL API parses it (the parser of every call), and its
+ * normalized form. Every string is in the arena. */
+struct outbound_url {
+	const char *url;    /* normalized: scheme and host in lower case,
+	                     * percent-escapes of the host decoded, the
+	                     * scheme's default port left out, dot segments
+	                     * of the path removed, "/" for an empty path */
+	const char *scheme; /* lower case */
+	const char *host;   /* lower case; an IPv6 address in brackets */
+	long port;          /* as written (0-65535), -1 when none */
+	const char *path;   /* at least "/" */
+	const char *query;  /* NULL when none */
+	int userinfo;       /* a user name, password or login options */
+	int fragment;       /* a non-empty fragment */
+	int zone;           /* an IPv6 zone id */
+};
+
+/*
+ * Parse url[0..len) with libcurl's URL API (curl_url_set without flags: a
+ * scheme libcurl supports is required, spaces are refused) and fill *out.
+ * NULL on success; otherwise why, as a client-safe message for a field
+ * ("must be an https:// URL", "must name a valid host", ...). The rules of
+ * an acceptable URL are the caller's (validate_https_url).
+ */
+const char *outbound_url_normalize(struct arena *a, const char *url, size_t len,
+                                   struct outbound_url *out);
 
 /* Once in main, before any thread or fork (curl_global_init). 0 on success. */
 int outbound_global_init(void);

@@ -106,15 +106,16 @@ extern const size_t router_nroutes;
  * the {id} segment when there is one. */
 int router_match(const char *pattern, const char *path, const char **id_seg, size_t *id_len);
 
-/* The Allow header of a route: its methods, ", "-separated (in the arena). */
+/* The Allow header of a route: its methods, ", "-separated, HEAD after GET
+ * (every GET route answers HEAD too), in the arena. */
 const char *router_allow(struct arena *a, const struct route *r);
 
 /*
  * Everything before the handler: match the route, authenticate, check the
- * method, parse the {id}, bound and parse the body, check the query and
- * body fields. E_OK with *fn the handler and *needs_db whether the
- * database must be reached first; else the err_t (detail set) for the
- * problem mapping. Touches neither the database nor the network.
+ * method (HEAD takes the route's GET), parse the {id}, bound and parse the body, check the query
+ * and body fields. E_OK with *fn the handler and *needs_db whether the database must be reached
+ * first; else the err_t (detail set) for the problem mapping. Touches neither the database nor the
+ * network.
  */
 err_t router_resolve(struct ctx *c, handler_fn *fn, int *needs_db);
 

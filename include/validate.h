@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+struct arena;
+
 /* 1 when s is well-formed UTF-8 (RFC 3629 section 4: no overlong forms,
  * no surrogates, nothing above U+10FFFF). yajl's own check lets overlong
  * forms and encoded surrogates through, so the JSON parser calls this. */
@@ -46,8 +48,11 @@ const char *validate_host(const char *s, size_t len);
  * 1-64 bytes, domain a host name as above (or [IP literal]). */
 const char *validate_email(const char *s, size_t len);
 /* Absolute https URL with a valid host (name or literal), optional port
- * 1-65535, no userinfo, no whitespace/control chars, at most URL_MAX_BYTES. */
-const char *validate_https_url(const char *s, size_t len);
+ * 1-65535, no userinfo, no fragment, no whitespace/control chars, at most
+ * URL_MAX_BYTES, as libcurl's URL parser reads it. When valid, *normalized
+ * is its normalized form (outbound_url_normalize, in the arena), the value
+ * to store and to call; NULL otherwise. */
+const char *validate_https_url(struct arena *a, const char *s, size_t len, const char **normalized);
 /* Space-separated OAuth scopes (RFC 6749 section 3.3: %x21 / %x23-5B /
  * %x5D-7E per token), may be empty, at most SCOPE_MAX_CHARS. */
 const char *validate_scope(const char *s, size_t len);

@@ -13,6 +13,14 @@
 #   STACK_PG_PORT    PostgreSQL on 127.0.0.1 and its socket (default 55432)
 #   STACK_PROCESSES, STACK_THREADS  become MAILSRV_PROCESSES/MAILSRV_THREADS
 #   STACK_WAIT_SECONDS  how long `start` waits for /healthz (default 30)
+#   STACK_NGINX_API_RATE, STACK_NGINX_API_BURST, STACK_NGINX_SENSITIVE_RATE,
+#   STACK_NGINX_SENSITIVE_BURST, STACK_NGINX_CONN_LIMIT  nginx's limits per
+#                    client address (deploy/nginx.conf.template); the defaults
+#                    (1000r/s burst 2000, 200r/s burst 400, 1000 requests in
+#                    progress) are far above what the test suites and the
+#                    drills send from 127.0.0.1, so only the test of the
+#                    limits, with its own nginx, meets them; `make bench`
+#                    sets higher ones still
 #   MAILSRV_*        passed to the service; a variable set here wins over the
 #                    stack's default for it (see service_env)
 # Test hooks: STACK_MAILSRV_BIN and STACK_MAILSRV_TOOL replace build/mailsrv
@@ -55,6 +63,11 @@ STACK_VAR=${STACK_VAR:-$(default_var)}
 HTTP_PORT=${STACK_HTTP_PORT:-8080}
 PG_PORT=${STACK_PG_PORT:-55432}
 WAIT_SECONDS=${STACK_WAIT_SECONDS:-30}
+NGINX_API_RATE=${STACK_NGINX_API_RATE:-1000r/s}
+NGINX_API_BURST=${STACK_NGINX_API_BURST:-2000}
+NGINX_SENSITIVE_RATE=${STACK_NGINX_SENSITIVE_RATE:-200r/s}
+NGINX_SENSITIVE_BURST=${STACK_NGINX_SENSITIVE_BURST:-400}
+NGINX_CONN_LIMIT=${STACK_NGINX_CONN_LIMIT:-1000}
 mailsrv_bin=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
 tool_bin=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
 NGINX_USER=${STACK_NGINX_USER:-www-data}
@@ -85,6 +98,13 @@ say() { echo "stack: $*"; }
 for p in "$HTTP_PORT" "$PG_PORT"; do
 	if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
 done
+for r in "$NGINX_API_RATE" "$NGINX_SENSITIVE_RATE"; do
+	[[ $r =~ ^[1-9][0-9]*r/[sm]$ ]] || die "bad nginx rate '$r' (like 20r/s or 30r/m)"
+done
+for n in "$NGINX_API_BURST" "$NGINX_SENSITIVE_BURST" "$NGINX_CONN_LIMIT"; do
+	[[ $n =~ ^[0-9]+$ ]] || die "bad nginx burst or connection limit '$n'"
+done
+((NGINX_CONN_LIMIT >= 1 && NGINX_CONN_LIMIT <= 65535)) || die "STACK_NGINX_CONN_LIMIT must be 1-65535 (nginx's range)"
 
 # Unix socket paths: sun_path holds 107 bytes and a NUL.
 check_socket_paths() {
@@ -357,6 +377,11 @@ render_nginx_conf() {
 	t=${t//@HTTP_PORT@/"$HTTP_PORT"}
 	t=${t//@SOCKET@/"$MAILSRV_SOCKET"}
 	t=${t//@USER@/"$NGINX_USER"}
+	t=${t//@API_RATE@/"$NGINX_API_RATE"}
+	t=${t//@API_BURST@/"$NGINX_API_BURST"}
+	t=${t//@SENSITIVE_RATE@/"$NGINX_SENSITIVE_RATE"}
+	t=${t//@SENSITIVE_BURST@/"$NGINX_SENSITIVE_BURST"}
+	t=${t//@CONN_LIMIT@/"$NGINX_CONN_LIMIT"}
 	[[ ! $t =~ @[A-Z_]+@ ]] || die "deploy/nginx.conf.template has a placeholder that stack.sh does not fill in"
 	printf '%s\n' "$t" >"$nginx_conf.new"
 	mv "$nginx_conf.new" "$nginx_conf"

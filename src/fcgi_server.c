@@ -414,22 +414,30 @@ static int write_records(FCGX_Request *fr, const char *head, size_t head_len, co
 	return 0;
 }
 
-static void write_response(FCGX_Request *fr, const struct http_response *r)
+/* The head, then the body unless head_only (HEAD: the GET answer's head,
+ * Content-Length included, without its body, RFC 9110 section 9.3.2). */
+static void write_response(FCGX_Request *fr, const struct http_response *r, int head_only)
 {
+	size_t body_len = head_only ? 0 : r->body_len;
 	char buf[4096];
 	struct text head = {buf, 0, sizeof(buf), 0, NULL};
 	build_head(&head, r);
 	if (head.overflow) {
 		struct text direct = {NULL, 0, 0, 0, fr->out};
 		build_head(&direct, r);
-	} else if (head.len + r->body_len > FCGX_OUT_BUFFER_BYTES) {
-		write_records(fr, head.buf, head.len, r->body, r->body_len);
+	} else if (head.len + body_len > FCGX_OUT_BUFFER_BYTES) {
+		write_records(fr, head.buf, head.len, r->body, body_len);
 		return;
 	} else {
 		FCGX_PutStr(head.buf, (int)head.len, fr->out);
 	}
-	if (r->body_len > 0)
-		FCGX_PutStr(r->body, (int)r->body_len, fr->out);
+	if (body_len > 0)
+		FCGX_PutStr(r->body, (int)body_len, fr->out);
+}
+
+static int is_head(const struct http_request *req)
+{
+	return req->method != NULL && strcmp(req->method, "HEAD") == 0;
 }
 
 static void serve_one(struct worker *w, FCGX_Request *fr)
@@ -440,12 +448,12 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 		/* The arena could not hold the request's parameters and body. */
 		app_reject(w, &req, &resp, E_PAYLOAD_TOO_LARGE,
 		           "the request is too large to process");
-		write_response(fr, &resp);
+		write_response(fr, &resp, is_head(&req));
 		return;
 	}
 	log_set_request_id(req.request_id);
 	app_handle(w, &req, &resp);
-	write_response(fr, &resp);
+	write_response(fr, &resp, is_head(&req));
 	log_set_request_id(NULL);
 }
 

@@ -233,41 +233,149 @@ const char *outbound_check_addr(const struct outbound_policy *p, const struct so
 
 const char *outbound_url_refused(const struct outbound_policy *p, const char *url, size_t len)
 {
-	static const char scheme[] = "https://";
-	if (len < sizeof(scheme) - 1 || strncasecmp(url, scheme, sizeof(scheme) - 1) != 0)
+	/* The host as libcurl's parser reads it, the parser of the call:
+	 * 2130706433, 0x7f.1 and 127.1 come out as 127.0.0.1. */
+	if (memchr(url, '\0', len) != NULL)
 		return NULL; /* not for us to judge: validation refuses it */
-	const char *host = url + sizeof(scheme) - 1;
-	size_t rest = len - (sizeof(scheme) - 1);
-	size_t alen = 0;
-	while (alen < rest && host[alen] != '/' && host[alen] != '?' && host[alen] != '#')
-		alen++;
-	char buf[80];
-	unsigned char a[16];
-	if (alen > 0 && host[0] == '[') {
-		const char *close = memchr(host, ']', alen);
-		size_t hl = close ? (size_t)(close - host) - 1 : 0;
-		if (close == NULL || hl == 0 || hl >= sizeof(buf))
-			return NULL;
-		memcpy(buf, host + 1, hl);
-		buf[hl] = '\0';
-		if (inet_pton(AF_INET6, buf, a) != 1)
-			return NULL;
-		return outbound_check_addr16(p, a);
+	char *text = strndup(url, len);
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL;
+	const char *why = NULL;
+	if (text != NULL && h != NULL && curl_url_set(h, CURLUPART_URL, text, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    strcmp(scheme, "https") == 0 &&
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		unsigned char a[16];
+		char buf[INET6_ADDRSTRLEN + 2];
+		size_t hl = strlen(host);
+		struct in_addr v4;
+		if (hl > 2 && hl < sizeof(buf) && host[0] == '[' && host[hl - 1] == ']') {
+			memcpy(buf, host + 1, hl - 2);
+			buf[hl - 2] = '\0';
+			if (inet_pton(AF_INET6, buf, a) == 1)
+				why = outbound_check_addr16(p, a);
+		} else if (inet_aton(host, &v4) != 0) {
+			memcpy(a, v4mapped, 12);
+			memcpy(a + 12, &v4, 4);
+			why = outbound_check_addr16(p, a);
+		}
 	}
-	const char *colon = memchr(host, ':', alen);
-	size_t hl = colon ? (size_t)(colon - host) : alen;
-	if (hl == 0 || hl >= sizeof(buf))
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(h);
+	free(text);
+	return why;
+}
+
+/* ---- URLs: libcurl's parser, the one the calls use ---- */
+
+/* The message for a URL libcurl's parser refused. */
+static const char *url_error(CURLUcode rc)
+{
+	switch (rc) {
+	case CURLUE_BAD_SCHEME:
+	case CURLUE_UNSUPPORTED_SCHEME:
+	case CURLUE_BAD_SLASHES:
+		return "must be an https:// URL";
+	case CURLUE_NO_HOST:
+		return "must name a host";
+	case CURLUE_BAD_HOSTNAME:
+	case CURLUE_BAD_IPV6:
+		return "must name a valid host";
+	case CURLUE_BAD_PORT_NUMBER:
+		return "port must be 1-65535";
+	case CURLUE_BAD_LOGIN:
+	case CURLUE_BAD_USER:
+	case CURLUE_BAD_PASSWORD:
+		return "must not contain a user name or password";
+	case CURLUE_OUT_OF_MEMORY:
+		return "is too long to process";
+	default:
+		return "is not a valid URL";
+	}
+}
+
+/* A part of h copied into the arena (NULL when absent). *nomem on failure. */
+static const char *url_part(struct arena *a, CURLU *h, CURLUPart part, unsigned flags, int *nomem)
+{
+	char *v = NULL;
+	if (curl_url_get(h, part, &v, flags) != CURLUE_OK || v == NULL)
 		return NULL;
-	memcpy(buf, host, hl);
-	buf[hl] = '\0';
-	/* inet_aton takes what libcurl's URL parser normalizes (RFC 3986 does
-	 * not, but both do): 127.1, 0x7f.0.0.1, 017700000001, 2130706433. */
-	struct in_addr v4;
-	if (inet_aton(buf, &v4) == 0)
-		return NULL;
-	memcpy(a, v4mapped, 12);
-	memcpy(a + 12, &v4, 4);
-	return outbound_check_addr16(p, a);
+	const char *copy = arena_strdup(a, v);
+	curl_free(v);
+	if (copy == NULL)
+		*nomem = 1;
+	return copy;
+}
+
+const char *outbound_url_normalize(struct arena *a, const char *url, size_t len,
+                                   struct outbound_url *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->port = -1;
+	if (memchr(url, '\0', len) != NULL)
+		return "must not contain control characters";
+	char *text = arena_strndup(a, url, len);
+	CURLU *h = curl_url();
+	if (text == NULL || h == NULL) {
+		curl_url_cleanup(h);
+		return "is too long to process";
+	}
+	/* No flag: a scheme is required, only schemes libcurl supports, no
+	 * spaces; the path's dot segments are removed. */
+	CURLUcode rc = curl_url_set(h, CURLUPART_URL, text, 0);
+	if (rc != CURLUE_OK) {
+		curl_url_cleanup(h);
+		return url_error(rc);
+	}
+	int nomem = 0;
+	const char *why = NULL;
+	out->scheme = url_part(a, h, CURLUPART_SCHEME, 0, &nomem);
+	const char *host = url_part(a, h, CURLUPART_HOST, 0, &nomem);
+	const char *port = url_part(a, h, CURLUPART_PORT, 0, &nomem);
+	out->userinfo = url_part(a, h, CURLUPART_USER, 0, &nomem) != NULL ||
+	                url_part(a, h, CURLUPART_PASSWORD, 0, &nomem) != NULL ||
+	                url_part(a, h, CURLUPART_OPTIONS, 0, &nomem) != NULL;
+	out->fragment = url_part(a, h, CURLUPART_FRAGMENT, 0, &nomem) != NULL;
+	out->zone = url_part(a, h, CURLUPART_ZONEID, 0, &nomem) != NULL;
+	if (host == NULL || host[0] == '\0') {
+		why = nomem ? "is too long to process" : "must name a host";
+		goto done;
+	}
+	/* Host names compare without regard to case (RFC 3986 section 3.2.2):
+	 * stored in lower case. libcurl has decoded any percent-escapes in it;
+	 * a name that is not ASCII then must be given in its xn-- form. */
+	char *lower = arena_strdup(a, host);
+	if (lower == NULL) {
+		why = "is too long to process";
+		goto done;
+	}
+	for (char *p = lower; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f) {
+			why = "must name a valid host (a name that is not ASCII in its xn-- form)";
+			goto done;
+		}
+		if (c >= 'A' && c <= 'Z')
+			*p = (char)(c - 'A' + 'a');
+	}
+	if (strcmp(lower, host) != 0 &&
+	    (rc = curl_url_set(h, CURLUPART_HOST, lower, 0)) != CURLUE_OK) {
+		why = url_error(rc);
+		goto done;
+	}
+	out->host = lower;
+	/* libcurl admits 0-65535, leading zeros read as decimal */
+	out->port = port != NULL ? strtol(port, NULL, 10) : -1;
+	/* The scheme's default port is left out (https://h:443/ is https://h/). */
+	out->url = url_part(a, h, CURLUPART_URL, CURLU_NO_DEFAULT_PORT, &nomem);
+	out->path = url_part(a, h, CURLUPART_PATH, 0, &nomem);
+	out->query = url_part(a, h, CURLUPART_QUERY, 0, &nomem);
+	if (nomem || out->url == NULL || out->path == NULL || out->scheme == NULL)
+		why = nomem ? "is too long to process" : "is not a valid URL";
+done:
+	curl_url_cleanup(h);
+	return why;
 }
 
 /* ---- calls ---- */

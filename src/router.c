@@ -385,8 +385,11 @@ static err_t check_fields(struct ctx *c, const struct input_decl *d)
 const char *router_allow(struct arena *a, const struct route *r)
 {
 	const char *s = "";
-	for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].name != NULL && s != NULL; i++)
-		s = arena_printf(a, "%s%s%s", s, i == 0 ? "" : ", ", r->methods[i].name);
+	for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].name != NULL && s != NULL; i++) {
+		const char *name = r->methods[i].name;
+		s = arena_printf(a, "%s%s%s%s", s, i == 0 ? "" : ", ", name,
+		                 strcmp(name, "GET") == 0 ? ", HEAD" : "");
+	}
 	return s;
 }
 
@@ -427,9 +430,12 @@ err_t router_resolve(struct ctx *c, handler_fn *fn, int *needs_db)
 	if (route == NULL)
 		return http_reject(c, E_NOT_FOUND, "no such resource");
 
+	/* HEAD is GET without the body (RFC 9110 section 9.3.2): the same
+	 * handler, status and headers; the FastCGI layer leaves the body out. */
+	const char *method = strcmp(c->req->method, "HEAD") == 0 ? "GET" : c->req->method;
 	const struct route_method *m = NULL;
 	for (size_t i = 0; i < ROUTE_MAX_METHODS && route->methods[i].name != NULL; i++)
-		if (strcmp(route->methods[i].name, c->req->method) == 0)
+		if (strcmp(route->methods[i].name, method) == 0)
 			m = &route->methods[i];
 	if (m == NULL) {
 		c->allow = router_allow(c->arena, route);

@@ -28,9 +28,17 @@
  *   allowed in path and query (section 3.3, 3.4: unreserved, sub-delims, ':',
  *   '@', '/', '?') and well-formed '%' escapes. No fragment: an OAuth
  *   endpoint URI must not include one (RFC 6749 sections 3.1 and 3.2).
- *   No userinfo, no empty port, no leading zero in the port.
+ *   No userinfo, port 1-65535. The URL is parsed by libcurl's URL API
+ *   (outbound_url_normalize), the parser of the outbound call, and these
+ *   rules are checked on its parts; the caller stores the normalized form
+ *   ("HTTPS://Login.Example.com:0443/a/../t" is kept as
+ *   "https://login.example.com/t"). An IPv4 address must be written as the
+ *   dotted quad libcurl reads. This validator alone allocates (in the arena
+ *   it is given).
  */
 #include "validate.h"
+
+#include "outbound.h"
 
 #include "mailsrv_limits.h"
 
@@ -442,10 +450,30 @@ static int is_path_query_char(unsigned char c)
 	return c != '\0' && strchr("-._~!$&'()*+,;=:@/?", c) != NULL;
 }
 
-const char *validate_https_url(const char *s, size_t len)
+/* The path or query from libcurl's parser: pchar, '/' and '?' and
+ * well-formed escapes only. NULL or the problem. */
+static const char *check_path_query(const char *s)
+{
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '%') {
+			if (!is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
+				return "must use % only in escapes like %20";
+			i += 2;
+			continue;
+		}
+		if (!is_path_query_char(c))
+			return "contains a character that must be "
+			       "percent-encoded";
+	}
+	return NULL;
+}
+
+const char *validate_https_url(struct arena *a, const char *s, size_t len, const char **normalized)
 {
 	static const char scheme[] = "https://";
 	const size_t slen = sizeof(scheme) - 1;
+	*normalized = NULL;
 	if (len == 0)
 		return "must not be empty";
 	if (len > URL_MAX_BYTES)
@@ -459,70 +487,53 @@ const char *validate_https_url(const char *s, size_t len)
 		if (c >= 0x80)
 			return "must contain only ASCII characters "
 			       "(percent-encode others)";
-	}
-	/* the scheme is case-insensitive (RFC 3986 section 3.1) */
-	if (len < slen || strncasecmp(s, scheme, slen) != 0)
-		return "must be an https:// URL";
-	const char *auth = s + slen;
-	size_t alen = 0;
-	while (slen + alen < len && auth[alen] != '/' && auth[alen] != '?' && auth[alen] != '#')
-		alen++;
-	if (memchr(auth, '@', alen) != NULL)
-		return "must not contain a user name or password";
-	/* host: "[IPv6]" (RFC 3986 section 3.2.2), IPv4 or a name */
-	const char *host = auth;
-	size_t hlen;
-	const char *rest; /* ":port" or "" */
-	if (alen > 0 && auth[0] == '[') {
-		const char *close = memchr(auth, ']', alen);
-		if (close == NULL)
-			return "must name a valid host";
-		hlen = (size_t)(close - auth) + 1;
-		if (!is_ipv6(auth + 1, hlen - 2))
-			return "must name a valid IPv6 address in brackets";
-	} else {
-		const char *colon = memchr(auth, ':', alen);
-		hlen = colon != NULL ? (size_t)(colon - auth) : alen;
-		if (hlen == 0)
-			return "must name a host";
-		if (!is_ipv4(host, hlen) && check_hostname(host, hlen) != NULL)
-			return "must name a valid host";
-	}
-	rest = auth + hlen;
-	size_t rlen = alen - hlen;
-	if (rlen > 0) {
-		if (rest[0] != ':')
-			return "must name a valid host";
-		/* port 1-65535, digits only, no leading zero, not empty */
-		const char *p = rest + 1;
-		size_t plen = rlen - 1;
-		if (plen == 0 || plen > 5 || p[0] == '0')
-			return "port must be 1-65535";
-		long port = 0;
-		for (size_t i = 0; i < plen; i++) {
-			if (!is_digit((unsigned char)p[i]))
-				return "port must be 1-65535";
-			port = port * 10 + (p[i] - '0');
-		}
-		if (port > 65535)
-			return "port must be 1-65535";
-	}
-	/* path and query */
-	for (size_t i = slen + alen; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
 		if (c == '#')
 			return "must not contain a fragment (#)";
-		if (c == '%') {
-			if (i + 2 >= len || !is_hex((unsigned char)s[i + 1]) ||
-			    !is_hex((unsigned char)s[i + 2]))
-				return "must use % only in escapes like %20";
-			i += 2;
-			continue;
-		}
-		if (!is_path_query_char(c))
-			return "contains a character that must be "
-			       "percent-encoded";
 	}
+	/* The text itself starts with the scheme and "//" and a host, which
+	 * libcurl alone would not insist on ("https:/h", "https:///h"); the
+	 * scheme is case-insensitive (RFC 3986 section 3.1). */
+	if (len < slen || strncasecmp(s, scheme, slen) != 0)
+		return "must be an https:// URL";
+	if (len == slen || s[slen] == '/' || s[slen] == '\\' || s[slen] == '?')
+		return "must name a host";
+	/* Everything else from libcurl's URL parser, the one that the call
+	 * uses: what is checked here is what is called. */
+	struct outbound_url u;
+	const char *why = outbound_url_normalize(a, s, len, &u);
+	if (why != NULL)
+		return why;
+	if (strcmp(u.scheme, "https") != 0)
+		return "must be an https:// URL";
+	if (u.userinfo)
+		return "must not contain a user name or password";
+	if (u.fragment)
+		return "must not contain a fragment (#)";
+	if (u.port == 0)
+		return "port must be 1-65535";
+	size_t hl = strlen(u.host);
+	if (u.host[0] == '[') {
+		if (u.zone || hl < 2 || !is_ipv6(u.host + 1, hl - 2))
+			return "must name a valid IPv6 address in brackets";
+	} else if (is_ipv4(u.host, hl)) {
+		/* An IPv4 address as its dotted quad, as written: parsers
+		 * disagree on the other spellings ("0x7f.1", "2130706433",
+		 * "192.0.2.010", which inet_aton reads as octal, escapes), so
+		 * they are refused rather than normalized. The text after
+		 * "https://" is the host here: no user info (checked above). */
+		if (strncmp(s + slen, u.host, hl) != 0 ||
+		    (slen + hl < len && strchr(":/?", s[slen + hl]) == NULL))
+			return "must name a host name or a valid IPv4 address "
+			       "(four numbers 0-255)";
+	} else if (check_hostname(u.host, hl) != NULL) {
+		return "must name a valid host";
+	}
+	if ((why = check_path_query(u.path)) != NULL ||
+	    (u.query != NULL && (why = check_path_query(u.query)) != NULL))
+		return why;
+	if (strlen(u.url) > URL_MAX_BYTES)
+		return "must be at most " STR(URL_MAX_BYTES) " characters";
+	*normalized = u.url;
 	return NULL;
 }
 

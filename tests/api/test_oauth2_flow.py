@@ -127,7 +127,7 @@ def test_methods(api, anon, provider):
     assert r.headers["Allow"] == "POST"
     r = anon.post("/oauth2/callback")
     problem(r, 405, "method-not-allowed")
-    assert r.headers["Allow"] == "GET"
+    assert r.headers["Allow"] == "GET, HEAD"
 
 
 # ---------------------------------------------------------------- the flow

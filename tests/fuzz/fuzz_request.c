@@ -287,7 +287,7 @@ static int str_eq(const char *a, const char *b)
 }
 
 /* An accepted input holds only what the validators accept. */
-static void check_input(const struct ms_input *in)
+static void check_input(struct arena *a, const struct ms_input *in)
 {
 	if (in->name == NULL || in->server == NULL || in->sender_name == NULL ||
 	    in->sender_email == NULL)
@@ -309,10 +309,15 @@ static void check_input(const struct ms_input *in)
 			abort();
 		if (in->client_id == NULL || in->authorization_url == NULL || in->token_url == NULL)
 			abort();
-		if (validate_https_url(in->authorization_url, strlen(in->authorization_url)) !=
-		        NULL ||
-		    validate_https_url(in->token_url, strlen(in->token_url)) != NULL)
-			abort();
+		/* What is stored is already the normalized form: it validates
+		 * and normalizes to itself. */
+		const char *u[] = {in->authorization_url, in->token_url};
+		for (size_t i = 0; i < 2; i++) {
+			const char *norm;
+			if (validate_https_url(a, u[i], strlen(u[i]), &norm) != NULL ||
+			    strcmp(norm, u[i]) != 0)
+				abort();
+		}
 	}
 	const struct secret_in *s[] = {&in->password, &in->secret_key, &in->access_token,
 	                               &in->refresh_token};
@@ -369,7 +374,7 @@ static err_t check_parse(struct ctx *c, const struct json_value *body, enum ms_m
 	if ((e == E_OK) != (c->nerrors == 0))
 		abort();
 	if (e == E_OK) {
-		check_input(&in);
+		check_input(c->arena, &in);
 		check_plan(cur, &in);
 	}
 	return e;

@@ -319,8 +319,16 @@ static void test_url_refused(void **state)
 	    {"https://localhost/", NULL}, /* a name: checked at call time */
 	    {"https://8.8.8.8/", NULL},
 	    {"https://[2001:db8::1]/", NULL},
-	    {"https://[fe80::1%25eth0]/", NULL}, /* not a literal we parse: call time */
-	    {"http://127.0.0.1/", NULL},         /* not https: validation refuses it */
+	    /* The host as libcurl's URL parser reads it, zone id apart,
+	     * escapes decoded. */
+	    {"https://[fe80::1%25eth0]/", "link-local"},
+	    {"https://%31%32%37.0.0.1/", "loopback"},
+	    {"https://[::ffff:7f00:1]/", "loopback"},
+	    {"https://127.0.0.1:0443/", "loopback"},
+	    {"https://ex%61mple.com/", NULL},
+	    {"https://a@127.0.0.1/", "loopback"},
+	    {"https:/127.0.0.1/", "loopback"},
+	    {"http://127.0.0.1/", NULL}, /* not https: validation refuses it */
 	    {"https://", NULL},
 	    {"https://[::1/", NULL},
 	};

@@ -274,7 +274,8 @@ static void test_dispatch_table(void **state)
 	}
 }
 
-/* 405 with Allow listing exactly the route's methods, in table order. */
+/* 405 with Allow listing exactly the route's methods, in table order, HEAD
+ * right after GET. */
 static void test_allow(void **state)
 {
 	(void)state;
@@ -282,13 +283,15 @@ static void test_allow(void **state)
 		const char *path;
 		const char *allow;
 	} want[] = {
-	    {"/api/v1/mail-servers", "GET, POST"},
-	    {"/api/v1/mail-servers/default", "GET"},
+	    {"/api/v1/mail-servers", "GET, HEAD, POST"},
+	    {"/api/v1/mail-servers/default", "GET, HEAD"},
 	    {"/api/v1/mail-servers/batch-delete", "POST"},
-	    {"/api/v1/mail-servers/7", "GET, PUT, PATCH, DELETE"},
+	    {"/api/v1/mail-servers/test", "POST"},
+	    {"/api/v1/mail-servers/7", "GET, HEAD, PUT, PATCH, DELETE"},
+	    {"/api/v1/mail-servers/7/test", "POST"},
 	    {"/api/v1/mail-servers/7/oauth2/authorize", "POST"},
 	    {"/api/v1/mail-servers/7/oauth2/refresh", "POST"},
-	    {"/api/v1/oauth2/callback", "GET"},
+	    {"/api/v1/oauth2/callback", "GET, HEAD"},
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		assert_int_equal(resolve("TRACE", want[i].path, NULL), E_METHOD_NOT_ALLOWED);
@@ -306,6 +309,11 @@ static void test_allow(void **state)
 		for (size_t m = 0; m < ROUTE_MAX_METHODS && router_routes[i].methods[m].name; m++) {
 			assert_non_null(strstr(allow, router_routes[i].methods[m].name));
 			n++;
+			/* Every GET route answers HEAD, and says so. */
+			if (strcmp(router_routes[i].methods[m].name, "GET") == 0) {
+				assert_non_null(strstr(allow, "GET, HEAD"));
+				n++;
+			}
 		}
 		size_t commas = 0;
 		for (const char *p = allow; *p; p++)
@@ -314,6 +322,44 @@ static void test_allow(void **state)
 	}
 	assert_int_equal(resolve("DELETE", "/healthz", NULL), E_METHOD_NOT_ALLOWED);
 	assert_string_equal(fx.c.allow, "GET, HEAD");
+}
+
+/* HEAD takes the GET of every route that has one (same handler, same
+ * checks: the body is left out by the FastCGI layer), and is a 405 on the
+ * others. */
+static void test_head(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < router_nroutes; i++) {
+		char path[128];
+		concrete(router_routes[i].path, path, sizeof(path));
+		const struct route_method *get = NULL;
+		for (size_t m = 0; m < ROUTE_MAX_METHODS && router_routes[i].methods[m].name; m++)
+			if (strcmp(router_routes[i].methods[m].name, "GET") == 0)
+				get = &router_routes[i].methods[m];
+		/* The callback needs a state; the others take no query. */
+		const char *query = router_routes[i].public ? "state=x" : NULL;
+		err_t eg = resolve("GET", path, query);
+		handler_fn fg = fx.fn;
+		long long idg = fx.c.id;
+		err_t eh = resolve("HEAD", path, query);
+		if (get == NULL) {
+			if (eh != E_METHOD_NOT_ALLOWED)
+				fail_msg("HEAD %s: err %d, want 405", path, eh);
+			continue;
+		}
+		if (eh != eg || fx.fn != fg || fx.fn != get->fn || fx.c.id != idg)
+			fail_msg("HEAD %s: err %d, want GET's %d and handler", path, eh, eg);
+	}
+	/* The same checks as GET: a bad query, no token, a bad id. */
+	assert_int_equal(resolve("HEAD", "/api/v1/mail-servers", "limit=0"), E_BAD_REQUEST);
+	assert_int_equal(resolve_as("", "HEAD", "/api/v1/mail-servers", NULL, NULL, NULL),
+	                 E_UNAUTHORIZED);
+	assert_int_equal(resolve("HEAD", "/api/v1/mail-servers/0", NULL), E_NOT_FOUND);
+	assert_int_equal(resolve("HEAD", "/healthz", NULL), E_OK);
+	assert_ptr_equal(fx.fn, health_handle);
+	/* Case-sensitive, as every method name. */
+	assert_int_equal(resolve("head", "/api/v1/mail-servers", NULL), E_METHOD_NOT_ALLOWED);
 }
 
 /* The token comes before the route's existence and its methods; only the
@@ -748,6 +794,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_each_route_matches_itself_first, reset),
 	    cmocka_unit_test_setup(test_dispatch_table, reset),
 	    cmocka_unit_test_setup(test_allow, reset),
+	    cmocka_unit_test_setup(test_head, reset),
 	    cmocka_unit_test_setup(test_authentication_first, reset),
 	    cmocka_unit_test_setup(test_routes_in_openapi, reset),
 	    cmocka_unit_test_setup(test_body_rules, reset),
