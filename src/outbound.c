@@ -728,6 +728,22 @@ static int smtp_is(const char *d, size_t n, const char *word)
 	       (n == l || d[l] == ' ' || d[l] == ':' || d[l] == '\r' || d[l] == '\n');
 }
 
+/* The commands that open a phase (EHLO and STARTTLS, which depend on what
+ * came before, are handled apart); `begins`: and a stage of the result. */
+static const struct {
+	const char *word;
+	enum smtp_phase phase;
+	int begins;
+	enum smtp_stage stage;
+} smtp_commands[] = {
+    {"AUTH", PH_AUTH, 1, SMTP_STAGE_AUTH},
+    {"MAIL", PH_MAIL, 1, SMTP_STAGE_MAIL_FROM},
+    {"RCPT", PH_RCPT, 1, SMTP_STAGE_RCPT_TO},
+    {"DATA", PH_DATA, 1, SMTP_STAGE_DATA},
+    {"NOOP", PH_NOOP, 0, 0},
+    {"QUIT", PH_QUIT, 0, 0},
+};
+
 static void smtp_on_command(struct smtp_call *c, const char *d, size_t n)
 {
 	/* SASL responses: credentials. Not looked at (see above). */
@@ -747,22 +763,15 @@ static void smtp_on_command(struct smtp_call *c, const char *d, size_t n)
 		c->starttls_sent = 1;
 		c->phase = PH_STARTTLS;
 		smtp_begin(c, SMTP_STAGE_TLS);
-	} else if (smtp_is(d, n, "AUTH")) {
-		c->phase = PH_AUTH;
-		smtp_begin(c, SMTP_STAGE_AUTH);
-	} else if (smtp_is(d, n, "MAIL")) {
-		c->phase = PH_MAIL;
-		smtp_begin(c, SMTP_STAGE_MAIL_FROM);
-	} else if (smtp_is(d, n, "RCPT")) {
-		c->phase = PH_RCPT;
-		smtp_begin(c, SMTP_STAGE_RCPT_TO);
-	} else if (smtp_is(d, n, "DATA")) {
-		c->phase = PH_DATA;
-		smtp_begin(c, SMTP_STAGE_DATA);
-	} else if (smtp_is(d, n, "NOOP")) {
-		c->phase = PH_NOOP;
-	} else if (smtp_is(d, n, "QUIT")) {
-		c->phase = PH_QUIT;
+	} else {
+		for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++) {
+			if (!smtp_is(d, n, smtp_commands[i].word))
+				continue;
+			c->phase = smtp_commands[i].phase;
+			if (smtp_commands[i].begins)
+				smtp_begin(c, smtp_commands[i].stage);
+			break;
+		}
 	}
 }
 
@@ -977,10 +986,126 @@ static void smtp_read_cert(struct arena *a, CURL *h, struct outbound_smtp_result
 	}
 }
 
+/* libcurl's timers of a session, in microseconds from its start. */
+struct smtp_times {
+	long long lookup, connect, appconnect;
+	long verify; /* CURLINFO_SSL_VERIFYRESULT */
+};
+
+/* The stages before the conversation: resolve, connect and, for TLS from
+ * the first byte, the handshake. 1 when they all went through (*prev: when
+ * the last ended), 0 with res->error_code set otherwise. */
+static int smtp_network_stages(struct smtp_call *c, CURLcode rc, long long end_us,
+                               const struct smtp_times *t, struct arena *a,
+                               struct outbound_smtp_result *res, long long *prev)
+{
+	long long connected = t->connect > 0 ? t->connect : c->first_io_us;
+	int resolved = t->lookup > 0 || connected > 0 || c->net.opened > 0 || c->net.refused > 0;
+	smtp_add(res, SMTP_STAGE_RESOLVE, resolved, resolved ? t->lookup : end_us, 0);
+	if (!resolved) {
+		res->error_code = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "resolve_failed";
+		return 0;
+	}
+	smtp_add(res, SMTP_STAGE_CONNECT, connected > 0,
+	         (connected > 0 ? connected : end_us) - t->lookup, 0);
+	if (connected <= 0) {
+		if (c->net.refused > 0 && c->net.opened == 0) {
+			res->error_code = "destination_refused";
+			res->reason = arena_printf(
+			    a, "the outbound policy refuses the address (%s)", c->net.refused_why);
+		} else {
+			res->error_code =
+			    rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect_refused";
+		}
+		return 0;
+	}
+	*prev = connected;
+	if (c->rq->security == SMTP_IMPLICIT_TLS) {
+		int ok = t->appconnect > 0;
+		smtp_add(res, SMTP_STAGE_TLS, ok, (ok ? t->appconnect : end_us) - *prev, 0);
+		if (!ok) {
+			res->error_code = rc == CURLE_OPERATION_TIMEDOUT
+			                      ? "timeout"
+			                      : smtp_tls_code(rc, t->verify, res->has_tls);
+			return 0;
+		}
+		*prev = t->appconnect;
+	}
+	return 1;
+}
+
+/* The code of a stage the server refused with a 4xx or 5xx reply. */
+static const char *smtp_refused_code(enum smtp_stage at)
+{
+	switch (at) {
+	case SMTP_STAGE_MAIL_FROM:
+		return "sender_refused";
+	case SMTP_STAGE_RCPT_TO:
+		return "recipient_refused";
+	case SMTP_STAGE_DATA:
+		return "message_refused";
+	case SMTP_STAGE_AUTH:
+		return "auth_failed";
+	case SMTP_STAGE_TLS:
+		return "tls_required";
+	default:
+		return "unexpected_reply";
+	}
+}
+
+/* A conversation that failed at stage `at`: the failed stage, and the code
+ * from libcurl's verdict or the server's reply. */
+static void smtp_conversation_failed(CURLcode rc, long long took, enum smtp_stage at, long verify,
+                                     struct outbound_smtp_result *res)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		smtp_fail_at(res, at, took);
+		res->error_code = "timeout";
+		return;
+	case CURLE_USE_SSL_FAILED:
+		smtp_fail_at(res, SMTP_STAGE_TLS, took);
+		res->error_code = "tls_required";
+		return;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+		smtp_fail_at(res, SMTP_STAGE_TLS, took);
+		res->error_code = smtp_tls_code(rc, verify, res->has_tls);
+		return;
+	case CURLE_LOGIN_DENIED:
+		/* Refused, or no mechanism in common (no AUTH stage then). */
+		smtp_fail_at(res, SMTP_STAGE_AUTH, took);
+		res->error_code = "auth_failed";
+		return;
+	case CURLE_OUT_OF_MEMORY:
+		smtp_fail_at(res, at, took);
+		res->error_code = "internal";
+		return;
+	default:
+		break;
+	}
+	const struct outbound_smtp_stage *last =
+	    res->nstages > 0 ? &res->stages[res->nstages - 1] : NULL;
+	smtp_fail_at(res, at, took);
+	if (last != NULL && last->stage == at && last->reply_code >= 400)
+		res->error_code = smtp_refused_code(at);
+	else
+		res->error_code =
+		    rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING
+		        ? "connection_closed"
+		        : "unexpected_reply";
+}
+
 static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long end_us,
                           const char *errbuf, struct arena *a, struct outbound_smtp_result *res)
 {
-	const struct outbound_smtp_request *rq = c->rq;
 	curl_off_t nl = 0, ct = 0, ac = 0;
 	long verify = 0;
 	curl_easy_getinfo(h, CURLINFO_NAMELOOKUP_TIME_T, &nl);
@@ -993,38 +1118,10 @@ static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long e
 	if (res->reason == NULL)
 		res->reason = "(out of memory)";
 
-	long long connected = ct > 0 ? (long long)ct : c->first_io_us;
-	int resolved = nl > 0 || connected > 0 || c->net.opened > 0 || c->net.refused > 0;
-	smtp_add(res, SMTP_STAGE_RESOLVE, resolved, resolved ? (long long)nl : end_us, 0);
-	if (!resolved) {
-		res->error_code = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "resolve_failed";
+	const struct smtp_times t = {(long long)nl, (long long)ct, (long long)ac, verify};
+	long long prev = 0;
+	if (!smtp_network_stages(c, rc, end_us, &t, a, res, &prev))
 		return;
-	}
-	smtp_add(res, SMTP_STAGE_CONNECT, connected > 0, (connected > 0 ? connected : end_us) - nl,
-	         0);
-	if (connected <= 0) {
-		if (c->net.refused > 0 && c->net.opened == 0) {
-			res->error_code = "destination_refused";
-			res->reason = arena_printf(
-			    a, "the outbound policy refuses the address (%s)", c->net.refused_why);
-		} else {
-			res->error_code =
-			    rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect_refused";
-		}
-		return;
-	}
-	long long prev = connected;
-	if (rq->security == SMTP_IMPLICIT_TLS) {
-		int ok = ac > 0;
-		smtp_add(res, SMTP_STAGE_TLS, ok, (ok ? (long long)ac : end_us) - prev, 0);
-		if (!ok) {
-			res->error_code = rc == CURLE_OPERATION_TIMEDOUT
-			                      ? "timeout"
-			                      : smtp_tls_code(rc, verify, res->has_tls);
-			return;
-		}
-		prev = ac;
-	}
 	for (size_t i = 0; i < c->nseen; i++) {
 		const struct smtp_seen *s = &c->seen[i];
 		long long end = s->end_us > 0 ? s->end_us : end_us;
@@ -1050,74 +1147,10 @@ static void smtp_assemble(struct smtp_call *c, CURL *h, CURLcode rc, long long e
 		res->reason = "the server offers no login (no AUTH in its EHLO answer)";
 		return;
 	}
-	const struct outbound_smtp_stage *last =
-	    res->nstages > 0 ? &res->stages[res->nstages - 1] : NULL;
-	enum smtp_stage at = last ? last->stage : SMTP_STAGE_EHLO;
 	/* Connected but no stage of the conversation: the greeting never came. */
-	if (c->nseen == 0)
-		at = SMTP_STAGE_EHLO;
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		smtp_fail_at(res, at, end_us - prev);
-		res->error_code = "timeout";
-		return;
-	case CURLE_USE_SSL_FAILED:
-		smtp_fail_at(res, SMTP_STAGE_TLS, end_us - prev);
-		res->error_code = "tls_required";
-		return;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-		smtp_fail_at(res, SMTP_STAGE_TLS, end_us - prev);
-		res->error_code = smtp_tls_code(rc, verify, res->has_tls);
-		return;
-	case CURLE_LOGIN_DENIED:
-		/* Refused, or no mechanism in common (no AUTH stage then). */
-		smtp_fail_at(res, SMTP_STAGE_AUTH, end_us - prev);
-		res->error_code = "auth_failed";
-		return;
-	case CURLE_OUT_OF_MEMORY:
-		smtp_fail_at(res, at, end_us - prev);
-		res->error_code = "internal";
-		return;
-	default:
-		break;
-	}
-	smtp_fail_at(res, at, end_us - prev);
-	int refused = last != NULL && last->stage == at && last->reply_code >= 400;
-	if (!refused) {
-		res->error_code =
-		    rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING
-		        ? "connection_closed"
-		        : "unexpected_reply";
-		return;
-	}
-	switch (at) {
-	case SMTP_STAGE_MAIL_FROM:
-		res->error_code = "sender_refused";
-		break;
-	case SMTP_STAGE_RCPT_TO:
-		res->error_code = "recipient_refused";
-		break;
-	case SMTP_STAGE_DATA:
-		res->error_code = "message_refused";
-		break;
-	case SMTP_STAGE_AUTH:
-		res->error_code = "auth_failed";
-		break;
-	case SMTP_STAGE_TLS:
-		res->error_code = "tls_required";
-		break;
-	default:
-		res->error_code = "unexpected_reply";
-		break;
-	}
+	enum smtp_stage at = c->nseen > 0 && res->nstages > 0 ? res->stages[res->nstages - 1].stage
+	                                                      : SMTP_STAGE_EHLO;
+	smtp_conversation_failed(rc, end_us - prev, at, verify, res);
 }
 
 static int smtp_configure(CURL *h, const struct outbound_smtp_request *rq, struct smtp_call *c,
