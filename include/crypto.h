@@ -31,6 +31,11 @@ int base64url_decode(struct arena *a, const char *s, size_t len, unsigned char *
 /* SHA-256 of data into out[32]. */
 int crypto_sha256(const void *data, size_t len, unsigned char out[32]);
 
+/* Overwrite n bytes at p with zeros in a way the compiler cannot drop
+ * (OPENSSL_cleanse): for memory that held a secret, before it is reused or
+ * freed. p may be NULL when n is 0. */
+void crypto_wipe(void *p, size_t n);
+
 /* Constant-time equality of two equal-length buffers: 1 when equal. */
 int crypto_equal(const void *a, const void *b, size_t len);
 

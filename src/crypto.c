@@ -322,6 +322,12 @@ int crypto_sha256(const void *data, size_t len, unsigned char out[32])
 	return 0;
 }
 
+void crypto_wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		OPENSSL_cleanse(p, n);
+}
+
 int crypto_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
