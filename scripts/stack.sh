@@ -40,8 +40,9 @@
 # password exists for the socket, and no other OS user can log in at all:
 # peer checks the kernel's word for who is connecting, which is stronger than
 # `trust` and needs no secret in MAILSRV_DATABASE_URL. The socket directory
-# is also closed (0750, postgres:<the service user's group>). TCP on 127.0.0.1 is open for tools and
-# fault drills that need a network path: there only mailsrv_app can log in,
+# is also closed (0750, postgres:<the service user's group>). TCP on
+# 127.0.0.1 is open for tools and fault drills that need a network path:
+# there only mailsrv_app can log in,
 # with scram-sha-256 and a generated password kept in $STACK_VAR/keys/pgpass
 # (a libpq passfile: `passfile=$STACK_VAR/keys/pgpass` in a conninfo).
 set -euo pipefail
