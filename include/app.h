@@ -36,8 +36,13 @@ struct worker {
 	struct jwt_cache jwt_cache; /* bearer tokens this thread verified lately */
 };
 
-/* Load configuration and keys; -1 with a message in err. */
+/* Load configuration and keys; -1 with a message in err. The two halves
+ * apart, for the master, which opens its socket and leaves root in between
+ * (src/main.c): app_load_settings fills app->cfg, app_load_keys reads the
+ * key files. */
 int app_init(struct app *app, char *err, size_t errlen);
+int app_load_settings(struct app *app, char *err, size_t errlen);
+int app_load_keys(struct app *app, char *err, size_t errlen);
 void app_free(struct app *app);
 
 int worker_init(struct worker *w, const struct app *app);

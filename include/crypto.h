@@ -31,6 +31,11 @@ int base64url_decode(struct arena *a, const char *s, size_t len, unsigned char *
 /* SHA-256 of data into out[32]. */
 int crypto_sha256(const void *data, size_t len, unsigned char out[32]);
 
+/* Overwrite n bytes at p with zeros in a way the compiler cannot drop
+ * (OPENSSL_cleanse): for memory that held a secret, before it is reused or
+ * freed. p may be NULL when n is 0. */
+void crypto_wipe(void *p, size_t n);
+
 /* Constant-time equality of two equal-length buffers: 1 when equal. */
 int crypto_equal(const void *a, const void *b, size_t len);
 
@@ -53,6 +58,10 @@ const char *sig_alg_name(enum sig_alg alg);
  * (newlines) removed, at least 32 bytes. RS256/ES256: a PEM public key
  * (private_key = 0) or private key (private_key = 1, for the token tool);
  * the key's type must match alg (an RSA key for ES256 is refused).
+ * An HS256 secret and a private key are secret key files: owner-only (mode
+ * 0600 or 0400) and owned by the user that loads them (root may load any
+ * user's); anything else is refused before it is read. A public key may be
+ * readable by anyone.
  * On failure err holds a message naming the file, not its content.
  */
 int sig_key_load(enum sig_alg alg, const char *path, int private_key, struct sig_key **out,
@@ -81,7 +90,8 @@ struct secret_keyring;
  * characters [A-Za-z0-9_-]. The first line is the key that encrypts; every
  * line decrypts (rotation: add a new first line, keep the old ones until
  * re-encrypted). Blank lines and lines starting with '#' are skipped.
- * The file must not be readable by others (mode & 077 == 0 is required).
+ * A secret key file: owner-only (mode 0600 or 0400) and owned by the user
+ * that loads it (root may load any user's), else refused before it is read.
  */
 int secret_keyring_load(const char *path, struct secret_keyring **out, char *err, size_t errlen);
 void secret_keyring_free(struct secret_keyring *kr);

@@ -21,6 +21,10 @@
 #                    drills send from 127.0.0.1, so only the test of the
 #                    limits, with its own nginx, meets them; `make bench`
 #                    sets higher ones still
+#   STACK_SERVICE_USER  the unprivileged user the service runs as (default
+#                    mailsrv; becomes MAILSRV_USER)
+#   STACK_SOCKET_GROUP  the FastCGI socket's group, shared by that user and
+#                    nginx's (default mailsrv-sock)
 #   MAILSRV_*        passed to the service; a variable set here wins over the
 #                    stack's default for it (see service_env)
 # Test hooks: STACK_MAILSRV_BIN and STACK_MAILSRV_TOOL replace build/mailsrv
@@ -29,15 +33,24 @@
 # Every process is started here in the background and stopped by the pid
 # recorded when it started, never by name. Nothing prints key material.
 #
+# Users. Nothing runs as root but nginx's master: PostgreSQL runs as
+# postgres, nginx's workers as www-data, and the service as its own user
+# (STACK_SERVICE_USER), which deploy/install-keys.sh creates with its keys:
+# started by root, the service opens its socket and becomes that user
+# (MAILSRV_USER, src/main.c). The socket's group (STACK_SOCKET_GROUP) holds
+# only the service's user and nginx's. STACK_VAR is used only when it is
+# owned by the caller and writable by nobody else (see check_stack_var).
+#
 # Database access. The cluster uses peer authentication on its unix socket
 # with an ident map (pg_ident.conf, map "stack"): the OS user postgres may be
-# the database user postgres, and the OS user who runs this script (root, who
-# also runs the service) may be postgres or mailsrv_app. No password exists for
-# the socket, and no other OS user can log in at all: peer checks the kernel's
-# word for who is connecting, which is stronger than `trust` and needs no
-# secret in MAILSRV_DATABASE_URL. The socket directory is also closed
-# (0750, postgres:<root's group>). TCP on 127.0.0.1 is open for tools and
-# fault drills that need a network path: there only mailsrv_app can log in,
+# the database user postgres, the OS user who runs this script (root) may be
+# postgres or mailsrv_app, and the service's user may be mailsrv_app. No
+# password exists for the socket, and no other OS user can log in at all:
+# peer checks the kernel's word for who is connecting, which is stronger than
+# `trust` and needs no secret in MAILSRV_DATABASE_URL. The socket directory
+# is also closed (0750, postgres:<the service user's group>). TCP on
+# 127.0.0.1 is open for tools and fault drills that need a network path:
+# there only mailsrv_app can log in,
 # with scram-sha-256 and a generated password kept in $STACK_VAR/keys/pgpass
 # (a libpq passfile: `passfile=$STACK_VAR/keys/pgpass` in a conninfo).
 set -euo pipefail
@@ -71,6 +84,8 @@ NGINX_CONN_LIMIT=${STACK_NGINX_CONN_LIMIT:-1000}
 mailsrv_bin=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
 tool_bin=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
 NGINX_USER=${STACK_NGINX_USER:-www-data}
+SERVICE_USER=${STACK_SERVICE_USER:-mailsrv}
+SOCKET_GROUP=${STACK_SOCKET_GROUP:-mailsrv-sock}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 keys_dir=$STACK_VAR/keys
@@ -78,6 +93,9 @@ pg_dir=$STACK_VAR/pg
 pgdata=$pg_dir/data
 pg_sock=$pg_dir/run
 log_dir=$STACK_VAR/log
+# The one directory the service's user may write: sanitizer reports of the
+# test build (tests/run_all.sh points ASAN_OPTIONS' log_path here).
+service_log_dir=$log_dir/service
 run_dir=$STACK_VAR/run
 nginx_dir=$STACK_VAR/nginx
 pg_log=$log_dir/postgresql.log
@@ -95,6 +113,27 @@ die() {
 say() { echo "stack: $*"; }
 
 [[ $STACK_VAR == /* ]] || die "STACK_VAR must be an absolute path (got '$STACK_VAR')"
+
+# STACK_VAR holds keys, pid files and sockets that root trusts. Under
+# /var/tmp anyone may create a directory first and fill it with planted keys
+# or symbolic links, so an existing STACK_VAR is used only when it is a real
+# directory (no symlink) owned by the caller and writable by nobody else.
+check_stack_var() {
+	[[ -e $STACK_VAR || -L $STACK_VAR ]] || return 0
+	[[ ! -L $STACK_VAR && -d $STACK_VAR ]] || die "STACK_VAR $STACK_VAR is not a directory (or is a symbolic link): not used"
+	local owner mode
+	read -r owner mode < <(stat -c '%u %a' -- "$STACK_VAR")
+	((owner == EUID)) || die "STACK_VAR $STACK_VAR belongs to uid $owner, not to you (uid $EUID): not used; remove it or choose another STACK_VAR"
+	(((8#$mode & 8#022) == 0)) || die "STACK_VAR $STACK_VAR is writable by its group or others (mode $mode): not used; remove it or choose another STACK_VAR"
+}
+# Make STACK_VAR (mkdir fails when someone made it in between) and check it.
+make_stack_var() {
+	[[ -d ${STACK_VAR%/*}/ ]] || install -d -m 0755 -- "${STACK_VAR%/*}"
+	mkdir -m 0755 -- "$STACK_VAR" 2>/dev/null || true
+	check_stack_var
+	[[ -d $STACK_VAR ]] || die "could not create $STACK_VAR"
+}
+check_stack_var
 for p in "$HTTP_PORT" "$PG_PORT"; do
 	if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
 done
@@ -142,7 +181,8 @@ pgconf_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 service_env() {
 	export MAILSRV_DATABASE_URL=${MAILSRV_DATABASE_URL:-"host=$(conninfo_quote "$pg_sock") port=$PG_PORT dbname=mailsrv user=mailsrv_app application_name=mailsrv"}
 	export MAILSRV_SOCKET=${MAILSRV_SOCKET:-$run_dir/mailsrv.sock}
-	export MAILSRV_SOCKET_GROUP=${MAILSRV_SOCKET_GROUP:-$NGINX_USER}
+	export MAILSRV_SOCKET_GROUP=${MAILSRV_SOCKET_GROUP:-$SOCKET_GROUP}
+	export MAILSRV_USER=${MAILSRV_USER:-$SERVICE_USER}
 	export MAILSRV_PROCESSES=${MAILSRV_PROCESSES:-${STACK_PROCESSES:-2}}
 	export MAILSRV_THREADS=${MAILSRV_THREADS:-${STACK_THREADS:-4}}
 	export MAILSRV_JWT_ALG=${MAILSRV_JWT_ALG:-HS256}
@@ -200,28 +240,26 @@ port_free() {
 
 # ---- keys and cluster ----------------------------------------------------
 
+# The service's user, the socket's group and the keys, exactly as the
+# documented install makes them (deploy/install-keys.sh, deploy/README.md).
 cmd_keys() {
-	install -d -m 0755 "$STACK_VAR"
-	install -d -m 0700 "$keys_dir"
-	chmod 0700 "$keys_dir"
+	need_root
+	make_stack_var
 	if [[ ! -e $keys_dir/secrets.key || ! -e $keys_dir/jwt-hs256.key ]]; then
 		[[ -x $tool_bin ]] || die "$tool_bin is missing: run 'make all' first"
 	fi
-	if [[ ! -e $keys_dir/secrets.key ]]; then
-		"$tool_bin" gen-secret-key "$keys_dir/secrets.key"
-		say "created $keys_dir/secrets.key"
-	fi
-	if [[ ! -e $keys_dir/jwt-hs256.key ]]; then
-		"$tool_bin" gen-hmac-key "$keys_dir/jwt-hs256.key"
-		say "created $keys_dir/jwt-hs256.key"
-	fi
-	# The TCP password of mailsrv_app (see the header) and its passfile.
+	"$repo/deploy/install-keys.sh" --user "$SERVICE_USER" --socket-group "$SOCKET_GROUP" \
+		--nginx-user "$NGINX_USER" --tool "$tool_bin" "$keys_dir" | sed 's/^install-keys: /stack: /'
+	# The TCP password of mailsrv_app (see the header), root's, and its
+	# passfile, the service's (a key file like the others).
 	if [[ ! -s $pg_pass_file ]]; then
 		(umask 077 && openssl rand -hex 32 >"$pg_pass_file")
 	fi
 	if [[ ! -s $pgpass ]]; then
 		(umask 077 && printf '*:*:mailsrv:mailsrv_app:%s\n' "$(cat "$pg_pass_file")" >"$pgpass")
 	fi
+	chown -- "$SERVICE_USER:$(id -gn "$SERVICE_USER")" "$pgpass"
+	chmod 0600 -- "$pgpass" "$pg_pass_file"
 }
 
 # postgres must reach $pg_dir and nginx's workers the socket in $run_dir.
@@ -235,12 +273,17 @@ cmd_init() {
 	need_root
 	check_socket_paths
 	cmd_keys
+	local sgroup
+	sgroup=$(id -gn "$SERVICE_USER")
 	install -d -m 0755 "$log_dir" "$run_dir" "$nginx_dir"
-	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_dir"
-	# Only postgres and the group of the user running the stack (root's)
-	# reach the socket directory (and pg/, which holds it and the data).
-	install -d -m 0750 -o postgres -g "$(id -gn)" "$pg_sock"
+	install -d -m 0755 -o "$SERVICE_USER" -g "$sgroup" "$service_log_dir"
+	# Only postgres and the service user's group reach the socket directory
+	# (and pg/, which holds it and the data; root reaches everything).
+	install -d -m 0750 -o postgres -g "$sgroup" "$pg_dir"
+	install -d -m 0750 -o postgres -g "$sgroup" "$pg_sock"
 	check_reachable postgres "$pg_dir"
+	check_reachable "$SERVICE_USER" "$pg_sock"
+	check_reachable "$SERVICE_USER" "$keys_dir"
 	if [[ ! -e $pg_log ]]; then
 		install -m 0640 -o postgres -g postgres /dev/null "$pg_log"
 	fi
@@ -270,6 +313,7 @@ EOF
 stack      postgres         postgres
 stack      $me              postgres
 stack      $me              mailsrv_app
+stack      $SERVICE_USER    mailsrv_app
 EOF
 }
 

@@ -3,8 +3,10 @@
  * read-only while workers run), the per-thread worker (arena, JSON writer,
  * database connection, token cache), and the entry of every request.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "arena.h"
@@ -61,9 +63,25 @@ void app_reject(struct worker *w, const struct http_request *req, struct http_re
 
 int app_init(struct app *app, char *err, size_t errlen)
 {
-	memset(app, 0, sizeof(*app));
-	if (config_load(&app->cfg, err, errlen) != 0)
+	if (app_load_settings(app, err, errlen) != 0)
 		return -1;
+	return app_load_keys(app, err, errlen);
+}
+
+int app_load_settings(struct app *app, char *err, size_t errlen)
+{
+	memset(app, 0, sizeof(*app));
+	return config_load(&app->cfg, err, errlen);
+}
+
+int app_load_keys(struct app *app, char *err, size_t errlen)
+{
+	/* Checked again: the settings may have been read by root (src/main.c) */
+	if (app->cfg.ca_file != NULL && access(app->cfg.ca_file, R_OK) != 0) {
+		snprintf(err, errlen, "MAILSRV_CA_FILE \"%s\" is not readable by uid %u: %s",
+		         app->cfg.ca_file, (unsigned)geteuid(), strerror(errno));
+		return -1;
+	}
 	enum sig_alg alg;
 	if (sig_alg_from_name(app->cfg.jwt_alg, &alg) != 0) {
 		snprintf(err, errlen, "MAILSRV_JWT_ALG must be HS256, RS256 or ES256");

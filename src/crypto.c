@@ -75,20 +75,64 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* How a key file that holds a secret must be kept, for the messages. */
+#define SECRET_KEY_FILE_RULE                                                                       \
+	"a secret key file must be owned by the user the service runs as, mode 0600 or 0400"
+
+/*
+ * The one rule for a file that holds a secret (the stored-secrets keyring,
+ * an HS256 secret, a private signing key): owner-only, no permission bit for
+ * its group or others, and owned by the user that loads it. Anyone else who
+ * can read it can sign administrator tokens or decrypt every stored
+ * password, and a file someone else owns may have been planted. root (the
+ * operator's tools and tests) may load the service user's keys; the service
+ * itself never runs as root (src/main.c). A public key (RS256/ES256
+ * verification) is no secret and may be readable by anyone.
+ */
+static int check_secret_key_file(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+	uid_t me = geteuid();
+	if (st->st_uid != me && me != 0) {
+		set_err(err, errlen, "\"%s\" is owned by uid %u, not by uid %u that loads it; %s",
+		        path, (unsigned)st->st_uid, (unsigned)me, SECRET_KEY_FILE_RULE);
+		return -1;
+	}
+	if ((st->st_mode & 077) != 0) {
+		set_err(err, errlen, "\"%s\" is accessible by group or others (mode %04o); %s",
+		        path, (unsigned)(st->st_mode & 07777), SECRET_KEY_FILE_RULE);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Read a whole small file into a malloc'd buffer (NUL-terminated, the NUL
  * not counted). The caller wipes and frees it. st receives the fstat of the
  * opened descriptor, so checks on it apply to the very file that was read.
+ * secret: the file holds a secret key, kept by check_secret_key_file's
+ * rule (checked before a byte is read).
  */
-static int read_key_file(const char *path, unsigned char **buf, size_t *len, struct stat *st,
-                         char *err, size_t errlen)
+static int read_key_file(const char *path, int secret, unsigned char **buf, size_t *len,
+                         struct stat *st, char *err, size_t errlen)
 {
 	int ret = -1;
 	unsigned char *b = NULL;
 	size_t n = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		set_err(err, errlen, "could not open \"%s\": %s", path, strerror(errno));
+		int e = errno;
+		struct stat lst;
+		if (e == EACCES && stat(path, &lst) == 0)
+			/* say whose file it is: the usual cause is a key made by
+			 * root for a service that runs as its own user */
+			set_err(err, errlen,
+			        "could not open \"%s\": %s (owned by uid %u, mode %04o; the "
+			        "process runs as uid %u)%s%s",
+			        path, strerror(e), (unsigned)lst.st_uid,
+			        (unsigned)(lst.st_mode & 07777), (unsigned)geteuid(),
+			        secret ? "; " : "", secret ? SECRET_KEY_FILE_RULE : "");
+		else
+			set_err(err, errlen, "could not open \"%s\": %s", path, strerror(e));
 		goto out;
 	}
 	if (fstat(fd, st) != 0) {
@@ -99,6 +143,8 @@ static int read_key_file(const char *path, unsigned char **buf, size_t *len, str
 		set_err(err, errlen, "\"%s\" is not a regular file", path);
 		goto out;
 	}
+	if (secret && check_secret_key_file(path, st, err, errlen) != 0)
+		goto out;
 	b = malloc(KEY_FILE_MAX_BYTES + 1);
 	if (b == NULL) {
 		set_err(err, errlen, "out of memory reading \"%s\"", path);
@@ -276,6 +322,12 @@ int crypto_sha256(const void *data, size_t len, unsigned char out[32])
 	return 0;
 }
 
+void crypto_wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		OPENSSL_cleanse(p, n);
+}
+
 int crypto_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
@@ -373,7 +425,7 @@ static int load_hs256(struct sig_key *k, const char *path, char *err, size_t err
 	size_t len = 0;
 	struct stat st;
 	EVP_MAC *mac = NULL;
-	if (read_key_file(path, &buf, &len, &st, err, errlen) != 0)
+	if (read_key_file(path, 1, &buf, &len, &st, err, errlen) != 0)
 		goto out;
 	/* trailing newlines from `echo > file` or an editor are not key bytes */
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
@@ -450,7 +502,8 @@ static int load_pem(struct sig_key *k, const char *path, int private_key, char *
 	size_t len = 0;
 	struct stat st;
 	BIO *bio = NULL;
-	if (read_key_file(path, &buf, &len, &st, err, errlen) != 0)
+	/* a private key is a secret; a public key may be readable by anyone */
+	if (read_key_file(path, private_key, &buf, &len, &st, err, errlen) != 0)
 		goto out;
 	bio = BIO_new_mem_buf(buf, (int)len);
 	if (bio == NULL) {
@@ -774,17 +827,9 @@ int secret_keyring_load(const char *path, struct secret_keyring **out, char *err
 		set_err(err, errlen, "no secret key file given");
 		goto out;
 	}
-	if (read_key_file(path, &buf, &len, &st, err, errlen) != 0)
+	/* the database holds what these keys decrypt */
+	if (read_key_file(path, 1, &buf, &len, &st, err, errlen) != 0)
 		goto out;
-	/* the keys must not be readable by anyone but the service (the
-	 * database holds what they decrypt) */
-	if ((st.st_mode & 077) != 0) {
-		set_err(err, errlen,
-		        "\"%s\" is accessible by group or others (mode %04o); "
-		        "it must be mode 0600 or stricter",
-		        path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
 	kr = calloc(1, sizeof(*kr));
 	if (kr == NULL) {
 		set_err(err, errlen, "out of memory loading \"%s\"", path);

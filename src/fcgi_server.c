@@ -38,6 +38,7 @@
 
 #include "app.h"
 #include "arena.h"
+#include "crypto.h"
 #include "http.h"
 #include "log.h"
 #include "mailsrv_limits.h"
@@ -470,6 +471,7 @@ static void finish(FCGX_Request *fr)
 	int n = -1;
 	while (drained <= MAX_BODY_BYTES && (n = FCGX_GetStr(sink, (int)sizeof(sink), fr->in)) > 0)
 		drained += (size_t)n;
+	crypto_wipe(sink, sizeof(sink)); /* unread body bytes may be secrets */
 	if (n == 0 && FCGX_GetError(fr->in) == 0)
 		FCGX_Detach(fr);
 	FCGX_Finish_r(fr);
@@ -553,6 +555,14 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	sigaction(SIGUSR2, &sa, NULL);
 	/* Die with the master: an orphaned worker would hold the socket. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* No core file and no ptrace by other processes of the same user: a
+	 * worker's memory holds the keys, decrypted passwords and tokens. (The
+	 * systemd unit sets LimitCORE=0 as well.) root may still read
+	 * /proc/<pid>, as the fault drills do. */
+	if (prctl(PR_SET_DUMPABLE, 0) != 0) {
+		log_error("could not make the worker process non-dumpable: %s", strerror(errno));
+		return 1;
+	}
 	if (getppid() == 1)
 		return 1;
 	if (FCGX_Init() != 0) {

@@ -9,17 +9,22 @@
  * malloc'd scratch stack (the arena cannot grow an allocation); when a
  * container closes, its children are copied into one arena array and popped.
  * The scratch stack and the yajl handle belong to one json_parse() call and
- * are freed before it returns, whatever happened.
+ * are freed before it returns, whatever happened. yajl's own memory (its
+ * lexer decodes a string with escapes, e.g. a password, into a buffer of its
+ * own) comes from wiping_alloc: wiped before it is freed, like the arena.
  */
 #include "json.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_parse.h>
 
 #include "arena.h"
+#include "crypto.h"
 #include "mailsrv_limits.h"
 #include "validate.h"
 
@@ -301,6 +306,53 @@ static long hex4(const char *s)
 	return v;
 }
 
+/* ---- yajl's allocator: every block wiped before it is freed ----
+ * Each block carries its size in front (a max_align_t-sized header keeps the
+ * alignment malloc gives), so free and realloc know how much to wipe. */
+
+union block_head {
+	size_t size;
+	max_align_t align;
+};
+
+static void *wiping_malloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	if (n > SIZE_MAX - sizeof(union block_head))
+		return NULL;
+	union block_head *h = malloc(sizeof(*h) + n);
+	if (h == NULL)
+		return NULL;
+	h->size = n;
+	return h + 1;
+}
+
+static void wiping_free(void *ctx, void *p)
+{
+	(void)ctx;
+	if (p == NULL)
+		return;
+	union block_head *h = (union block_head *)p - 1;
+	crypto_wipe(p, h->size);
+	free(h);
+}
+
+/* Never realloc in place: the old block is wiped and freed. */
+static void *wiping_realloc(void *ctx, void *p, size_t n)
+{
+	if (p == NULL)
+		return wiping_malloc(ctx, n);
+	void *q = wiping_malloc(ctx, n);
+	if (q == NULL)
+		return NULL;
+	size_t old = ((union block_head *)p - 1)->size;
+	memcpy(q, p, old < n ? old : n);
+	wiping_free(ctx, p);
+	return q;
+}
+
+static yajl_alloc_funcs wiping_alloc = {wiping_malloc, wiping_realloc, wiping_free, NULL};
+
 /*
  * 1 unless a string holds a \u escape of an unpaired surrogate. yajl turns
  * those into '?' silently; RFC 8259 section 8.2 leaves them undefined, and
@@ -352,9 +404,8 @@ enum json_status json_parse(struct arena *a, const char *buf, size_t len, struct
 	if (!utf8_valid(buf, len) || !surrogates_paired(buf, len))
 		goto out; /* RFC 8259 section 8.1: JSON text is UTF-8 */
 
-	/* NULL allocator: yajl uses malloc/realloc/free for its own state,
-	 * which lives only for this call. */
-	h = yajl_alloc(&callbacks, NULL, &p);
+	/* yajl's own state lives only for this call, and is wiped when freed. */
+	h = yajl_alloc(&callbacks, &wiping_alloc, &p);
 	if (h == NULL) {
 		st = JSON_ERR_NOMEM;
 		goto out;

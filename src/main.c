@@ -4,8 +4,15 @@
  * restarts any that dies (a libfcgi assertion or a crash costs one
  * process's in-flight requests, never the service: docs/design.md, "libfcgi 2.4.2"). SIGTERM
  * or SIGINT: forward to the workers, wait for them to drain, exit.
+ *
+ * Never as root: started by root (the local stack), the master opens its
+ * socket and then becomes MAILSRV_USER for good, before it reads a key,
+ * connects to the database or starts a worker; root without MAILSRV_USER is
+ * refused. Started as the service's user (systemd's User=), it stays so.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +78,76 @@ static pid_t spawn(const struct app *app, int fd, struct child *c)
 	return pid;
 }
 
+/* The user the master becomes once its socket is open (see the header). */
+struct service_user {
+	int change; /* 0: we are not root, nothing to become */
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * Decide before anything is created: root needs MAILSRV_USER naming an
+ * unprivileged user; another user may set it only to itself.
+ */
+static int service_user(struct service_user *su, char *err, size_t errlen)
+{
+	memset(su, 0, sizeof(*su));
+	const char *name = getenv("MAILSRV_USER");
+	if (name != NULL && name[0] == '\0')
+		name = NULL;
+	struct passwd *pw = name != NULL ? getpwnam(name) : NULL;
+	if (name != NULL && pw == NULL) {
+		snprintf(err, errlen, "MAILSRV_USER: no user \"%s\"", name);
+		return -1;
+	}
+	if (getuid() != 0 && geteuid() != 0) {
+		if (pw != NULL && pw->pw_uid != geteuid()) {
+			snprintf(err, errlen,
+			         "MAILSRV_USER is \"%s\", but the service runs as uid %u and "
+			         "cannot change users",
+			         name, (unsigned)geteuid());
+			return -1;
+		}
+		return 0;
+	}
+	if (pw == NULL) {
+		snprintf(err, errlen,
+		         "refusing to run as root: start the service as its own user, or set "
+		         "MAILSRV_USER to the unprivileged user to become once the socket is open");
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		snprintf(err, errlen, "MAILSRV_USER \"%s\" is root or in root's group", name);
+		return -1;
+	}
+	su->change = 1;
+	su->uid = pw->pw_uid;
+	su->gid = pw->pw_gid;
+	return 0;
+}
+
+/*
+ * Leave root for good: its own group only (the socket has its group
+ * already), real, effective and saved ids all changed; getting root back
+ * must fail.
+ */
+static int become(const struct service_user *su, char *err, size_t errlen)
+{
+	if (!su->change)
+		return 0;
+	if (setgroups(1, &su->gid) != 0 || setresgid(su->gid, su->gid, su->gid) != 0 ||
+	    setresuid(su->uid, su->uid, su->uid) != 0) {
+		snprintf(err, errlen, "could not become uid %u: %s", (unsigned)su->uid,
+		         strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+		snprintf(err, errlen, "could not leave root for good");
+		return -1;
+	}
+	return 0;
+}
+
 static void describe_exit(pid_t pid, int status)
 {
 	if (WIFSIGNALED(status))
@@ -85,7 +162,7 @@ int main(void)
 {
 	struct app app;
 	char err[512];
-	if (app_init(&app, err, sizeof(err)) != 0) {
+	if (app_load_settings(&app, err, sizeof(err)) != 0) {
 		log_error("could not start: %s", err);
 		return 1;
 	}
@@ -95,12 +172,27 @@ int main(void)
 		app_free(&app);
 		return 1;
 	}
+	struct service_user su;
+	if (service_user(&su, err, sizeof(err)) != 0) {
+		log_error("could not start: %s", err);
+		app_free(&app);
+		return 1;
+	}
 	int fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));
 	if (fd < 0) {
 		log_error("could not start: %s", err);
 		app_free(&app);
 		return 1;
 	}
+	/* Keys, database connections and workers: all as the service's user. */
+	if (become(&su, err, sizeof(err)) != 0 || app_load_keys(&app, err, sizeof(err)) != 0) {
+		log_error("could not start: %s", err);
+		close(fd);
+		unlink(app.cfg.socket_path);
+		app_free(&app);
+		return 1;
+	}
+	log_info("running as uid %u, gid %u", (unsigned)geteuid(), (unsigned)getegid());
 
 	sigset_t set;
 	sigemptyset(&set);

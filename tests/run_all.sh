@@ -281,6 +281,19 @@ note "test stack in $STACK_VAR (http $STACK_HTTP_PORT, postgresql $STACK_PG_PORT
 # Start from nothing: leftovers of an interrupted run are stopped, and the
 # directory is removed when it is one this script made (marked).
 scripts/stack.sh stop >/dev/null 2>&1 || true
+# A directory someone else made (or can write) is never used, nor removed
+# (scripts/stack.sh refuses it too, with the reason): under /var/tmp another
+# user could have made it first.
+ours_alone() { # DIR: a real directory, ours, writable by nobody else
+	local owner mode
+	[[ ! -L $1 && -d $1 ]] || return 1
+	read -r owner mode < <(stat -c '%u %a' -- "$1")
+	((owner == EUID && (8#$mode & 8#022) == 0))
+}
+if [[ -e $STACK_VAR || -L $STACK_VAR ]] && ! ours_alone "$STACK_VAR"; then
+	echo "run_all: $STACK_VAR is not ours alone (owner, mode or a symbolic link): not used" >&2
+	exit 1
+fi
 if [[ -e $STACK_VAR/.run_all-test-stack ]]; then
 	rm -rf -- "$STACK_VAR"
 fi
@@ -289,7 +302,7 @@ if [[ ! -e $STACK_VAR ]]; then
 fi
 stack_ok=1
 # The service under test is the ASan+UBSan build (mk/sanitize.mk): every
-# report goes to $STACK_VAR/log/sanitizer.<pid>, counted after the stack has
+# report goes to $STACK_VAR/log/service/sanitizer.<pid>, counted after the stack has
 # stopped. allocator_may_return_null: a huge allocation returns NULL as with
 # glibc (libfcgi's own assert then ends the process, as in production),
 # instead of ASan aborting with a report. Workers leave with _exit, which
@@ -301,11 +314,14 @@ if [[ ${TEST_SANITIZE:-1} != 0 ]]; then
 	if make -s asan >"$logdir/asan-build.log" 2>&1; then
 		sanitize=1
 		# Only this run's reports: earlier ones of a reused STACK_VAR go.
-		rm -f "$STACK_VAR"/log/sanitizer.* "$STACK_VAR/log/expected-crashes"
+		rm -f "$STACK_VAR"/log/sanitizer.* "$STACK_VAR"/log/service/sanitizer.* \
+			"$STACK_VAR/log/expected-crashes"
 		san_log_from=$(stat -c %s "$STACK_VAR/log/mailsrv.log" 2>/dev/null || echo 0)
 		export STACK_MAILSRV_BIN=$repo/build/asan/mailsrv
-		export ASAN_OPTIONS="log_path=$STACK_VAR/log/sanitizer:detect_leaks=1:allocator_may_return_null=1:print_summary=1"
-		export UBSAN_OPTIONS="log_path=$STACK_VAR/log/sanitizer:halt_on_error=1:print_stacktrace=1"
+		# log/service: the directory the service's own user may write
+		# (scripts/stack.sh); the service never runs as root.
+		export ASAN_OPTIONS="log_path=$STACK_VAR/log/service/sanitizer:detect_leaks=1:allocator_may_return_null=1:print_summary=1"
+		export UBSAN_OPTIONS="log_path=$STACK_VAR/log/service/sanitizer:halt_on_error=1:print_stacktrace=1"
 		record asan-build 1 0
 	else
 		tail -n 20 "$logdir/asan-build.log" >&2

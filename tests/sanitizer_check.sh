@@ -5,7 +5,8 @@
 #   tests/sanitizer_check.sh LOG_DIR [OFFSET]
 #
 # The stack's service writes every ASan, LeakSanitizer and UBSan report to
-# LOG_DIR/sanitizer.<pid> (log_path, set by tests/run_all.sh). A process the
+# LOG_DIR/service/sanitizer.<pid> (log_path, set by tests/run_all.sh; the
+# directory its own user may write), LOG_DIR/sanitizer.<pid> counts too. A process the
 # fault drills crashed on purpose is listed in LOG_DIR/expected-crashes
 # ("<pid> <why>" lines, tests/drills/drill.py): its file holds the expected
 # output (ASan's SEGV report for `kill -SEGV`, its warning about libfcgi's
@@ -37,7 +38,7 @@ fi
 reports=0
 skipped=0
 shopt -s nullglob
-for f in "$dir"/sanitizer.*; do
+for f in "$dir"/sanitizer.* "$dir"/service/sanitizer.*; do
 	[[ -s $f ]] || continue
 	pid=${f##*.}
 	if [[ -n ${expected[$pid]:-} ]]; then

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,7 +48,8 @@ static struct sig_key *load_from(const char *dir, const char *name, const char *
 	struct sig_key *k = NULL;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	FILE *f = fopen(path, "w");
-	if (f == NULL || fputs(content, f) < 0 || fclose(f) != 0)
+	/* owner-only, as src/crypto.c requires of a secret key file */
+	if (f == NULL || fchmod(fileno(f), 0600) != 0 || fputs(content, f) < 0 || fclose(f) != 0)
 		abort();
 	if (sig_key_load(alg, path, 0, &k, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz_jwt: %s\n", err);

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,7 +76,8 @@ static void init(void)
 		abort();
 	snprintf(path, sizeof(path), "%s/hs.key", dir);
 	FILE *f = fopen(path, "w");
-	if (f == NULL || fputs(hs_secret, f) < 0 || fclose(f) != 0)
+	/* owner-only, as src/crypto.c requires of a secret key file */
+	if (f == NULL || fchmod(fileno(f), 0600) != 0 || fputs(hs_secret, f) < 0 || fclose(f) != 0)
 		abort();
 	memset(&app, 0, sizeof(app));
 	if (sig_key_load(SIG_HS256, path, 0, &app.jwt_key, err, sizeof(err)) != 0) {

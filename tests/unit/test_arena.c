@@ -2,7 +2,8 @@
  * test_arena.c - unit tests of src/arena.c: 16-byte alignment, the cap
  * (never crossed, overflowing sizes refused), growth past a chunk with
  * earlier allocations intact, reset (everything released, the first chunk
- * kept) and the string helpers.
+ * kept), the wipe on reset (nothing a request held stays readable in the
+ * kept chunk) and the string helpers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,6 +115,45 @@ static void test_reset(void **state)
 	arena_free(NULL);
 }
 
+/* True when n bytes at p are all zero. */
+static int all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* What a request held (a decrypted password, a body with a client secret)
+ * is gone from the chunk that the next request reuses, up to the last byte
+ * that was handed out, also when the request grew into further chunks. */
+static void test_reset_wipes(void **state)
+{
+	(void)state;
+	static const char secret[] = "client_secret=s3cr3t-Pa55w0rd";
+	struct arena *a = arena_new(8 * ARENA_CHUNK_BYTES);
+	char *s1 = arena_strdup(a, secret);
+	size_t fill = ARENA_CHUNK_BYTES - 64; /* nearly all of the first chunk */
+	unsigned char *body = arena_alloc(a, fill);
+	assert_non_null(body);
+	memset(body, 0xA5, fill);
+	/* a second chunk, and a third (one allocation larger than a chunk) */
+	char *s2 = arena_strdup(a, secret);
+	assert_non_null(arena_alloc(a, 2 * ARENA_CHUNK_BYTES));
+	assert_non_null(s2);
+	arena_reset(a);
+	/* s1 and body lie in the kept chunk: readable, and wiped */
+	assert_true(all_zero((unsigned char *)s1, sizeof(secret)));
+	assert_true(all_zero(body, fill));
+	/* The wipe is bounded by what was handed out; the arena stays usable. */
+	char *again = arena_strdup(a, "next request");
+	assert_ptr_equal(again, s1);
+	assert_string_equal(again, "next request");
+	arena_reset(a);
+	assert_true(all_zero((unsigned char *)again, sizeof("next request")));
+	arena_free(a);
+}
+
 static void test_strings(void **state)
 {
 	(void)state;
@@ -145,7 +185,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_alignment), cmocka_unit_test(test_cap),
 	    cmocka_unit_test(test_growth),    cmocka_unit_test(test_reset),
-	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_strings),   cmocka_unit_test(test_reset_wipes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -86,6 +89,9 @@ static int group_setup(void **state)
 {
 	if (mkdtemp(tmpdir) == NULL)
 		return -1;
+	/* traversable, so that a test running as another user reaches its files */
+	if (chmod(tmpdir, 0711) != 0)
+		return -1;
 	arena = arena_new(16 * 1024 * 1024);
 	if (arena == NULL)
 		return -1;
@@ -104,7 +110,8 @@ static int group_setup(void **state)
 	         "openssl genpkey -algorithm ED25519 -out ed.pem &&"
 	         "openssl pkey -in ed.pem -pubout -out ed.pub &&"
 	         "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass "
-	         "pass:secret -out ec-enc.pem"
+	         "pass:secret -out ec-enc.pem &&"
+	         "chmod 0600 rsa.pem rsa1024.pem ec.pem ec384.pem ed.pem ec-enc.pem"
 	         ") >/dev/null 2>&1",
 	         tmpdir);
 	if (system(cmd) != 0)
@@ -570,7 +577,7 @@ static void test_key_type_mismatch(void **state)
 	    {SIG_RS256, "ed.pub", 0, "RSA"},
 	    {SIG_ES256, "ed.pub", 0, "EC"},
 	    /* public where a private key is wanted and the reverse */
-	    {SIG_RS256, "rsa.pub", 1, "private key"},
+	    {SIG_RS256, "rsa-pub-0600.pem", 1, "private key"},
 	    {SIG_ES256, "ec.pem", 0, "public key"},
 	    /* an encrypted key is refused, never prompted for */
 	    {SIG_ES256, "ec-enc.pem", 1, "private key"},
@@ -579,6 +586,8 @@ static void test_key_type_mismatch(void **state)
 	    {SIG_RS256, "missing.pub", 0, "could not open"},
 	};
 	write_text("hs.key", "0123456789abcdef0123456789abcdef-hs256-test", 0600);
+	/* a public key kept as a secret key file, so that the PEM is read */
+	sh("cp rsa.pub rsa-pub-0600.pem && chmod 0600 rsa-pub-0600.pem");
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		load_fails(v[i].alg, v[i].file, v[i].priv, v[i].expect);
 }
@@ -859,6 +868,169 @@ static void test_keyring_generate(void **state)
 	assert_memory_not_equal(buf + 10, buf2 + 10, 64);
 }
 
+/* ---- the rule for secret key files ----
+ * Owner-only (no group or other permission bits) and owned by the user that
+ * loads it: the secrets keyring, an HS256 secret and a private signing key.
+ * A public key (RS256/ES256 verification) may be readable by anyone. */
+
+enum key_kind { KIND_RING, KIND_HS256, KIND_RS256_PRIV, KIND_RS256_PUB };
+
+/* 0 when name loads as kind; -1 with the message in err otherwise. */
+static int load_kind(enum key_kind kind, const char *name, char *err, size_t errlen)
+{
+	int r;
+	if (kind == KIND_RING) {
+		struct secret_keyring *kr = NULL;
+		r = secret_keyring_load(path_in(name), &kr, err, errlen);
+		secret_keyring_free(kr);
+		return r;
+	}
+	struct sig_key *k = NULL;
+	enum sig_alg alg = kind == KIND_HS256 ? SIG_HS256 : SIG_RS256;
+	r = sig_key_load(alg, path_in(name), kind == KIND_RS256_PRIV, &k, err, errlen);
+	sig_key_free(k);
+	return r;
+}
+
+static void test_secret_key_file_modes(void **state)
+{
+	static const struct {
+		enum key_kind kind;
+		const char *src; /* copied from this file, or NULL: HS256 text */
+		mode_t mode;
+		int ok;
+	} v[] = {
+	    {KIND_HS256, NULL, 0600, 1},
+	    {KIND_HS256, NULL, 0400, 1},
+	    {KIND_HS256, NULL, 0640, 0},
+	    {KIND_HS256, NULL, 0644, 0},
+	    {KIND_HS256, NULL, 0604, 0},
+	    {KIND_HS256, NULL, 0660, 0},
+	    {KIND_HS256, NULL, 0610, 0},
+	    {KIND_HS256, NULL, 0602, 0},
+	    {KIND_RING, NULL, 0600, 1},
+	    {KIND_RING, NULL, 0400, 1},
+	    {KIND_RING, NULL, 0640, 0},
+	    {KIND_RING, NULL, 0440, 0},
+	    {KIND_RS256_PRIV, "rsa.pem", 0600, 1},
+	    {KIND_RS256_PRIV, "rsa.pem", 0640, 0},
+	    {KIND_RS256_PRIV, "rsa.pem", 0644, 0},
+	    {KIND_RS256_PUB, "rsa.pub", 0644, 1},
+	    {KIND_RS256_PUB, "rsa.pub", 0664, 1},
+	    {KIND_RS256_PUB, "rsa.pub", 0600, 1},
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const char *name = "mode.key";
+		if (v[i].src != NULL) {
+			sh("cp %s mode.key", v[i].src);
+			assert_int_equal(chmod(path_in(name), v[i].mode), 0);
+		} else if (v[i].kind == KIND_RING) {
+			write_text(name, "k1 " KEY_A "\n", v[i].mode);
+		} else {
+			write_text(name, "0123456789abcdef0123456789abcdef-secret\n", v[i].mode);
+		}
+		char err[512] = "";
+		int r = load_kind(v[i].kind, name, err, sizeof(err));
+		if (v[i].ok && r != 0)
+			fail_msg("row %zu (mode %04o) refused: %s", i, (unsigned)v[i].mode, err);
+		if (!v[i].ok) {
+			char want[32];
+			snprintf(want, sizeof(want), "mode %04o", (unsigned)v[i].mode);
+			if (r == 0)
+				fail_msg("row %zu (mode %04o) loaded", i, (unsigned)v[i].mode);
+			if (strstr(err, name) == NULL || strstr(err, want) == NULL ||
+			    strstr(err, "0600 or 0400") == NULL)
+				fail_msg(
+				    "row %zu: message \"%s\" lacks the file, \"%s\" or the rule", i,
+				    err, want);
+			assert_null(strstr(err, "0123456789abcdef"));
+		}
+	}
+}
+
+/* Load name as kind in a child process running as `nobody`; the outcome
+ * (0 or -1) and the message come back through a pipe. */
+static int load_as_nobody(enum key_kind kind, const char *name, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam("nobody");
+	assert_non_null(pw);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char e[512] = "";
+		close(fds[0]);
+		if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+			_exit(3);
+		char r = load_kind(kind, name, e, sizeof(e)) == 0 ? '0' : '1';
+		if (write(fds[1], &r, 1) != 1 || write(fds[1], e, strlen(e)) < 0)
+			_exit(4);
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[600];
+	size_t n = 0;
+	ssize_t got;
+	while (n < sizeof(buf) - 1 && (got = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)got;
+	close(fds[0]);
+	buf[n] = '\0';
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(n >= 1);
+	size_t m = n - 1 < errlen - 1 ? n - 1 : errlen - 1;
+	memcpy(err, buf + 1, m);
+	err[m] = '\0';
+	return buf[0] == '0' ? 0 : -1;
+}
+
+static void test_secret_key_file_owner(void **state)
+{
+	/* The loading user is `nobody`: the test must be able to become it. */
+	assert_int_equal(geteuid(), 0);
+	struct passwd *pw = getpwnam("nobody");
+	assert_non_null(pw);
+	static const enum key_kind kinds[] = {KIND_RING, KIND_HS256, KIND_RS256_PRIV};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const char *name = "owner.key";
+		unlink(path_in(name)); /* made afresh, owned by root */
+		if (kinds[i] == KIND_RING)
+			write_text(name, "k1 " KEY_A "\n", 0600);
+		else if (kinds[i] == KIND_HS256)
+			write_text(name, "0123456789abcdef0123456789abcdef-secret\n", 0600);
+		else
+			sh("cp rsa.pem owner.key && chmod 0600 owner.key");
+		char err[512] = "";
+		/* owned by root, owner-only: not the loading user's file */
+		if (load_as_nobody(kinds[i], name, err, sizeof(err)) == 0)
+			fail_msg("kind %zu: nobody loaded a key owned by root", i);
+		if (strstr(err, name) == NULL || strstr(err, "owned by") == NULL)
+			fail_msg("kind %zu: message \"%s\" does not say whose file it must be", i,
+			         err);
+		/* the loading user's own file, owner-only: fine */
+		assert_int_equal(chown(path_in(name), pw->pw_uid, pw->pw_gid), 0);
+		if (load_as_nobody(kinds[i], name, err, sizeof(err)) != 0)
+			fail_msg("kind %zu: nobody could not load its own key: %s", i, err);
+		/* its own file, readable by its group: refused */
+		assert_int_equal(chmod(path_in(name), 0640), 0);
+		if (load_as_nobody(kinds[i], name, err, sizeof(err)) == 0)
+			fail_msg("kind %zu: a group-readable key loaded", i);
+		assert_non_null(strstr(err, "mode 0640"));
+		/* root (the operator's tools) reads the service user's key */
+		assert_int_equal(chmod(path_in(name), 0600), 0);
+		if (load_kind(kinds[i], name, err, sizeof(err)) != 0)
+			fail_msg("kind %zu: root could not load the service user's key: %s", i,
+			         err);
+	}
+	/* a public key owned by another user and readable by all: fine */
+	sh("cp rsa.pub owner.pub && chmod 0644 owner.pub");
+	char err[512] = "";
+	if (load_as_nobody(KIND_RS256_PUB, "owner.pub", err, sizeof(err)) != 0)
+		fail_msg("a world-readable public key was refused: %s", err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -881,6 +1053,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_secret_binding_and_tamper, test_setup),
 	    cmocka_unit_test_setup(test_secret_unknown_key_and_rotation, test_setup),
 	    cmocka_unit_test_setup(test_keyring_generate, test_setup),
+	    cmocka_unit_test_setup(test_secret_key_file_modes, test_setup),
+	    cmocka_unit_test_setup(test_secret_key_file_owner, test_setup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,7 +50,8 @@ static int write_file(const char *name, const char *content)
 	FILE *f = fopen(p, "w");
 	if (f == NULL)
 		return -1;
-	int ok = fputs(content, f) >= 0;
+	/* a secret key file is owner-only (src/crypto.c refuses any other) */
+	int ok = fchmod(fileno(f), 0600) == 0 && fputs(content, f) >= 0;
 	return fclose(f) == 0 && ok ? 0 : -1;
 }
 
@@ -57,7 +59,8 @@ static int write_file(const char *name, const char *content)
 static int run_openssl(const char *args)
 {
 	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "cd '%s' && openssl %s >/dev/null 2>&1", fx.dir, args);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && umask 077 && openssl %s >/dev/null 2>&1", fx.dir,
+	         args);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
