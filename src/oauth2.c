@@ -30,6 +30,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db_oauth2.h"
+#include "failpoint.h"
 #include "json.h"
 #include "log.h"
 #include "mailsrv_limits.h"
@@ -589,6 +590,8 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
 		store_failure(db, s, invalid_grant ? "reauthorization_required" : "error", f);
 		return e;
 	}
+	/* The drill of a crash between the provider's answer and its storing. */
+	FAILPOINT("refresh-answered");
 	if ((e = store_tokens(app, db, a, s, &tok, f)) != E_OK)
 		return e;
 	log_info("refreshed the access token of mail server %lld%s", s->id,
