@@ -41,10 +41,15 @@ struct oauth2_server {
 	const char *last_error_code;
 	const char *last_error_description;
 	const char *granted_scope; /* what the stored tokens were granted, NULL: unknown */
+	/* The first stored secret that does not decrypt ("secret_key",
+	 * "access_token" or "refresh_token"; its value is then NULL), or NULL.
+	 * Nothing is logged here: the caller that needs it says so, once. */
+	const char *unreadable;
 };
 
-/* *found = 0 when there is no such server. E_INTERNAL when a stored secret
- * does not decrypt (a key missing from the keyring). */
+/* *found = 0 when there is no such server. A stored secret that does not
+ * decrypt (changed or moved in the database, or its key left the keyring)
+ * is named in out->unreadable; the call still succeeds. */
 err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring *kr, long long id,
                     struct oauth2_server *out, int *found);
 

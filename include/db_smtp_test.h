@@ -16,8 +16,8 @@ struct secret_keyring;
 
 /* The password of server id, decrypted (NULL when none is stored), as the
  * server is at version (*found = 0 when it changed since, or is gone). The
- * plaintext is in the arena and must never be logged. E_INTERNAL when it
- * does not decrypt. */
+ * plaintext is in the arena and must never be logged. E_SECRET_UNREADABLE
+ * (logged once, naming the server and the column) when it does not decrypt. */
 err_t db_smtp_test_password_get(struct db *db, struct arena *a, const struct secret_keyring *kr,
                                 long long id, long long version, const char **password, int *found);
 

@@ -49,4 +49,9 @@ enum db_statement_id {
  * can have stayed behind. Writes never are: a lost one may have committed. */
 int db_statement_reads_only(int stmt);
 
+/* How long the client waits for stmt's answer (ms): its server-side
+ * timeout, DB_STATEMENT_TIMEOUT_MS unless the statement raises it, plus
+ * DB_ANSWER_MARGIN_MS. */
+int db_statement_wait_ms(int stmt);
+
 #endif

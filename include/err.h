@@ -25,7 +25,11 @@ typedef enum {
 	E_UPSTREAM_UNREACHABLE,
 	E_UPSTREAM_TIMEOUT,
 	E_SERVICE_BUSY, /* too many slow operations at once: 503, Retry-After */
-	E_INTERNAL,     /* a bug or resource exhaustion: 500, logged */
+	/* A stored secret the request needs does not decrypt (its ciphertext was
+	 * changed or moved in the database, or its key left the keyring): 409
+	 * with error_code secret_unreadable; the secret must be entered again. */
+	E_SECRET_UNREADABLE,
+	E_INTERNAL, /* a bug or resource exhaustion: 500, logged */
 	E__COUNT
 } err_t;
 

@@ -101,6 +101,14 @@
 #define DB_LOCK_TIMEOUT_MS       2000
 #define DB_IDLE_IN_TX_TIMEOUT_MS 10000
 #define DB_TCP_USER_TIMEOUT_MS   10000
+/* How much longer than the statement's own timeout a thread waits for an
+ * answer of the database. The server ends a statement at statement_timeout
+ * and says so at once, so an answer this much later is not coming: the
+ * connection is given up and the request answers 503. This is what bounds a
+ * silent network path (a stalled proxy or middlebox that keeps the TCP
+ * connection up, acknowledging everything): keepalives and tcp_user_timeout
+ * never fire there, and the statement never reached the server. */
+#define DB_ANSWER_MARGIN_MS 1000
 /* TCP keepalives on the database connection: a peer gone without a word (a
  * network cut, a failed-over host) is noticed within idle + interval *
  * count seconds instead of the kernel's default of two hours. */

@@ -23,7 +23,9 @@ ASAN_BIN    := $(ASAN_DIR)/mailsrv
 # stderr). No _FORTIFY_SOURCE (its checked libc calls hide accesses from
 # ASan); otherwise the normal build's warnings, but for clang's
 # -Wformat-nonliteral on log.c's vsnprintf of its checked format argument.
-ASAN_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Wno-format-nonliteral -O1 -g -fno-omit-frame-pointer \
+# MAILSRV_FAILPOINTS: the fault drills' failpoints (include/failpoint.h),
+# in this build only.
+ASAN_CFLAGS := -std=c11 -D_GNU_SOURCE -DMAILSRV_FAILPOINTS $(WARN) -Wno-format-nonliteral -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -Iinclude -I/usr/include/postgresql -fPIE -pthread
 ASAN_LDFLAGS := -fsanitize=address,undefined -pie

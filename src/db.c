@@ -4,11 +4,17 @@
  * Timeouts come from two places on purpose: the client side bounds the
  * connect and a half-open TCP connection (docs/design.md, "PostgreSQL 15 and libpq"), the session
  * settings bound statements, lock waits and idle transactions, so a request
- * never waits on the database longer than DB_STATEMENT_TIMEOUT_MS.
+ * never waits on the database longer than DB_STATEMENT_TIMEOUT_MS. And the
+ * client waits for no answer longer than that plus DB_ANSWER_MARGIN_MS
+ * (await): a path that went silent without a reset (a stalled proxy that
+ * keeps the TCP connection up) is noticed by neither of the others. So every
+ * statement is sent with libpq's asynchronous calls on a non-blocking
+ * connection and its answer awaited with poll().
  */
 #include "db.h"
 #include "db_statements.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
@@ -68,15 +74,84 @@ static void notice_to_log(void *arg, const char *message)
 	log_info("database notice: %s", message);
 }
 
+static long long mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * The answer to what was just sent (sent: the PQsend* call's return), waited
+ * for at most wait_ms: the first error result, else the last result; the
+ * caller clears it. NULL with *timed_out set when no answer came in time:
+ * the connection is given up (closed, db->conn NULL), since its protocol
+ * state is unknown and the statement may yet run. NULL without it when the
+ * connection failed (PQstatus says so, PQerrorMessage why).
+ */
+static PGresult *await(struct db *db, int sent, int wait_ms, int *timed_out)
+{
+	PGconn *conn = db->conn;
+	PGresult *kept = NULL;
+	long long deadline = mono_ms() + wait_ms;
+	*timed_out = 0;
+	if (!sent)
+		return NULL;
+	for (;;) {
+		int flushing = PQflush(conn); /* 0 all sent, 1 more to send, -1 failed */
+		if (flushing < 0)
+			break;
+		while (!flushing && !PQisBusy(conn)) {
+			PGresult *r = PQgetResult(conn);
+			if (r == NULL)
+				return kept;
+			ExecStatusType st = PQresultStatus(r);
+			int err = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+			if (kept == NULL || (err && (PQresultStatus(kept) == PGRES_COMMAND_OK ||
+			                             PQresultStatus(kept) == PGRES_TUPLES_OK))) {
+				PQclear(kept);
+				kept = r;
+			} else {
+				PQclear(r);
+			}
+		}
+		long long left = deadline - mono_ms();
+		if (left <= 0) {
+			PQclear(kept);
+			log_warning(
+			    "no answer from the database within %d ms: giving the connection up",
+			    wait_ms);
+			db_disconnect(db);
+			db->cause = DB_CAUSE_TIMEOUT;
+			*timed_out = 1;
+			return NULL;
+		}
+		struct pollfd p = {.fd = PQsocket(conn),
+		                   .events = POLLIN | (flushing ? POLLOUT : 0)};
+		if (p.fd < 0)
+			break;
+		int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn))
+			break;
+	}
+	PQclear(kept);
+	return NULL;
+}
+
 static int prepare_all(struct db *db)
 {
+	int wait_ms = DB_STATEMENT_TIMEOUT_MS + DB_ANSWER_MARGIN_MS, timed_out;
 	for (size_t i = 0; i < db_statement_count; i++) {
-		PGresult *res =
-		    PQprepare(db->conn, db_statements[i].name, db_statements[i].sql, 0, NULL);
+		PGresult *res = await(
+		    db,
+		    PQsendPrepare(db->conn, db_statements[i].name, db_statements[i].sql, 0, NULL),
+		    wait_ms, &timed_out);
 		int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
+		if (!ok && !timed_out)
 			log_error("could not prepare statement \"%s\": %s", db_statements[i].name,
-			          PQresultErrorMessage(res));
+			          res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
 		PQclear(res);
 		if (!ok)
 			return -1;
@@ -141,7 +216,8 @@ err_t db_ensure(struct db *db)
 		return E_DB_UNAVAILABLE;
 	}
 	PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
-	if (prepare_all(db) != 0) {
+	/* Sends never block (await polls for the rest); see the header. */
+	if (PQsetnonblocking(db->conn, 1) != 0 || prepare_all(db) != 0) {
 		db_disconnect(db);
 		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
@@ -239,8 +315,14 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		 * failure's. Whether the statement only reads is asked on failure. */
 		int alone = attempt == 0 && db->pinned == 0 &&
 		            PQtransactionStatus(db->conn) == PQTRANS_IDLE;
-		PGresult *res = PQexecPrepared(db->conn, db_statements[stmt].name, nparams, values,
-		                               lengths, fmt, 0);
+		int timed_out;
+		PGresult *res = await(db,
+		                      PQsendQueryPrepared(db->conn, db_statements[stmt].name,
+		                                          nparams, values, lengths, fmt, 0),
+		                      db_statement_wait_ms(stmt), &timed_out);
+		/* No answer in time: given up, never run again (it may yet run). */
+		if (timed_out)
+			return E_DB_UNAVAILABLE;
 		ExecStatusType st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (out != NULL)
@@ -277,7 +359,11 @@ static err_t simple(struct db *db, const char *sql)
 		db->cause = DB_CAUSE_UNAVAILABLE;
 		return E_DB_UNAVAILABLE;
 	}
-	PGresult *res = PQexec(db->conn, sql);
+	int timed_out;
+	PGresult *res = await(db, PQsendQuery(db->conn, sql),
+	                      DB_STATEMENT_TIMEOUT_MS + DB_ANSWER_MARGIN_MS, &timed_out);
+	if (timed_out)
+		return E_DB_UNAVAILABLE;
 	err_t e = PQresultStatus(res) == PGRES_COMMAND_OK ? E_OK : classify(db, res);
 	PQclear(res);
 	return e;
@@ -302,9 +388,11 @@ void db_rollback(struct db *db)
 		return;
 	if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
 		return;
-	PGresult *res = PQexec(db->conn, "ROLLBACK");
+	int timed_out;
+	PGresult *res = await(db, PQsendQuery(db->conn, "ROLLBACK"),
+	                      DB_STATEMENT_TIMEOUT_MS + DB_ANSWER_MARGIN_MS, &timed_out);
 	PQclear(res);
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	if (!timed_out && PQstatus(db->conn) != CONNECTION_OK)
 		db_disconnect(db);
 }
 

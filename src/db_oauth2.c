@@ -89,12 +89,9 @@ err_t db_oauth2_get(struct db *db, struct arena *a, const struct secret_keyring 
 		if (aad == NULL) {
 			nomem = 1;
 		} else if (db_open_secret(a, kr, aad, r, 0, secrets[i].col, plain[i], lens[i]) !=
-		           0) {
-			log_error(
-			    "could not decrypt the stored %s of mail server %lld: wrong or missing"
-			    " key in the secret keyring",
-			    secrets[i].what, id);
-			e = E_INTERNAL;
+		               0 &&
+		           out->unreadable == NULL) {
+			out->unreadable = secrets[i].what;
 		}
 	}
 	db_clear(r);

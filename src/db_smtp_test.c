@@ -13,6 +13,7 @@
 #include "db.h"
 #include "db_row.h"
 #include "db_statements.h"
+#include "log.h"
 #include "validate.h"
 
 err_t db_smtp_test_password_get(struct db *db, struct arena *a, const struct secret_keyring *kr,
@@ -30,9 +31,16 @@ err_t db_smtp_test_password_get(struct db *db, struct arena *a, const struct sec
 		return e;
 	if (db_ntuples(r) > 0) {
 		*found = 1;
-		if (db_open_secret(a, kr, db_ms_secret_aad(a, id, MS_SECRET_password), r, 0, 0,
-		                   password, NULL) != 0)
+		char *aad = db_ms_secret_aad(a, id, MS_SECRET_password);
+		if (aad == NULL) {
 			e = E_INTERNAL;
+		} else if (db_open_secret(a, kr, aad, r, 0, 0, password, NULL) != 0) {
+			log_error(
+			    "integrity: the stored password of mail server %lld does not decrypt"
+			    " (changed in the database, or its key left the keyring)",
+			    id);
+			e = E_SECRET_UNREADABLE;
+		}
 	}
 	db_clear(r);
 	return e;

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "db_statements.h"
 #include "db_mail_server.h"
+#include "mailsrv_limits.h"
 
 /* The representation's columns, from their declaration (MS_READ_COLUMNS in
  * db_mail_server.h): id, then each column's SQL expression. */
@@ -215,6 +216,15 @@ int db_statement_reads_only(int stmt)
 		/* not ST_OA_GET: the refresh flow reads it under its session lock */
 		return stmt >= ST_MS_LIST_FIRST && stmt <= ST_MS_LIST_LAST;
 	}
+}
+
+int db_statement_wait_ms(int stmt)
+{
+	/* The refresh lock waits up to OAUTH2_LOCK_WAIT_MS (ST_OA_LOCK_TIMEOUTS
+	 * raises the statement timeout to that for it). */
+	if (stmt == ST_OA_LOCK)
+		return OAUTH2_LOCK_WAIT_MS + DB_ANSWER_MARGIN_MS;
+	return DB_STATEMENT_TIMEOUT_MS + DB_ANSWER_MARGIN_MS;
 }
 
 const size_t db_statement_count = sizeof(db_statements) / sizeof(db_statements[0]);

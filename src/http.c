@@ -47,6 +47,9 @@ static const struct problem_def problems[E__COUNT] = {
     /* Connection tests beyond a process's share of threads (they may hold
      * a thread for MAILSRV_TEST_TIMEOUT): the rest of the API keeps its. */
     [E_SERVICE_BUSY] = {503, "service-busy", "Service busy"},
+    /* The request is fine, the server's stored state is not: like the other
+     * "not ready" answers of the OAuth operations (docs/api.md, "Errors"). */
+    [E_SECRET_UNREADABLE] = {409, "conflict", "Conflict"},
     [E_INTERNAL] = {500, "internal", "Internal error"},
 };
 
@@ -119,6 +122,8 @@ void http_problem(struct ctx *c, err_t e)
 	json_out_int(o, p->status);
 	json_out_key(o, "detail");
 	json_out_cstring(o, c->detail ? c->detail : p->title);
+	if (e == E_SECRET_UNREADABLE && c->error_code == NULL)
+		c->error_code = "secret_unreadable";
 	if (c->error_code != NULL) {
 		json_out_key(o, "error_code");
 		json_out_cstring(o, c->error_code);

@@ -50,6 +50,9 @@ struct db_problem http_db_problem(err_t e, enum db_cause cause, const char *cons
 			if (constraint != NULL && strcmp(constraint, uniques[i].constraint) == 0)
 				return uniques[i].problem;
 		return (struct db_problem){E_INTERNAL, BUG_DETAIL, NULL, NULL, 1};
+	case E_SECRET_UNREADABLE:
+		p.detail = "a stored secret of the mail server cannot be decrypted: enter it again";
+		return p;
 	case E_INTERNAL:
 		if (cause == DB_CAUSE_CHECK || cause == DB_CAUSE_FOREIGN_KEY)
 			return (struct db_problem){E_INTERNAL, BUG_DETAIL, NULL, NULL, 1};

@@ -35,6 +35,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db_oauth2.h"
+#include "failpoint.h"
 #include "json.h"
 #include "log.h"
 #include "mailsrv_limits.h"
@@ -601,6 +602,25 @@ static int adopt(const struct oauth2_server *s, enum want want, struct oauth2_fa
 	return 1;
 }
 
+/* A stored secret of s does not decrypt: its ciphertext was changed or moved
+ * in the database (each is sealed to its row and column), or its key left the
+ * keyring. Logged here, once per request: the value never, the column always.
+ * Nothing is sent anywhere with such a server. */
+static err_t unreadable(struct arena *a, const struct oauth2_server *s, struct oauth2_failure *f)
+{
+	log_error("integrity: the stored %s of mail server %lld does not decrypt (changed in the"
+	          " database, or its key left the keyring)",
+	          s->unreadable, s->id);
+	f->code = "secret_unreadable";
+	f->description = arena_printf(a,
+	                              "the stored %s of the mail server cannot be decrypted"
+	                              " (it was changed outside the service, or its key is no"
+	                              " longer in the keyring): enter it again",
+	                              s->unreadable);
+	f->provider = 0;
+	return E_SECRET_UNREADABLE;
+}
+
 static err_t check_refreshable(const struct oauth2_server *s, struct oauth2_failure *f)
 {
 	if (!s->is_oauth2)
@@ -641,6 +661,8 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
 		store_failure(db, s, invalid_grant ? "reauthorization_required" : "error", f);
 		return e;
 	}
+	/* The drill of a crash between the provider's answer and its storing. */
+	FAILPOINT("refresh-answered");
 	if ((e = store_tokens(app, db, a, s, &tok, s->granted_scope, f)) != E_OK)
 		return e;
 	log_info("refreshed the access token of mail server %lld%s", s->id,
@@ -673,6 +695,8 @@ static err_t single_flight(const struct app *app, struct db *db, struct arena *a
 		return E_NOT_FOUND;
 	if (!s1.is_oauth2)
 		return conflict(f, "not_oauth2", "the mail server does not use OAuth 2.0");
+	if (s1.unreadable != NULL)
+		return unreadable(a, &s1, f);
 	if (want == WANT_USABLE) {
 		if (usable(&s1, OAUTH2_REFRESH_MARGIN_S)) {
 			*out = s1;
@@ -705,6 +729,8 @@ static err_t single_flight(const struct app *app, struct db *db, struct arena *a
 	e = db_oauth2_get(db, a, app->keyring, id, &s2, &found);
 	if (e == E_OK && !found)
 		e = E_NOT_FOUND;
+	if (e == E_OK && s2.unreadable != NULL)
+		e = unreadable(a, &s2, f);
 	if (e != E_OK)
 		goto out;
 	*out = s2;
@@ -790,6 +816,11 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 	}
 	s.token_url = flow->token_url;
 	s.client_id = flow->client_id;
+	/* Unreadable tokens are about to be replaced; the client secret is used. */
+	if (s.unreadable != NULL && strcmp(s.unreadable, "secret_key") == 0) {
+		e = unreadable(a, &s, f);
+		goto out;
+	}
 	if (s.client_secret == NULL) {
 		e = conflict(f, "no_client_secret",
 		             "the mail server has no client secret (secret_key)");

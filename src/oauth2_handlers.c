@@ -286,6 +286,8 @@ err_t oauth2_handle_callback(struct ctx *c)
 		return http_reject_db(c, e, DB_WRITE);
 	case E_INTERNAL:
 		return http_reject(c, E_INTERNAL, "could not finish the authorization");
+	case E_SECRET_UNREADABLE:
+		return to_console(c, id, "secret_unreadable");
 	case E_DESTINATION_REFUSED:
 		return to_console(c, id, "destination_refused");
 	case E_OAUTH2_PROVIDER:
@@ -313,6 +315,7 @@ err_t oauth2_handle_refresh(struct ctx *c)
 	case E_DB_UNAVAILABLE:
 		return http_reject_db(c, e, DB_WRITE);
 	case E_CONFLICT:
+	case E_SECRET_UNREADABLE:
 		c->error_code = f.code;
 		return http_reject(c, e, f.description);
 	case E_OAUTH2_PROVIDER:

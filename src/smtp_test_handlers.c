@@ -372,6 +372,8 @@ static err_t saved_token(struct ctx *c, const struct ms_row *row, long long star
 	err_t e = oauth2_access_token(c->w->app, c->w->db, c->arena, row->id, token, &len, &f);
 	if (e == E_OK)
 		return E_OK;
+	if (e == E_SECRET_UNREADABLE)
+		return http_reject(c, e, f.description);
 	if (e == E_DB_UNAVAILABLE || e == E_NOT_FOUND || e == E_INTERNAL)
 		return http_reject_db(c, e, DB_READ);
 	*token = NULL;
@@ -519,6 +521,14 @@ err_t smtp_handle_test(struct ctx *c)
 	if (row.auth == AUTH_BASIC && row.username != NULL && row.username[0] != '\0') {
 		e = db_smtp_test_password_get(db, c->arena, app->keyring, row.id, row.version,
 		                              &t.password, &found);
+		if (e == E_SECRET_UNREADABLE) {
+			e = http_reject(
+			    c, e,
+			    "the stored password of the mail server cannot be decrypted (it"
+			    " was changed outside the service, or its key is no longer in"
+			    " the keyring): enter it again");
+			goto out;
+		}
 		if (e != E_OK) {
 			e = http_reject_db(c, e, DB_READ);
 			goto out;
@@ -551,6 +561,10 @@ err_t smtp_handle_test(struct ctx *c)
 		e = oauth2_refresh(app, db, c->arena, row.id, c->req->arrival_ms, &f);
 		if (e == E_OK)
 			e = oauth2_access_token(app, db, c->arena, row.id, &t.token, &len, &f);
+		if (e == E_SECRET_UNREADABLE) {
+			e = http_reject(c, e, f.description);
+			goto out;
+		}
 		if (e == E_DB_UNAVAILABLE || e == E_NOT_FOUND || e == E_INTERNAL) {
 			e = http_reject_db(c, e, DB_WRITE);
 			goto out;

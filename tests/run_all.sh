@@ -322,6 +322,9 @@ if [[ ${TEST_SANITIZE:-1} != 0 ]]; then
 		# (scripts/stack.sh); the service never runs as root.
 		export ASAN_OPTIONS="log_path=$STACK_VAR/log/service/sanitizer:detect_leaks=1:allocator_may_return_null=1:print_summary=1"
 		export UBSAN_OPTIONS="log_path=$STACK_VAR/log/service/sanitizer:halt_on_error=1:print_stacktrace=1"
+		# The failpoints of this build (include/failpoint.h), armed by the
+		# drills with a file in this directory.
+		export MAILSRV_FAILPOINT_DIR=$STACK_VAR/failpoints
 		record asan-build 1 0
 	else
 		tail -n 20 "$logdir/asan-build.log" >&2
@@ -405,7 +408,7 @@ if [[ -n $sanitize && -n $stack_ok ]]; then
 		record sanitizers 0 "${n:-1}" "reports in $STACK_VAR/log/sanitizer.*"
 	fi
 fi
-unset ASAN_OPTIONS UBSAN_OPTIONS STACK_MAILSRV_BIN
+unset ASAN_OPTIONS UBSAN_OPTIONS STACK_MAILSRV_BIN MAILSRV_FAILPOINT_DIR
 
 # ---- brief fuzzing -------------------------------------------------------
 if [[ -x tests/fuzz/run_brief.sh ]]; then

@@ -77,10 +77,12 @@ def stack_env():
     return env
 
 
-def stack(*args, timeout=180):
-    """scripts/stack.sh ARGS with the test stack's settings; fails the drill
-    with the end of its output when it fails."""
-    res = subprocess.run([str(STACK)] + list(args), env=stack_env(), capture_output=True,
+def stack(*args, timeout=180, env=None):
+    """scripts/stack.sh ARGS with the test stack's settings (and env's on top
+    of them); fails the drill with the end of its output when it fails."""
+    e = stack_env()
+    e.update(env or {})
+    res = subprocess.run([str(STACK)] + list(args), env=e, capture_output=True,
                          text=True, timeout=timeout)
     assert res.returncode == 0, "stack.sh %s failed (%d): %s" % (
         " ".join(args), res.returncode, (res.stdout + res.stderr).strip()[-800:])
@@ -162,6 +164,21 @@ def ensure_healthy():
         return
     stack("start")
     assert wait_pool(), "the stack did not come back to %d healthy workers" % PROCESSES
+
+
+def restart_service(**env):
+    """Stop the service (SIGTERM to the master: it drains and exits) and
+    start it again through `stack.sh start`, with the MAILSRV_* settings in
+    env over the stack's (none: the stack's own). nginx and PostgreSQL stay."""
+    master = master_pid()
+    if master:
+        os.kill(master, signal.SIGTERM)
+        deadline = now() + SHUTDOWN_DEADLINE_S + 10
+        while alive(master) and now() < deadline:
+            time.sleep(0.05)
+        assert not alive(master), "the master did not exit after SIGTERM"
+    stack("start", env=env)
+    assert wait_pool(), "the service did not come back with %d workers" % PROCESSES
 
 
 def expect_crash(pid, why):

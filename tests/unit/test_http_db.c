@@ -79,6 +79,7 @@ static void test_problem_table(void **state)
 	    [E_UNSUPPORTED_MEDIA_TYPE] = {415, "/problems/unsupported-media-type"},
 	    [E_RATE_LIMITED] = {429, "/problems/rate-limited"},
 	    [E_SERVICE_BUSY] = {503, "/problems/service-busy"},
+	    [E_SECRET_UNREADABLE] = {409, "/problems/conflict"},
 	    [E_DB_UNAVAILABLE] = {503, "/problems/database-unavailable"},
 	    [E_OAUTH2_PROVIDER] = {502, "/problems/oauth2-provider-error"},
 	    [E_DESTINATION_REFUSED] = {502, "/problems/destination-refused"},
@@ -149,6 +150,9 @@ static const struct db_case db_cases[] = {
     /* a row the operation needs is gone */
     {E_NOT_FOUND, DB_CAUSE_FOREIGN_KEY, "", DB_WRITE, 404, "/problems/not-found",
      "no mail server has this id", NULL, 0},
+    /* a stored secret that does not decrypt: the client's to fix */
+    {E_SECRET_UNREADABLE, DB_CAUSE_NONE, "", DB_READ, 409, "/problems/conflict",
+     "a stored secret of the mail server cannot be decrypted: enter it again", NULL, 0},
     /* an err_t the data layer never returns is a bug, not passed on */
     {E_VALIDATION, DB_CAUSE_NONE, "", DB_READ, 500, "/problems/internal",
      "could not read the mail server", NULL, 0},
