@@ -534,6 +534,7 @@ err_t smtp_handle_test(struct ctx *c)
 			goto out;
 		}
 		if (!found) {
+			c->error_code = "changed_during_test";
 			e = http_reject(c, E_CONFLICT,
 			                "the mail server changed while its test started; retry");
 			goto out;
