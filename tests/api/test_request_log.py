@@ -26,12 +26,6 @@ from mailapi import LOG_DIR, REPO, Client, describe, known_tokens, mint_token
 
 SERVICE_LOG = LOG_DIR / "mailsrv.log"
 BINARY = REPO / "build" / "mailsrv"
-# Where this run's part of the log starts (modules are imported when the
-# session collects its tests, before any test runs).
-try:
-    SESSION_LOG_START = SERVICE_LOG.stat().st_size
-except OSError:
-    SESSION_LOG_START = 0
 TEXT_LINE = re.compile(r"^\S+ \[(\d+)\] (?:request (\S+) )?(LOG|WARNING|ERROR): (.*)$")
 
 

