@@ -24,6 +24,10 @@ OBJ     := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# The schema version this build expects: the newest sql/NNN_*.sql, which
+# /readyz compares with the newest migration recorded in the database.
+SCHEMA_VERSION := $(lastword $(sort $(notdir $(wildcard sql/[0-9][0-9][0-9]_*.sql))))
+ALL_CFLAGS += -I$(BUILD)/gen
 
 .PHONY: all deps unit token run start stop test bench fuzz clean format format-check
 all: $(BUILD)/mailsrv $(BUILD)/mailsrv-tool
@@ -36,7 +40,15 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/tests:
+# Written only when it changes, so a new migration rebuilds router.c.
+$(BUILD)/gen/schema_version.h: FORCE | $(BUILD)/gen
+	@printf '#define MAILSRV_SCHEMA_VERSION "%s"\n' '$(SCHEMA_VERSION)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+$(BUILD)/obj/router.o: $(BUILD)/gen/schema_version.h
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/gen:
 	@mkdir -p $@
 
 # Made afresh: `ar r` into an old archive would keep the objects of

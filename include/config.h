@@ -30,6 +30,7 @@ struct config {
 	int test_rate;                   /* MAILSRV_TEST_RATE per minute */
 	int test_connect_timeout;        /* MAILSRV_TEST_CONNECT_TIMEOUT seconds */
 	int test_timeout;                /* MAILSRV_TEST_TIMEOUT seconds */
+	int log_json;                    /* MAILSRV_LOG_FORMAT: 0 text, 1 json */
 	struct outbound_policy outbound; /* parsed MAILSRV_OUTBOUND_ALLOW and _DENY_PRIVATE */
 };
 

@@ -51,6 +51,19 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
               const int *fmt, struct pg_result **res);
 void db_clear(struct pg_result *res);
 
+/* The time this connection spent waiting for the server (connecting,
+ * statements, BEGIN/COMMIT/ROLLBACK) since the last call, in microseconds;
+ * the count starts again at 0 (0 for a NULL db). Read once per request for
+ * its log line. */
+long long db_take_busy_us(struct db *db);
+
+/* The newest migration applied (the greatest file name recorded by
+ * scripts/migrate.sh in schema_migrations) into out, "" when none; waits at
+ * most wait_ms for the answer (then the connection is given up). E_OK, or
+ * the failure as db_exec reports it (E_INTERNAL when the table is missing or
+ * not readable by the service's role). */
+err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen);
+
 err_t db_begin(struct db *db);
 err_t db_commit(struct db *db);
 /* Never fails visibly: a broken connection is simply marked for reconnect. */

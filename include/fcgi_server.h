@@ -20,4 +20,8 @@ int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errl
  * SHUTDOWN_DEADLINE_S. Returns the process exit status. */
 int fcgi_worker_process(const struct app *app, int listen_fd, int threads);
 
+/* 1 once this process received SIGTERM/SIGINT and is draining: /readyz
+ * answers 503 from then on. */
+int fcgi_draining(void);
+
 #endif

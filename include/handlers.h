@@ -57,7 +57,15 @@ err_t smtp_read_settings(struct ctx *c);
 err_t smtp_handle_test(struct ctx *c);
 err_t smtp_handle_test_settings(struct ctx *c);
 
-/* router.c */
+/* router.c: the probes outside /api/v1 (no token). livez_handle answers
+ * without the database; readyz_handle (also /healthz) checks the database,
+ * the schema version and that the process is not draining. */
 err_t health_handle(struct ctx *c);
+err_t livez_handle(struct ctx *c);
+err_t readyz_handle(struct ctx *c);
+
+/* 1 when the path is one of the probes (/livez, /readyz, /healthz): their
+ * requests are not logged at info level. */
+int router_is_probe(const char *path);
 
 #endif

@@ -47,6 +47,7 @@ struct http_response {
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
+	const char *route; /* the matched route's template (ctx.route_template) */
 };
 
 struct field_error {
@@ -90,6 +91,10 @@ struct ctx {
 	                         * provider's error code or ours), NULL: none */
 	struct field_error errors[MAX_FIELD_ERRORS];
 	size_t nerrors;
+	/* The matched route ("/api/v1/mail-servers/{id}"), set by the router;
+	 * NULL when no route matched. Logs and metrics use it, never the raw
+	 * path. */
+	const char *route_template;
 };
 
 /* Add a response header (name and value must outlive the response: static

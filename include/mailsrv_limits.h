@@ -115,6 +115,16 @@
 #define DB_KEEPALIVES_IDLE_S     30
 #define DB_KEEPALIVES_INTERVAL_S 10
 #define DB_KEEPALIVES_COUNT      3
+/* /readyz and /healthz: how long the probe waits for the database's answer
+ * (a load balancer probes every few seconds with a timeout of its own, so
+ * a slow answer is as bad as none); the connect itself is bounded by
+ * DB_CONNECT_TIMEOUT_S. */
+#define READY_DB_WAIT_MS 1500
+/* The actor in a request's log line: the token's sub, at most this many
+ * bytes of printable ASCII (anything else becomes '?'). */
+#define LOG_ACTOR_MAX_BYTES 64
+/* The method in a request's log line (nginx accepts longer ones). */
+#define LOG_METHOD_MAX_BYTES 16
 /* Retry-After (seconds) on 503 database-unavailable. */
 #define RETRY_AFTER_DB_S 1
 /* Worker processes: the listen backlog of the FastCGI socket (connections

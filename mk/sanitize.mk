@@ -27,7 +27,7 @@ ASAN_BIN    := $(ASAN_DIR)/mailsrv
 # in this build only.
 ASAN_CFLAGS := -std=c11 -D_GNU_SOURCE -DMAILSRV_FAILPOINTS $(WARN) -Wno-format-nonliteral -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-               -Iinclude -I/usr/include/postgresql -fPIE -pthread
+               -Iinclude -I$(BUILD)/gen -I/usr/include/postgresql -fPIE -pthread
 ASAN_LDFLAGS := -fsanitize=address,undefined -pie
 
 .PHONY: asan valgrind
@@ -37,6 +37,7 @@ asan: $(ASAN_BIN)
 $(ASAN_DIR)/obj:
 	@mkdir -p $@
 
+$(ASAN_DIR)/obj/router.o: $(BUILD)/gen/schema_version.h
 $(ASAN_DIR)/obj/%.o: src/%.c $(wildcard include/*.h) | $(ASAN_DIR)/obj
 	@echo "  CC asan $<"
 	@$(ASAN_CC) $(ASAN_CFLAGS) -c -o $@ $<

@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     sha256     text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+-- /readyz compares the newest recorded file with the one the build expects.
+GRANT SELECT ON schema_migrations TO mailsrv_app;
 SQL
 
 declare -A applied=()

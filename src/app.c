@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -14,6 +15,7 @@
 #include "db.h"
 #include "http.h"
 #include "json.h"
+#include "log.h"
 #include "mailsrv_limits.h"
 #include "router.h"
 
@@ -39,14 +41,39 @@ static void end(struct ctx *c)
 	http_header(c, "Cache-Control", "no-store");
 }
 
+static long long mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* The request's line at info level (not for the probes, which a load
+ * balancer sends every few seconds): never the raw path, the query, a
+ * header or the body. */
+static void log_done(const struct ctx *c, long long started_us)
+{
+	long long db_us = db_take_busy_us(c->w->db);
+	if (router_is_probe(c->req->path))
+		return;
+	struct log_request r = {c->req->method,  c->route_template,
+	                        c->resp->status, mono_us() - started_us,
+	                        db_us,           c->who.sub};
+	log_request(&r);
+}
+
 void app_handle(struct worker *w, const struct http_request *req, struct http_response *resp)
 {
+	long long started = mono_us();
 	struct ctx c;
 	begin(&c, w, req, resp);
+	db_take_busy_us(w->db); /* this request's database time starts at 0 */
 	err_t e = router_dispatch(&c);
 	if (e != E_OK)
 		http_problem(&c, e);
 	end(&c);
+	resp->route = c.route_template;
+	log_done(&c, started);
 }
 
 void app_reject(struct worker *w, const struct http_request *req, struct http_response *resp,
@@ -56,9 +83,11 @@ void app_reject(struct worker *w, const struct http_request *req, struct http_re
 	if (r.request_id == NULL)
 		r.request_id = "";
 	struct ctx c;
+	long long started = mono_us();
 	begin(&c, w, &r, resp);
 	http_problem(&c, http_reject(&c, e, detail));
 	end(&c);
+	log_done(&c, started);
 }
 
 int app_init(struct app *app, char *err, size_t errlen)

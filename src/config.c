@@ -84,6 +84,12 @@ int config_load(struct config *c, char *err, size_t errlen)
 	    env_int("MAILSRV_TEST_TIMEOUT", 30, 1, SMTP_TEST_TIMEOUT_MAX_S, &c->test_timeout, err,
 	            errlen) != 0)
 		return -1;
+	const char *log_format = env_or("MAILSRV_LOG_FORMAT", "text");
+	if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0) {
+		snprintf(err, errlen, "MAILSRV_LOG_FORMAT must be text or json");
+		return -1;
+	}
+	c->log_json = strcmp(log_format, "json") == 0;
 	if (strncmp(c->public_url, "http://", 7) != 0 &&
 	    strncmp(c->public_url, "https://", 8) != 0) {
 		snprintf(err, errlen, "MAILSRV_PUBLIC_URL must be an http or https URL");

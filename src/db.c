@@ -32,6 +32,7 @@ struct db {
 	enum db_cause cause;
 	char sqlstate[6];
 	char constraint[64];
+	long long busy_ns; /* time spent waiting for the server since db_take_busy_us */
 };
 
 struct db *db_new(const char *conninfo)
@@ -74,6 +75,13 @@ static void notice_to_log(void *arg, const char *message)
 	log_info("database notice: %s", message);
 }
 
+static long long mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 static long long mono_ms(void)
 {
 	struct timespec t;
@@ -89,7 +97,7 @@ static long long mono_ms(void)
  * state is unknown and the statement may yet run. NULL without it when the
  * connection failed (PQstatus says so, PQerrorMessage why).
  */
-static PGresult *await(struct db *db, int sent, int wait_ms, int *timed_out)
+static PGresult *await_answer(struct db *db, int sent, int wait_ms, int *timed_out)
 {
 	PGconn *conn = db->conn;
 	PGresult *kept = NULL;
@@ -138,6 +146,24 @@ static PGresult *await(struct db *db, int sent, int wait_ms, int *timed_out)
 	}
 	PQclear(kept);
 	return NULL;
+}
+
+/* await_answer, its time added to the request's database time. */
+static PGresult *await(struct db *db, int sent, int wait_ms, int *timed_out)
+{
+	long long t0 = mono_ns();
+	PGresult *r = await_answer(db, sent, wait_ms, timed_out);
+	db->busy_ns += mono_ns() - t0;
+	return r;
+}
+
+long long db_take_busy_us(struct db *db)
+{
+	if (db == NULL)
+		return 0;
+	long long us = db->busy_ns / 1000;
+	db->busy_ns = 0;
+	return us;
 }
 
 static int prepare_all(struct db *db)
@@ -204,7 +230,9 @@ err_t db_ensure(struct db *db)
 	                      "dbname",           NULL};
 	const char *vals[] = {connect_timeout,  "1",     ka_idle,   ka_interval,  ka_count,
 	                      tcp_user_timeout, options, "mailsrv", db->conninfo, NULL};
+	long long t0 = mono_ns();
 	db->conn = PQconnectdbParams(keys, vals, 1);
+	db->busy_ns += mono_ns() - t0;
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		/* PQerrorMessage names host and reason, never a password. */
 		char msg[256];
@@ -344,6 +372,35 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		if (db_ensure(db) != E_OK)
 			return E_DB_UNAVAILABLE;
 	}
+}
+
+err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	db->sqlstate[0] = db->constraint[0] = '\0';
+	db->cause = DB_CAUSE_NONE;
+	if (db->conn == NULL) {
+		db->cause = DB_CAUSE_UNAVAILABLE;
+		return E_DB_UNAVAILABLE;
+	}
+	/* Not a prepared statement: those are prepared on every connection,
+	 * and a database without the bookkeeping table (or without the grant
+	 * to read it) must only make this fail, not every connection. */
+	int timed_out;
+	PGresult *res =
+	    await(db, PQsendQuery(db->conn, "SELECT max(filename) FROM schema_migrations"), wait_ms,
+	          &timed_out);
+	if (timed_out)
+		return E_DB_UNAVAILABLE;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err_t e = classify(db, res);
+		PQclear(res);
+		return e;
+	}
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return E_OK;
 }
 
 void db_clear(struct pg_result *res)

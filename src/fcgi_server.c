@@ -481,6 +481,11 @@ static void finish(FCGX_Request *fr)
 
 static atomic_int stopping;
 
+int fcgi_draining(void)
+{
+	return atomic_load(&stopping);
+}
+
 struct thread_slot {
 	pthread_t thread;
 	const struct app *app;

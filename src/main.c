@@ -166,6 +166,7 @@ int main(void)
 		log_error("could not start: %s", err);
 		return 1;
 	}
+	log_set_json(app.cfg.log_json);
 	/* libcurl's global state, once, before any fork or thread. */
 	if (outbound_global_init() != 0) {
 		log_error("could not start: libcurl could not be initialized");

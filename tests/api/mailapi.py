@@ -398,7 +398,8 @@ class Client:
         self.session = session or requests.Session()
 
     def url(self, path):
-        if path.startswith("/api/") or path.startswith("/healthz") or path == "/":
+        if (path.startswith("/api/") or path.startswith("/healthz") or path == "/"
+                or path in ("/livez", "/readyz")):
             return path
         return API + path
 

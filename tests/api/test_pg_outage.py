@@ -84,9 +84,15 @@ def test_database_outage(api):
         assert r.status_code in (400, 503), describe(r)
         assert took < ANSWER_WITHIN_S
 
-        r, took = timed(client.get, "/healthz", timeout=30)
-        problem(r, 503, "database-unavailable")
-        assert took < ANSWER_WITHIN_S
+        for probe in ("/healthz", "/readyz"):
+            r, took = timed(anon.get, probe, timeout=30)
+            problem(r, 503, "database-unavailable")
+            assert "Retry-After" in r.headers, probe
+            assert took < ANSWER_WITHIN_S, "%s took %.1f s" % (probe, took)
+        # Liveness needs no database.
+        r, took = timed(anon.get, "/livez", timeout=30)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, describe(r)
+        assert took < 1.0
     finally:
         stack("pg-start")
 
@@ -107,6 +113,7 @@ def test_database_outage(api):
 
     assert api.snapshot() == before
     assert api.get("/healthz").status_code == 200
+    assert api.get("/readyz").status_code == 200
     r = api.get("/mail-servers/default")
     assert r.status_code == 200 and r.json()["id"] == a["id"], describe(r)
     # and it writes again

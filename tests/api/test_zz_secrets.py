@@ -8,11 +8,19 @@ counts are ever shown, never the text that holds a secret.
 """
 
 import json
+import os
 
 from mailapi import (LOG_DIR, SECRET_PREFIX, basic_body, etag_of, known_tokens, oauth_body,
                      problem, recorded, secret)
 
 PREFIX = SECRET_PREFIX.encode()
+SERVICE_LOG = LOG_DIR / "mailsrv.log"
+# Where this session's part of the service's log starts (test modules are
+# imported when the session collects them, before any test runs).
+try:
+    SESSION_LOG_START = SERVICE_LOG.stat().st_size
+except OSError:
+    SESSION_LOG_START = 0
 
 
 def leaks_in_responses():
@@ -98,3 +106,29 @@ def test_no_bearer_token_in_the_logs():
         if any(t in data for t in tokens):
             leaked.append(str(p.relative_to(LOG_DIR)))
     assert not leaked, "a token signature appeared in %s" % leaked
+
+
+def test_the_scan_covers_the_request_lines():
+    """The service's log of this run (since the session started) holds its
+    request lines (so the scans above read them), every line in the format
+    the stack runs with; no log holds an Authorization header or a bearer
+    token's text."""
+    from test_request_log import parse
+    json_format = os.environ.get("MAILSRV_LOG_FORMAT", "text") == "json"
+    requests_seen = 0
+    with open(SERVICE_LOG, "rb") as f:
+        f.seek(SESSION_LOG_START)
+        this_run = f.read().decode("utf-8", "replace")
+    for line in this_run.splitlines():
+        if not line.strip() or line.startswith("--- "):
+            continue  # the stack script's start and stop markers
+        assert line.startswith("{") == json_format, "a line not in the configured format"
+        d = parse(line)
+        assert d is not None, "a line in neither format (%d bytes)" % len(line)
+        if d["message"] == "request":
+            requests_seen += 1
+            assert set(d) >= {"method", "route", "status", "duration_ms", "db_ms", "actor"}
+    assert requests_seen > 20, "only %d request lines in the service's log" % requests_seen
+    for p in log_files():
+        data = p.read_bytes().lower()
+        assert b"authorization:" not in data and b"bearer ey" not in data, p.name

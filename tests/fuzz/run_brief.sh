@@ -34,10 +34,12 @@ esac
 
 CC=${FUZZ_CC:-clang}
 CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE
-	-Iinclude -I/usr/include/postgresql)
+	-Iinclude -Ibuild/gen -I/usr/include/postgresql)
 LIBS=(-lfcgi -lpq -lyajl -lcurl -lssl -lcrypto -pthread)
 OUT=build/fuzz
 mkdir -p "$OUT/obj" "$OUT/artifacts"
+# src/router.c includes the schema version the Makefile generates.
+make -s build/gen/schema_version.h
 
 # UBSan findings stop the run (by default it reports and goes on); leaks
 # count as failures (libFuzzer's default with ASan).
