@@ -47,6 +47,9 @@ struct http_response {
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
+	/* The matched route's template (struct ctx's route_template), NULL when
+	 * no route matched: read by the FastCGI layer after the handler. */
+	const char *route;
 };
 
 struct field_error {
@@ -90,6 +93,9 @@ struct ctx {
 	                         * provider's error code or ours), NULL: none */
 	struct field_error errors[MAX_FIELD_ERRORS];
 	size_t nerrors;
+	/* The matched route's template ("/api/v1/mail-servers/{id}", static),
+	 * set by the router; NULL when no route matched. */
+	const char *route_template;
 };
 
 /* Add a response header (name and value must outlive the response: static

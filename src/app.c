@@ -47,6 +47,7 @@ void app_handle(struct worker *w, const struct http_request *req, struct http_re
 	if (e != E_OK)
 		http_problem(&c, e);
 	end(&c);
+	resp->route = c.route_template;
 }
 
 void app_reject(struct worker *w, const struct http_request *req, struct http_response *resp,

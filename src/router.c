@@ -22,6 +22,7 @@
 #include "json.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "metrics.h"
 #include "validate.h"
 
 /* Literal paths before the {id} pattern they would also match. Each method
@@ -72,6 +73,23 @@ const struct route router_routes[] = {
       {"DELETE", ms_handle_delete, BODY_IGNORED, NULL, NULL, NULL}}},
 };
 const size_t router_nroutes = sizeof(router_routes) / sizeof(router_routes[0]);
+
+/* "/api/v1/" and each path above, in the same order (tests/unit/test_router.c
+ * checks that they agree). */
+const char *const router_templates[] = {
+    "/api/v1/mail-servers",
+    "/api/v1/mail-servers/default",
+    "/api/v1/mail-servers/batch-delete",
+    "/api/v1/mail-servers/test",
+    "/api/v1/mail-servers/{id}/test",
+    "/api/v1/mail-servers/{id}/oauth2/authorize",
+    "/api/v1/mail-servers/{id}/oauth2/refresh",
+    "/api/v1/oauth2/callback",
+    "/api/v1/mail-servers/{id}",
+};
+_Static_assert(sizeof(router_templates) / sizeof(router_templates[0]) ==
+                   sizeof(router_routes) / sizeof(router_routes[0]),
+               "one template per route");
 
 int router_match(const char *pattern, const char *path, const char **id_seg, size_t *id_len)
 {
@@ -401,11 +419,22 @@ err_t router_resolve(struct ctx *c, handler_fn *fn, int *needs_db)
 	*needs_db = 0;
 	const char *path = c->req->path;
 	if (strcmp(path, "/healthz") == 0) {
+		c->route_template = "/healthz";
 		if (strcmp(c->req->method, "GET") != 0 && strcmp(c->req->method, "HEAD") != 0) {
 			c->allow = "GET, HEAD";
 			return http_reject(c, E_METHOD_NOT_ALLOWED, "use GET");
 		}
 		*fn = health_handle; /* reaches the database itself */
+		return E_OK;
+	}
+	/* No token: nginx admits only the addresses allowed to scrape it. */
+	if (strcmp(path, "/metrics") == 0) {
+		c->route_template = "/metrics";
+		if (strcmp(c->req->method, "GET") != 0 && strcmp(c->req->method, "HEAD") != 0) {
+			c->allow = "GET, HEAD";
+			return http_reject(c, E_METHOD_NOT_ALLOWED, "use GET");
+		}
+		*fn = metrics_handle; /* never the database */
 		return E_OK;
 	}
 	static const char prefix[] = "/api/v1/";
@@ -419,6 +448,8 @@ err_t router_resolve(struct ctx *c, handler_fn *fn, int *needs_db)
 	for (size_t i = 0; i < router_nroutes && route == NULL; i++)
 		if (router_match(router_routes[i].path, path, &id_seg, &id_len))
 			route = &router_routes[i];
+	if (route != NULL)
+		c->route_template = router_templates[route - router_routes];
 	if (route != NULL && route->no_referrer)
 		http_header(c, "Referrer-Policy", "no-referrer");
 
