@@ -19,8 +19,13 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import mailapi
-from mailapi import API, BASE_URL, STACK_VAR, describe
-from test_nginx_limits import limited  # noqa: F401 (a fixture)
+from mailapi import API, BASE_URL, STACK_VAR, describe, problem
+from oauth2_support import connect, console_outcome, create_server, provider, refresh
+from smtp_support import basic_for, closed_port, login_server, result, run_saved, smtp
+from test_nginx_limits import limited
+from test_pg_outage import stack
+
+assert provider and smtp and closed_port and limited  # fixtures, used by name
 
 ROUTE_BY_ID = "/api/v1/mail-servers/{id}"
 FAMILIES = {
@@ -145,7 +150,7 @@ def test_metrics_takes_get_and_head_only(api):
     assert r.status_code == 200 and r.content == b""
 
 
-def test_an_address_not_allowed_gets_403_from_nginx(limited):  # noqa: F811
+def test_an_address_not_allowed_gets_403_from_nginx(limited):
     base = limited(METRICS_ALLOW="allow 192.0.2.7; allow 10.0.0.0/8; ")
     r = requests.get(base + "/metrics", timeout=10)
     assert r.status_code == 403, describe(r)
@@ -157,7 +162,7 @@ def test_an_address_not_allowed_gets_403_from_nginx(limited):  # noqa: F811
     assert requests.get(base + "/healthz", timeout=10).status_code == 200
 
 
-def test_an_allowed_address_reads_them_through_that_nginx(limited):  # noqa: F811
+def test_an_allowed_address_reads_them_through_that_nginx(limited):
     base = limited(METRICS_ALLOW="allow 192.0.2.7; allow 127.0.0.1; ")
     assert "mailsrv_build_info" in fetch_text(base)
 
@@ -217,3 +222,66 @@ def test_a_killed_worker_loses_no_counts(api):
     assert get_by_id(sid, token) == 200
     later = scrape()
     assert requests_of(later, ROUTE_BY_ID, 200) == requests_of(before, ROUTE_BY_ID, 200) + 1
+
+
+def outbound(m, kind, outcome):
+    return value(m, "mailsrv_outbound_calls_total", kind=kind, outcome=outcome)
+
+
+def test_smtp_tests_are_counted_by_outcome(api, smtp, closed_port):
+    srv, pw = login_server(smtp)
+    good = api.create(basic_for(srv, password=pw))
+    bad = api.create(basic_for(closed_port, enable_ssl=False))
+    before = scrape()
+    assert result(run_saved(api, good["id"]))["ok"] is True
+    assert result(run_saved(api, bad["id"]))["ok"] is False
+    assert result(run_saved(api, bad["id"]))["ok"] is False
+    after = scrape()
+    assert outbound(after, "smtp_test", "success") - outbound(before, "smtp_test", "success") == 1
+    assert outbound(after, "smtp_test", "failure") - outbound(before, "smtp_test", "failure") == 2
+    route = "/api/v1/mail-servers/{id}/test"
+    assert requests_of(after, route, 200) - requests_of(before, route, 200) == 3
+
+
+def test_token_endpoint_calls_are_counted_by_outcome(api, provider):
+    s = create_server(api, provider)
+    before = scrape()
+    assert console_outcome(connect(api, provider, s["id"]))["oauth2"] == "connected"
+    mid = scrape()
+    assert outbound(mid, "oauth2_token", "success") - outbound(before, "oauth2_token",
+                                                              "success") == 1
+    provider.mode("invalid_grant")
+    problem(refresh(api, s["id"]), 502, "oauth2-provider-error")
+    provider.mode("server_error")
+    problem(refresh(api, s["id"]), 502, "oauth2-provider-error")
+    provider.mode("normal")
+    after = scrape()
+    assert outbound(after, "oauth2_token", "failure") - outbound(mid, "oauth2_token",
+                                                                "failure") == 2
+    assert outbound(after, "oauth2_token", "success") == outbound(mid, "oauth2_token", "success")
+
+
+def test_a_database_outage_is_counted(api):
+    sid = api.create(mailapi.basic_body())["id"]
+    token = mailapi.mint_token()
+    before = scrape()
+    stack("pg-stop", "fast")
+    try:
+        codes = [get_by_id(sid, token) for _ in range(6)]
+        assert codes == [503] * 6, codes
+        during = scrape()  # needs no database
+    finally:
+        stack("pg-start")
+    deadline = time.monotonic() + 30
+    while get_by_id(sid, token) != 200:
+        assert time.monotonic() < deadline, "the service did not reach the database again"
+        time.sleep(0.2)
+    for _ in range(10):
+        assert get_by_id(sid, token) == 200
+    after = scrape()
+    assert requests_of(during, ROUTE_BY_ID, 503) - requests_of(before, ROUTE_BY_ID, 503) == 6
+    errors = "mailsrv_db_errors_total"
+    assert value(during, errors, cause="unavailable") - value(before, errors,
+                                                            cause="unavailable") >= 6
+    assert value(after, "mailsrv_db_reconnects_total") > value(before,
+                                                               "mailsrv_db_reconnects_total")
