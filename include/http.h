@@ -47,7 +47,9 @@ struct http_response {
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
-	const char *route; /* the matched route's template (ctx.route_template) */
+	/* The matched route's template (struct ctx's route_template), NULL when
+	 * no route matched: read by the FastCGI layer after the handler. */
+	const char *route;
 };
 
 struct field_error {

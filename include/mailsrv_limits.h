@@ -214,4 +214,14 @@
  * is made only when this much of the test's time is left. */
 #define SMTP_TEST_RETRY_MIN_MS 2000
 
+/* Metrics (src/metrics.c): a fixed table in shared memory. Routes: the
+ * API's (router_routes) and the paths outside /api/v1 with room to spare;
+ * metrics_init refuses to start when they do not fit. Processes: the most
+ * MAILSRV_PROCESSES allows (src/config.c), one busy-thread gauge each. The
+ * text of a scrape: every series of every route and status with room to
+ * spare (about 120 bytes a line). */
+#define METRICS_MAX_ROUTES     24
+#define METRICS_MAX_PROCESSES  64
+#define METRICS_TEXT_MAX_BYTES (256 * 1024)
+
 #endif

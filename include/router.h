@@ -101,6 +101,9 @@ struct route {
 /* The table, literal paths before the {id} pattern they would also match. */
 extern const struct route router_routes[];
 extern const size_t router_nroutes;
+/* The full path template of each route ("/api/v1/mail-servers/{id}"), in
+ * the table's order: what logs and metrics name a request by. */
+extern const char *const router_templates[];
 
 /* 1 when path (after "/api/v1/") matches pattern; *id_seg and *id_len get
  * the {id} segment when there is one. */

@@ -16,6 +16,7 @@ packages=(
 	postgresql-15 postgresql-client-15 nginx-light
 	libcmocka-dev
 	python3-pytest python3-requests python3-jsonschema python3-yaml python3-aiosmtpd
+	python3-prometheus-client
 	wrk clang clang-format libclang-rt-14-dev valgrind
 	openssl curl ca-certificates procps iproute2
 )

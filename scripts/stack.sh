@@ -21,6 +21,9 @@
 #                    drills send from 127.0.0.1, so only the test of the
 #                    limits, with its own nginx, meets them; `make bench`
 #                    sets higher ones still
+#   STACK_METRICS_ALLOW  the addresses (or CIDR ranges), space-separated,
+#                    that nginx lets read /metrics (default "127.0.0.1 ::1":
+#                    loopback only); every other client gets a 403
 #   STACK_SERVICE_USER  the unprivileged user the service runs as (default
 #                    mailsrv; becomes MAILSRV_USER)
 #   STACK_SOCKET_GROUP  the FastCGI socket's group, shared by that user and
@@ -81,6 +84,7 @@ NGINX_API_BURST=${STACK_NGINX_API_BURST:-2000}
 NGINX_SENSITIVE_RATE=${STACK_NGINX_SENSITIVE_RATE:-200r/s}
 NGINX_SENSITIVE_BURST=${STACK_NGINX_SENSITIVE_BURST:-400}
 NGINX_CONN_LIMIT=${STACK_NGINX_CONN_LIMIT:-1000}
+METRICS_ALLOW=${STACK_METRICS_ALLOW:-127.0.0.1 ::1}
 mailsrv_bin=${STACK_MAILSRV_BIN:-$repo/build/mailsrv}
 tool_bin=${STACK_MAILSRV_TOOL:-$repo/build/mailsrv-tool}
 NGINX_USER=${STACK_NGINX_USER:-www-data}
@@ -144,6 +148,14 @@ for n in "$NGINX_API_BURST" "$NGINX_SENSITIVE_BURST" "$NGINX_CONN_LIMIT"; do
 	[[ $n =~ ^[0-9]+$ ]] || die "bad nginx burst or connection limit '$n'"
 done
 ((NGINX_CONN_LIMIT >= 1 && NGINX_CONN_LIMIT <= 65535)) || die "STACK_NGINX_CONN_LIMIT must be 1-65535 (nginx's range)"
+# nginx's allow lines for /metrics: addresses or ranges only, nothing that
+# could end the directive.
+metrics_allow_lines=
+for a in $METRICS_ALLOW; do
+	[[ $a =~ ^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$ ]] || die "STACK_METRICS_ALLOW: '$a' is not an address or range"
+	metrics_allow_lines+="allow $a; "
+done
+[[ -n $metrics_allow_lines ]] || die "STACK_METRICS_ALLOW is empty: name at least one address"
 
 # Unix socket paths: sun_path holds 107 bytes and a NUL.
 check_socket_paths() {
@@ -426,6 +438,7 @@ render_nginx_conf() {
 	t=${t//@SENSITIVE_RATE@/"$NGINX_SENSITIVE_RATE"}
 	t=${t//@SENSITIVE_BURST@/"$NGINX_SENSITIVE_BURST"}
 	t=${t//@CONN_LIMIT@/"$NGINX_CONN_LIMIT"}
+	t=${t//@METRICS_ALLOW@/"$metrics_allow_lines"}
 	[[ ! $t =~ @[A-Z_]+@ ]] || die "deploy/nginx.conf.template has a placeholder that stack.sh does not fill in"
 	printf '%s\n' "$t" >"$nginx_conf.new"
 	mv "$nginx_conf.new" "$nginx_conf"

@@ -24,11 +24,13 @@
 
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "metrics.h"
 
 struct db {
 	const char *conninfo;
 	PGconn *conn;
-	int pinned; /* db_pin: session state held, no re-runs */
+	int pinned;         /* db_pin: session state held, no re-runs */
+	int had_connection; /* a connection made now is a reconnect (metrics) */
 	enum db_cause cause;
 	char sqlstate[6];
 	char constraint[64];
@@ -131,6 +133,7 @@ static PGresult *await_answer(struct db *db, int sent, int wait_ms, int *timed_o
 			    wait_ms);
 			db_disconnect(db);
 			db->cause = DB_CAUSE_TIMEOUT;
+			metrics_db_error(DB_CAUSE_TIMEOUT);
 			*timed_out = 1;
 			return NULL;
 		}
@@ -241,6 +244,7 @@ err_t db_ensure(struct db *db)
 		log_warning("could not connect to the database: %s", msg);
 		db_disconnect(db);
 		db->cause = DB_CAUSE_UNAVAILABLE;
+		metrics_db_error(DB_CAUSE_UNAVAILABLE);
 		return E_DB_UNAVAILABLE;
 	}
 	PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
@@ -248,8 +252,12 @@ err_t db_ensure(struct db *db)
 	if (PQsetnonblocking(db->conn, 1) != 0 || prepare_all(db) != 0) {
 		db_disconnect(db);
 		db->cause = DB_CAUSE_UNAVAILABLE;
+		metrics_db_error(DB_CAUSE_UNAVAILABLE);
 		return E_DB_UNAVAILABLE;
 	}
+	if (db->had_connection)
+		metrics_db_reconnect();
+	db->had_connection = 1;
 	return E_OK;
 }
 
@@ -287,9 +295,11 @@ static err_t classify(struct db *db, PGresult *res)
 		log_warning("lost the database connection: %s", PQerrorMessage(db->conn));
 		db_disconnect(db);
 		db->cause = DB_CAUSE_UNAVAILABLE;
+		metrics_db_error(DB_CAUSE_UNAVAILABLE);
 		return E_DB_UNAVAILABLE;
 	}
 	db->cause = db_cause_of_sqlstate(s);
+	metrics_db_error(db->cause);
 	err_t e = db_cause_err(db->cause);
 	if (e == E_INTERNAL)
 		log_error("database request failed (SQLSTATE %s): %s", s,
@@ -368,6 +378,7 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		if (e != E_DB_UNAVAILABLE || !lost || !alone || !db_statement_reads_only(stmt))
 			return e;
 		log_info("running %s again on a new connection", db_statements[stmt].name);
+		metrics_db_read_rerun();
 		db_disconnect(db);
 		if (db_ensure(db) != E_OK)
 			return E_DB_UNAVAILABLE;

@@ -42,6 +42,7 @@
 #include "http.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "metrics.h"
 
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen)
 {
@@ -441,20 +442,32 @@ static int is_head(const struct http_request *req)
 	return req->method != NULL && strcmp(req->method, "HEAD") == 0;
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Counted in the metrics once its answer is written (src/metrics.c). */
 static void serve_one(struct worker *w, FCGX_Request *fr)
 {
 	struct http_request req;
 	struct http_response resp;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (read_request(w->arena, fr, &req) != 0) {
 		/* The arena could not hold the request's parameters and body. */
 		app_reject(w, &req, &resp, E_PAYLOAD_TOO_LARGE,
 		           "the request is too large to process");
 		write_response(fr, &resp, is_head(&req));
+		metrics_request(NULL, resp.status, seconds_since(&t0));
 		return;
 	}
 	log_set_request_id(req.request_id);
 	app_handle(w, &req, &resp);
 	write_response(fr, &resp, is_head(&req));
+	metrics_request(resp.route, resp.status, seconds_since(&t0));
 	log_set_request_id(NULL);
 }
 
@@ -528,8 +541,10 @@ static void *serve_thread(void *arg)
 			}
 			continue;
 		}
+		metrics_thread_busy(1);
 		serve_one(&w, &fr);
 		finish(&fr);
+		metrics_thread_busy(-1);
 		arena_reset(w.arena);
 	}
 	atomic_store(&ts->in_accept, 0);

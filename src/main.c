@@ -26,6 +26,7 @@
 #include "fcgi_server.h"
 #include "log.h"
 #include "mailsrv_limits.h"
+#include "metrics.h"
 #include "outbound.h"
 
 /* The sanitizer build (mk/sanitize.mk): gcc says __SANITIZE_ADDRESS__,
@@ -55,10 +56,11 @@ static double since(const struct timespec *t)
 	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-static pid_t spawn(const struct app *app, int fd, struct child *c)
+static pid_t spawn(const struct app *app, int fd, struct child *c, int slot)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		metrics_set_slot(slot);
 		int rc = fcgi_worker_process(app, fd, app->cfg.threads);
 		/* _exit: never the master's atexit handlers or stdio buffers. It
 		 * skips LeakSanitizer's exit-time check too, so in the sanitizer
@@ -194,6 +196,14 @@ int main(void)
 		return 1;
 	}
 	log_info("running as uid %u, gid %u", (unsigned)geteuid(), (unsigned)getegid());
+	/* Before the first fork: every worker shares these counters. */
+	if (metrics_init() != 0) {
+		log_error("could not start: the shared memory of the metrics could not be mapped");
+		close(fd);
+		unlink(app.cfg.socket_path);
+		app_free(&app);
+		return 1;
+	}
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -211,7 +221,7 @@ int main(void)
 	}
 	for (int i = 0; i < n; i++) {
 		kids[i].delay_ms = RESTART_DELAY_MIN_MS;
-		spawn(&app, fd, &kids[i]);
+		spawn(&app, fd, &kids[i], i);
 	}
 	log_info("listening on \"%s\" with %d processes of %d threads", app.cfg.socket_path, n,
 	         app.cfg.threads);
@@ -269,7 +279,8 @@ int main(void)
 			if (kids[i].pid > 0) {
 				alive++;
 			} else if (!stopping && since(&kids[i].restart_at) >= 0) {
-				if (spawn(&app, fd, &kids[i]) > 0) {
+				if (spawn(&app, fd, &kids[i], i) > 0) {
+					metrics_worker_restarted();
 					log_info("restarted worker process as %ld",
 					         (long)kids[i].pid);
 					alive++;

@@ -38,6 +38,7 @@
 #include "failpoint.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "mailsrv_limits.h"
 #include "outbound.h"
 #include "validate.h"
@@ -490,6 +491,10 @@ static err_t token_request(const struct app *app, struct arena *a, const struct 
 	struct json_value *root;
 	memset(f, 0, sizeof(*f));
 	err_t e = outbound_post_form_json(a, &rq, &root, &res);
+	/* Counted by the call's own outcome: an OAuth 2.0 error answer is a
+	 * failure too (the metrics' outcome "failure"). */
+	int ok = e == E_OK && res.status == 200;
+	metrics_outbound(METRICS_OAUTH2_TOKEN, ok ? METRICS_SUCCESS : METRICS_FAILURE);
 	if (e != E_OK) {
 		f->code = res.code;
 		f->description = describe(a, &res);

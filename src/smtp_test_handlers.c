@@ -37,6 +37,7 @@
 #include "http_db.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "mail_server.h"
 #include "mailsrv_limits.h"
 #include "oauth2.h"
@@ -341,8 +342,11 @@ static err_t session(struct ctx *c, const struct target *t, long long deadline, 
 	rq.timeout_ms = (long)left;
 	rq.ca_file = app->cfg.ca_file;
 	rq.policy = &app->cfg.outbound;
-	if (outbound_smtp_session(c->arena, &rq, &o->r) != E_OK)
+	if (outbound_smtp_session(c->arena, &rq, &o->r) != E_OK) {
+		metrics_outbound(METRICS_SMTP_TEST, METRICS_FAILURE);
 		return http_reject(c, E_INTERNAL, "could not run the SMTP session");
+	}
+	metrics_outbound(METRICS_SMTP_TEST, o->r.ok ? METRICS_SUCCESS : METRICS_FAILURE);
 	if (o->r.error_code != NULL && strcmp(o->r.error_code, "auth_failed") == 0) {
 		const struct outbound_smtp_stage *s = &o->r.stages[o->r.nstages - 1];
 		if (s->stage == SMTP_STAGE_AUTH && o->r.login_not_offered) {

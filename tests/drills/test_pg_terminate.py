@@ -14,14 +14,26 @@ connection per thread and none of the old ones.
 
 import time
 
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
 import drill
 from drill import now
+
+
+def counters():
+    """The service's unlabelled counters from /metrics (whole service)."""
+    r = requests.get(drill.BASE_URL + "/metrics", timeout=10)
+    assert r.status_code == 200, r.status_code
+    return {s.name: s.value for f in text_string_to_metric_families(r.text)
+            for s in f.samples if not s.labels}
 
 
 def test_terminate_every_connection(ids):
     master, workers = drill.master_pid(), drill.workers()
     log = drill.LogWatch()
     assert drill.warm_pool(), "not every worker thread holds a connection"
+    before = counters()
 
     with drill.Load(ids, workers=4, max_seconds=60) as load:
         time.sleep(1.0)
@@ -57,6 +69,13 @@ def test_terminate_every_connection(ids):
     assert not set(after) & set(killed), "a terminated connection is still listed"
 
     assert drill.master_pid() == master and drill.workers() == workers
+    # The metrics saw the same: a new connection per killed one, and every
+    # read run again that the log names.
+    metrics = counters()
+    reconnects = metrics["mailsrv_db_reconnects_total"] - before["mailsrv_db_reconnects_total"]
+    assert reconnects >= len(killed), (reconnects, len(killed))
+    reruns = metrics["mailsrv_db_reads_rerun_total"] - before["mailsrv_db_reads_rerun_total"]
+    assert reruns == len(log.lines(r"running \S+ again on a new connection")), reruns
     assert not log.lines(r"worker process \d+ (was terminated|exited)|restarted worker")
 
     drill.report("pg-terminate", requests=len(load.results), killed=len(killed),
