@@ -63,6 +63,12 @@ struct audit_filter {
 err_t db_audit_list(struct db *db, struct arena *a, const struct audit_filter *f, int limit,
                     struct audit_row **rows, size_t *n);
 
+/* Retention, on a connection of a role that may SET ROLE mailsrv_owner:
+ * become the owner, then delete at most batch events older than days (one
+ * statement, its own transaction); *deleted says how many. */
+err_t db_audit_as_owner(struct db *db);
+err_t db_audit_prune(struct db *db, int days, int batch, long *deleted);
+
 /* A JSON string literal of s (quotes and escapes), in the arena. */
 char *audit_json_string(struct arena *a, const char *s);
 

@@ -42,6 +42,8 @@ enum db_statement_id {
 	/* the audit trail (db_audit.c, sql/006_audit.sql) */
 	ST_AU_RECORD,
 	ST_AU_LIST,
+	ST_AU_AS_OWNER,
+	ST_AU_PRUNE,
 	ST__COUNT
 };
 

@@ -70,6 +70,27 @@ err_t db_audit_list(struct db *db, struct arena *a, const struct audit_filter *f
 	return E_OK;
 }
 
+err_t db_audit_as_owner(struct db *db)
+{
+	return db_exec(db, ST_AU_AS_OWNER, 0, NULL, NULL, NULL, NULL);
+}
+
+err_t db_audit_prune(struct db *db, int days, int batch, long *deleted)
+{
+	char dbuf[16], bbuf[16];
+	snprintf(dbuf, sizeof(dbuf), "%d", days);
+	snprintf(bbuf, sizeof(bbuf), "%d", batch);
+	const char *p[] = {dbuf, bbuf};
+	struct pg_result *r;
+	*deleted = 0;
+	err_t e = db_exec(db, ST_AU_PRUNE, 2, p, NULL, NULL, &r);
+	if (e != E_OK)
+		return e;
+	*deleted = db_affected(r);
+	db_clear(r);
+	return E_OK;
+}
+
 char *audit_json_string(struct arena *a, const char *s)
 {
 	size_t len = s != NULL ? strlen(s) : 0;

@@ -229,6 +229,15 @@ const struct db_statement db_statements[] = {
                     " AND ($5::timestamptz IS NULL OR at <= $5::timestamptz)"
                     " AND ($6::bigint IS NULL OR id < $6::bigint)"
                     " ORDER BY id DESC LIMIT $7"},
+    /* Retention (mailsrv-tool audit-prune) only: the service's role may
+     * neither become the owner nor delete events. The session becomes the
+     * schema's owner (SET ROLE, as a function: a prepared statement cannot
+     * be a SET), then deletes the oldest events, at most $2 per call, older
+     * than $1 days. */
+    [ST_AU_AS_OWNER] = {"au_as_owner", "SELECT set_config('role', 'mailsrv_owner', false)"},
+    [ST_AU_PRUNE] = {"au_prune", "DELETE FROM audit_event WHERE id IN (SELECT id FROM audit_event"
+                                 " WHERE at < now() - $1::integer * interval '1 day'"
+                                 " ORDER BY at LIMIT $2::integer)"},
 };
 
 int db_statement_reads_only(int stmt)

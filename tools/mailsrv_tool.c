@@ -30,11 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "arena.h"
 #include "config.h"
 #include "crypto.h"
+#include "db.h"
+#include "db_audit.h"
 #include "jwt.h"
 #include "mailsrv_limits.h"
 
@@ -231,29 +231,6 @@ static int cmd_gen_hmac_key(int argc, char **argv)
 	return 0;
 }
 
-/* Delete one batch of events older than days; how many, -1 with a message
- * on failure. */
-static long prune_step(PGconn *conn, const char *days)
-{
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%d", AUDIT_PRUNE_BATCH);
-	const char *pp[] = {days, lim};
-	/* The oldest first, by the index on at; each batch commits alone, so no
-	 * lock is held for long and the service's inserts never wait. */
-	PGresult *r = PQexecParams(conn,
-	                           "DELETE FROM audit_event WHERE id IN (SELECT id FROM audit_event"
-	                           " WHERE at < now() - $1::integer * interval '1 day'"
-	                           " ORDER BY at LIMIT $2::integer)",
-	                           2, NULL, pp, NULL, NULL, 0);
-	long n = -1;
-	if (PQresultStatus(r) == PGRES_COMMAND_OK)
-		n = strtol(PQcmdTuples(r), NULL, 10);
-	else
-		fprintf(stderr, "mailsrv-tool: audit-prune: %s", PQerrorMessage(conn));
-	PQclear(r);
-	return n;
-}
-
 static int cmd_audit_prune(int argc, char **argv)
 {
 	char err[256];
@@ -285,32 +262,28 @@ static int cmd_audit_prune(int argc, char **argv)
 		fprintf(stderr, "mailsrv-tool: audit-prune needs MAILSRV_OWNER_DATABASE_URL\n");
 		return 1;
 	}
-	PGconn *conn = PQconnectdb(url);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		fprintf(stderr, "mailsrv-tool: audit-prune: cannot connect: %s",
-		        PQerrorMessage(conn));
-		PQfinish(conn);
+	/* The oldest first, by the index on at; each batch commits alone (the
+	 * connection's lock and statement timeouts bound it), so no lock is
+	 * held for long and the service's inserts never wait on it. */
+	struct db *db = db_new(url);
+	if (db == NULL) {
+		fprintf(stderr, "mailsrv-tool: out of memory\n");
 		return 1;
 	}
-	PGresult *r = PQexec(conn, "SET ROLE mailsrv_owner; SET lock_timeout = '2s';"
-	                           " SET statement_timeout = '60s'");
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(stderr, "mailsrv-tool: audit-prune: %s", PQerrorMessage(conn));
-	PQclear(r);
-	char dbuf[16];
-	snprintf(dbuf, sizeof(dbuf), "%d", days);
-	long total = 0, n;
-	while (ok && (n = prune_step(conn, dbuf)) != 0) {
-		if (n < 0) {
-			ok = 0;
-			break;
-		}
+	long total = 0, n = 0;
+	err_t e = db_ensure(db);
+	if (e == E_OK)
+		e = db_audit_as_owner(db);
+	while (e == E_OK && (e = db_audit_prune(db, days, AUDIT_PRUNE_BATCH, &n)) == E_OK && n > 0)
 		total += n;
-	}
-	PQfinish(conn);
+	if (e != E_OK)
+		fprintf(stderr,
+		        "mailsrv-tool: audit-prune: the database refused or failed (SQLSTATE %s);"
+		        " is MAILSRV_OWNER_DATABASE_URL a role that may SET ROLE mailsrv_owner?\n",
+		        db_sqlstate(db));
+	db_free(db);
 	printf("audit-prune: deleted %ld audit events older than %d days\n", total, days);
-	return ok ? 0 : 1;
+	return e == E_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)

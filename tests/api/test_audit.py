@@ -407,3 +407,10 @@ def test_prune_refuses_bad_settings(api):
                               if k != "MAILSRV_OWNER_DATABASE_URL"},
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 1 and "MAILSRV_OWNER_DATABASE_URL" in res.stderr
+    # The service's own role may not prune: it cannot become the owner.
+    sock_dir, port = _pg()
+    env = dict(os.environ, MAILSRV_OWNER_DATABASE_URL="host=%s port=%s dbname=mailsrv"
+               " user=mailsrv_app" % (sock_dir, port))
+    res = subprocess.run([str(mailapi.TOOL), "audit-prune", "--days", "1"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "42501" in res.stderr
