@@ -32,10 +32,16 @@ struct config {
 	int test_timeout;                /* MAILSRV_TEST_TIMEOUT seconds */
 	int log_json;                    /* MAILSRV_LOG_FORMAT: 0 text, 1 json */
 	struct outbound_policy outbound; /* parsed MAILSRV_OUTBOUND_ALLOW and _DENY_PRIVATE */
+	int audit_retention_days;        /* MAILSRV_AUDIT_RETENTION_DAYS (365) */
 };
 
 /* Fill c from the environment. -1 with a message in err when a setting is
  * missing or malformed. */
 int config_load(struct config *c, char *err, size_t errlen);
+
+/* MAILSRV_AUDIT_RETENTION_DAYS alone (1-AUDIT_RETENTION_DAYS_MAX, default
+ * AUDIT_RETENTION_DAYS_DEFAULT): how long audit events are kept, for
+ * `mailsrv-tool audit-prune`, which needs none of the other settings. */
+int config_audit_retention_days(int *days, char *err, size_t errlen);
 
 #endif

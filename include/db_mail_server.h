@@ -154,13 +154,15 @@ err_t db_ms_update(struct db *db, struct arena *a, const struct secret_keyring *
                    const struct ms_change *ch, struct ms_row *out);
 
 /* Serialize moves of the default (transaction-scoped advisory lock), then
- * unmark every default but keep_id. */
+ * unmark every default but keep_id; *from gets the server that was the
+ * default (0: none). */
 err_t db_ms_lock_default(struct db *db);
-err_t db_ms_unset_default(struct db *db, long long keep_id);
+err_t db_ms_unset_default(struct db *db, long long keep_id, long long *from);
 
 err_t db_ms_delete(struct db *db, long long id, int *deleted);
-/* Delete every listed id in one statement; the deleted ids come back. */
+/* Delete every listed id in one statement; the deleted ids come back, each
+ * with the name it had (*names[i], in the arena). */
 err_t db_ms_batch_delete(struct db *db, struct arena *a, const long long *ids, size_t n,
-                         long long **deleted, size_t *ndeleted);
+                         long long **deleted, const char ***names, size_t *ndeleted);
 
 #endif

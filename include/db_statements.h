@@ -39,6 +39,11 @@ enum db_statement_id {
 	ST_ST_RATE_HIT,
 	ST_ST_RATE_PURGE,
 	ST_ST_STORE_LAST,
+	/* the audit trail (db_audit.c, sql/006_audit.sql) */
+	ST_AU_RECORD,
+	ST_AU_LIST,
+	ST_AU_AS_OWNER,
+	ST_AU_PRUNE,
 	ST__COUNT
 };
 

@@ -57,6 +57,24 @@ err_t smtp_read_settings(struct ctx *c);
 err_t smtp_handle_test(struct ctx *c);
 err_t smtp_handle_test_settings(struct ctx *c);
 
+/* audit_handlers.c: GET /audit-events, its query parameters in this
+ * order, and their checks (exposed for the unit tests). */
+err_t audit_handle_list(struct ctx *c);
+enum audit_list_param {
+	AU_LIST_SERVER,
+	AU_LIST_ACTOR,
+	AU_LIST_ACTION,
+	AU_LIST_SINCE,
+	AU_LIST_UNTIL,
+	AU_LIST_LIMIT,
+	AU_LIST_CURSOR
+};
+extern const struct input_decl audit_list_query;
+struct arena;
+struct input_value;
+int audit_time_check(struct arena *a, const char *s, size_t len, struct input_value *v);
+int audit_cursor_check(struct arena *a, const char *s, size_t len, struct input_value *v);
+
 /* router.c: the probes outside /api/v1 (no token). livez_handle answers
  * without the database; readyz_handle (also /healthz) checks the database,
  * the schema version and that the process is not draining. */

@@ -19,14 +19,15 @@ struct worker;
 
 /* Every string is a NUL-terminated copy in the request arena. */
 struct http_request {
-	const char *method;        /* REQUEST_METHOD */
-	const char *path;          /* DOCUMENT_URI: normalized path, no query */
-	const char *query;         /* QUERY_STRING, "" when none */
-	const char *content_type;  /* NULL when absent */
-	const char *authorization; /* NULL when absent */
-	const char *if_match;      /* NULL when absent */
-	const char *request_id;    /* from nginx, checked; "" when absent */
-	const char *cookie;        /* HTTP_COOKIE, NULL when absent */
+	const char *method;         /* REQUEST_METHOD */
+	const char *path;           /* DOCUMENT_URI: normalized path, no query */
+	const char *query;          /* QUERY_STRING, "" when none */
+	const char *content_type;   /* NULL when absent */
+	const char *authorization;  /* NULL when absent */
+	const char *if_match;       /* NULL when absent */
+	const char *request_id;     /* from nginx, checked; "" when absent */
+	const char *cookie;         /* HTTP_COOKIE, NULL when absent */
+	const char *client_address; /* REMOTE_ADDR, checked; "" when absent */
 	/* When the request reached nginx (REQUEST_ARRIVAL, nginx's $msec), in
 	 * milliseconds since the epoch; 0 when absent or malformed. */
 	long long arrival_ms;

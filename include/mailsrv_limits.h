@@ -46,6 +46,23 @@
 #define LIST_Q_MAX_CHARS   200
 /* Batch delete: one transaction, bounded so it stays short. */
 #define BATCH_DELETE_MAX_IDS 500
+/* Audit events (docs/api.md, "Audit events"): a page as long as the
+ * listing's; an actor filter as long as the column may hold (a token's sub
+ * is not ours to bound tighter); a cursor is base64url of a short text. */
+#define AUDIT_LIMIT_DEFAULT    50
+#define AUDIT_LIMIT_MAX        200
+#define AUDIT_ACTOR_MAX_CHARS  256
+#define AUDIT_CURSOR_MAX_BYTES 64
+/* The longest RFC 3339 time accepted as a filter: 2026-12-02T09:14:03,
+ * nine fraction digits and an offset. */
+#define AUDIT_TIME_MAX_BYTES 35
+/* The details of one event (field names, a code): a few hundred bytes. */
+#define AUDIT_DETAILS_MAX_BYTES 2048
+/* Retention: at most this many events deleted per transaction, so that no
+ * delete holds its locks or its WAL long. */
+#define AUDIT_PRUNE_BATCH            1000
+#define AUDIT_RETENTION_DAYS_DEFAULT 365
+#define AUDIT_RETENTION_DAYS_MAX     36500
 /* Query string and header sizes we look at. nginx caps headers at 8 KiB. */
 #define QUERY_STRING_MAX_BYTES 4096
 /* Distinct parameters of one query string: the listing takes four and an
@@ -54,6 +71,8 @@
 #define QUERY_MAX_PARAMS       16
 #define BEARER_TOKEN_MAX_BYTES 8192
 #define REQUEST_ID_MAX_BYTES   64
+/* REMOTE_ADDR: the longest IPv6 text form is 45 bytes. */
+#define CLIENT_ADDRESS_MAX_BYTES 45
 /* Clock skew allowed between the token issuer and us when checking a bearer
  * token's exp and nbf (seconds): hosts kept by NTP stay well within it, and
  * a token outlives its expiry by at most this long. */

@@ -19,6 +19,7 @@
 
 struct app;
 struct arena;
+struct audit_who;
 struct db;
 struct json_value;
 struct oauth2_flow;
@@ -158,10 +159,12 @@ struct oauth2_failure {
  * server), E_CONFLICT (not oauth2 any more, no client secret),
  * E_DB_UNAVAILABLE, E_INTERNAL, or an outbound/provider error with *f set
  * (also stored as the server's last error; its status is left as it was).
+ * who: the administrator who started the flow (kept with the state), for
+ * the oauth2.connected event written with the tokens.
  */
 err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a, long long id,
                            const char *code, const char *code_verifier,
-                           const struct oauth2_flow *flow, const char *actor,
+                           const struct oauth2_flow *flow, const struct audit_who *who,
                            struct oauth2_failure *f);
 
 /* The provider sent the browser back with an error (the callback's error
@@ -182,9 +185,15 @@ err_t oauth2_note_authorization_error(const struct app *app, struct db *db, stru
  * stored: invalid_grant sets oauth2_status to reauthorization_required,
  * any other failure to error. Errors as above; E_CONFLICT also when no
  * refresh token is stored.
+ *
+ * The outcome of this request's own call is an audit event (who: the
+ * administrator; NULL records none): oauth2.refreshed in the transaction
+ * that stores the tokens, oauth2.refresh_failed or
+ * oauth2.reauthorization_required in the one that stores the failure. An
+ * outcome taken from another attempt records nothing (that attempt did).
  */
 err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long long id,
-                     long long arrival_ms, struct oauth2_failure *f);
+                     long long arrival_ms, const struct audit_who *who, struct oauth2_failure *f);
 
 /*
  * A usable access token for server id (for the SMTP login): the stored one
@@ -192,9 +201,11 @@ err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long
  * OAUTH2_REFRESH_MARGIN_S, else refreshed first (single flight, as above).
  * *token (NUL-terminated, in the arena) must never be logged. A server
  * marked reauthorization_required fails at once (E_OAUTH2_PROVIDER,
- * invalid_grant) without calling the provider.
+ * invalid_grant) without calling the provider. A refresh it makes is
+ * recorded for who as oauth2_refresh says.
  */
 err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a, long long id,
-                          const char **token, size_t *len, struct oauth2_failure *f);
+                          const struct audit_who *who, const char **token, size_t *len,
+                          struct oauth2_failure *f);
 
 #endif

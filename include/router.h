@@ -92,19 +92,21 @@ struct route_method {
 #define ROUTE_MAX_METHODS 4
 
 struct route {
-	const char *path; /* under /api/v1/, "{id}" matches one segment */
-	int public;       /* no bearer token (the OAuth callback) */
-	int no_referrer;  /* answers carry Referrer-Policy: no-referrer */
+	const char *template; /* the full path template, "/api/v1/mail-servers/{id}":
+	                       * what logs and metrics name the route by */
+	const char *path;     /* the same under /api/v1/, "{id}" matches one segment */
+	int public;           /* no bearer token (the OAuth callback) */
+	int no_referrer;      /* answers carry Referrer-Policy: no-referrer */
 	struct route_method methods[ROUTE_MAX_METHODS];
 };
+
+/* A route's template and path from one literal: ROUTE("mail-servers/{id}"). */
+#define ROUTE_PREFIX "/api/v1/"
+#define ROUTE(p)     ROUTE_PREFIX p, ROUTE_PREFIX p + (sizeof(ROUTE_PREFIX) - 1)
 
 /* The table, literal paths before the {id} pattern they would also match. */
 extern const struct route router_routes[];
 extern const size_t router_nroutes;
-/* The full path template of each route ("/api/v1/mail-servers/{id}"), in
- * the table's order: what logs and metrics name a request by. */
-extern const char *const router_templates[];
-
 /* 1 when path (after "/api/v1/") matches pattern; *id_seg and *id_len get
  * the {id} segment when there is one. */
 int router_match(const char *pattern, const char *path, const char **id_seg, size_t *id_len);

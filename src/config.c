@@ -48,6 +48,12 @@ static int require(const char *name, const char *value, char *err, size_t errlen
 	return 0;
 }
 
+int config_audit_retention_days(int *days, char *err, size_t errlen)
+{
+	return env_int("MAILSRV_AUDIT_RETENTION_DAYS", AUDIT_RETENTION_DAYS_DEFAULT, 1,
+	               AUDIT_RETENTION_DAYS_MAX, days, err, errlen);
+}
+
 int config_load(struct config *c, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof(*c));
@@ -82,7 +88,8 @@ int config_load(struct config *c, char *err, size_t errlen)
 	    env_int("MAILSRV_TEST_CONNECT_TIMEOUT", 10, 1, SMTP_TEST_TIMEOUT_MAX_S,
 	            &c->test_connect_timeout, err, errlen) != 0 ||
 	    env_int("MAILSRV_TEST_TIMEOUT", 30, 1, SMTP_TEST_TIMEOUT_MAX_S, &c->test_timeout, err,
-	            errlen) != 0)
+	            errlen) != 0 ||
+	    config_audit_retention_days(&c->audit_retention_days, err, errlen) != 0)
 		return -1;
 	const char *log_format = env_or("MAILSRV_LOG_FORMAT", "text");
 	if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0) {

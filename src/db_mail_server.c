@@ -234,12 +234,20 @@ err_t db_ms_lock_default(struct db *db)
 	return db_exec(db, ST_MS_LOCK_DEFAULT, 0, NULL, NULL, NULL, NULL);
 }
 
-err_t db_ms_unset_default(struct db *db, long long keep_id)
+err_t db_ms_unset_default(struct db *db, long long keep_id, long long *from)
 {
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%lld", keep_id);
 	const char *p[] = {idbuf};
-	return db_exec(db, ST_MS_UNSET_DEFAULT, 1, p, NULL, NULL, NULL);
+	struct pg_result *r;
+	*from = 0;
+	err_t e = db_exec(db, ST_MS_UNSET_DEFAULT, 1, p, NULL, NULL, &r);
+	if (e != E_OK)
+		return e;
+	if (db_ntuples(r) > 0)
+		*from = db_col_int(r, 0, 0);
+	db_clear(r);
+	return E_OK;
 }
 
 err_t db_ms_delete(struct db *db, long long id, int *deleted)
@@ -257,7 +265,7 @@ err_t db_ms_delete(struct db *db, long long id, int *deleted)
 }
 
 err_t db_ms_batch_delete(struct db *db, struct arena *a, const long long *ids, size_t n,
-                         long long **deleted, size_t *ndeleted)
+                         long long **deleted, const char ***names, size_t *ndeleted)
 {
 	/* A PostgreSQL array literal of integers: {1,2,3}. */
 	char *arr = arena_alloc(a, n * 21 + 3);
@@ -277,12 +285,16 @@ err_t db_ms_batch_delete(struct db *db, struct arena *a, const long long *ids, s
 	int count = db_ntuples(r);
 	*ndeleted = (size_t)count;
 	*deleted = arena_calloc(a, count > 0 ? (size_t)count : 1, sizeof(**deleted));
-	if (*deleted == NULL) {
+	*names = arena_calloc(a, count > 0 ? (size_t)count : 1, sizeof(**names));
+	if (*deleted == NULL || *names == NULL) {
 		db_clear(r);
 		return E_INTERNAL;
 	}
-	for (int i = 0; i < count; i++)
+	int nomem = 0;
+	for (int i = 0; i < count; i++) {
 		(*deleted)[i] = db_col_int(r, i, 0);
+		(*names)[i] = db_col_str(a, r, i, 1, &nomem);
+	}
 	db_clear(r);
-	return E_OK;
+	return nomem ? E_INTERNAL : E_OK;
 }

@@ -84,10 +84,11 @@ const struct db_statement db_statements[] = {
                             "SELECT pg_advisory_xact_lock(" DEFAULT_LOCK_KEY ")"},
     [ST_MS_UNSET_DEFAULT] = {"ms_unset_default",
                              "UPDATE mail_server SET is_default = false, version = version + 1,"
-                             " updated_at = now() WHERE is_default AND id <> $1"},
+                             " updated_at = now() WHERE is_default AND id <> $1 RETURNING id"},
     [ST_MS_DELETE] = {"ms_delete", "DELETE FROM mail_server WHERE id = $1"},
     [ST_MS_BATCH_DELETE] = {"ms_batch_delete",
-                            "DELETE FROM mail_server WHERE id = ANY ($1::bigint[]) RETURNING id"},
+                            "DELETE FROM mail_server WHERE id = ANY ($1::bigint[])"
+                            " RETURNING id, name"},
     MS_LIST_PAIR(SORT_NAME, "name", "lower(name)"),
     MS_LIST_PAIR(SORT_SERVER, "server", "lower(server)"),
     MS_LIST_PAIR(SORT_PORT, "port", "port"),
@@ -201,6 +202,42 @@ const struct db_statement db_statements[] = {
                           "UPDATE mail_server SET last_test_at = now(), last_test_ok = $3,"
                           " last_test_stage = $4, last_test_error_code = $5"
                           " WHERE id = $1 AND version = $2"},
+
+    /* ---- the audit trail (db_audit.c, sql/006_audit.sql) ---- */
+    /* $1 actor, $2 action, $3 server id, $4 its name (NULL: as stored now,
+     * in this transaction), $5 request id, $6 client address ("" or NULL:
+     * none), $7 details (NULL: {}). */
+    [ST_AU_RECORD] = {"au_record",
+                      "INSERT INTO audit_event (actor, action, mail_server_id, mail_server_name,"
+                      " request_id, client_address, details)"
+                      " VALUES ($1, $2, $3::bigint,"
+                      " COALESCE($4, (SELECT name FROM mail_server WHERE id = $3::bigint)),"
+                      " NULLIF($5, ''), NULLIF($6, ''), COALESCE($7::jsonb, '{}'::jsonb))"},
+    /* Newest first; each filter NULL when not given: $1 server, $2 actor,
+     * $3 action, $4 since, $5 until (inclusive), $6 the cursor's last id
+     * (keyset: rows added meanwhile have larger ids and never shift a
+     * page), $7 the page size. */
+    [ST_AU_LIST] = {"au_list",
+                    "SELECT id, to_char(at AT TIME ZONE 'UTC',"
+                    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), actor, action, mail_server_id,"
+                    " mail_server_name, request_id, client_address, details::text"
+                    " FROM audit_event"
+                    " WHERE ($1::bigint IS NULL OR mail_server_id = $1::bigint)"
+                    " AND ($2::text IS NULL OR actor = $2::text)"
+                    " AND ($3::text IS NULL OR action = $3::text)"
+                    " AND ($4::timestamptz IS NULL OR at >= $4::timestamptz)"
+                    " AND ($5::timestamptz IS NULL OR at <= $5::timestamptz)"
+                    " AND ($6::bigint IS NULL OR id < $6::bigint)"
+                    " ORDER BY id DESC LIMIT $7"},
+    /* Retention (mailsrv-tool audit-prune) only: the service's role may
+     * neither become the owner nor delete events. The session becomes the
+     * schema's owner (SET ROLE, as a function: a prepared statement cannot
+     * be a SET), then deletes the oldest events, at most $2 per call, older
+     * than $1 days. */
+    [ST_AU_AS_OWNER] = {"au_as_owner", "SELECT set_config('role', 'mailsrv_owner', false)"},
+    [ST_AU_PRUNE] = {"au_prune", "DELETE FROM audit_event WHERE id IN (SELECT id FROM audit_event"
+                                 " WHERE at < now() - $1::integer * interval '1 day'"
+                                 " ORDER BY at LIMIT $2::integer)"},
 };
 
 int db_statement_reads_only(int stmt)
@@ -211,6 +248,7 @@ int db_statement_reads_only(int stmt)
 	case ST_MS_GET_DEFAULT:
 	case ST_MS_COUNT:
 	case ST_ST_PASSWORD:
+	case ST_AU_LIST:
 		return 1;
 	default:
 		/* not ST_OA_GET: the refresh flow reads it under its session lock */

@@ -155,6 +155,7 @@ enum {
 	P_REQUEST_ID,
 	P_HTTP_COOKIE,
 	P_REQUEST_ARRIVAL,
+	P_REMOTE_ADDR,
 	P__COUNT
 };
 
@@ -177,6 +178,8 @@ static const struct {
     [P_HTTP_COOKIE] = PARAM_NAME("HTTP_COOKIE"),
     /* nginx's $msec (deploy/nginx.conf.template) */
     [P_REQUEST_ARRIVAL] = PARAM_NAME("REQUEST_ARRIVAL"),
+    /* the client address nginx saw (fastcgi_params), for the audit trail */
+    [P_REMOTE_ADDR] = PARAM_NAME("REMOTE_ADDR"),
 };
 
 /* vals[i]: the value of param_names[i] ("NAME=value" in envp), the first
@@ -224,6 +227,24 @@ static const char *checked_request_id(struct arena *a, const char *v)
 	return arena_strdup(a, v);
 }
 
+/* An IPv4 or IPv6 address as text (hex digits, dots, colons; at most
+ * CLIENT_ADDRESS_MAX_BYTES): anything else reads as "". */
+static const char *checked_address(struct arena *a, const char *v)
+{
+	if (v == NULL)
+		return "";
+	size_t n = strlen(v);
+	if (n == 0 || n > CLIENT_ADDRESS_MAX_BYTES)
+		return "";
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':'))
+			return "";
+	}
+	return arena_strdup(a, v);
+}
+
 /* Fill req from the FastCGI request. -1 only when the arena is exhausted. */
 static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *req)
 {
@@ -239,6 +260,7 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 	req->request_id = checked_request_id(a, v[P_REQUEST_ID]);
 	req->cookie = param(a, v[P_HTTP_COOKIE]);
 	req->arrival_ms = http_parse_msec(v[P_REQUEST_ARRIVAL]);
+	req->client_address = checked_address(a, v[P_REMOTE_ADDR]);
 	if (req->method == NULL)
 		req->method = "GET";
 	if (req->path == NULL)
@@ -247,7 +269,7 @@ static int read_request(struct arena *a, FCGX_Request *fr, struct http_request *
 		req->query = "";
 	if (req->content_type != NULL && req->content_type[0] == '\0')
 		req->content_type = NULL;
-	if (req->request_id == NULL)
+	if (req->request_id == NULL || req->client_address == NULL)
 		return -1;
 
 	const char *cl = v[P_CONTENT_LENGTH];

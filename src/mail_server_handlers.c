@@ -11,6 +11,7 @@
 #include "app.h"
 #include "arena.h"
 #include "db.h"
+#include "db_audit.h"
 #include "db_mail_server.h"
 #include "handlers.h"
 #include "http.h"
@@ -71,6 +72,80 @@ static err_t respond_row(struct ctx *c, int status, const struct ms_row *r)
 	ms_row_to_json(c->out, r);
 	http_header(c, "ETag", arena_printf(c->arena, "\"%lld\"", r->version));
 	return http_json(c, status);
+}
+
+/* ---- the audit trail ---- */
+
+/* The event of a server that became the default (from: the one that was, 0
+ * for none). */
+static err_t audit_default_moved(struct ctx *c, long long from, long long to, const char *name)
+{
+	struct audit_who who = audit_who_of(c);
+	const char *details =
+	    from > 0 ? arena_printf(c->arena, "{\"from\": %lld, \"to\": %lld}", from, to)
+	             : arena_printf(c->arena, "{\"from\": null, \"to\": %lld}", to);
+	if (details == NULL)
+		return E_INTERNAL;
+	return db_audit_record(c->w->db, &who, "mail_server.default_moved", to, name, details);
+}
+
+static int same_text(const char *x, const char *y)
+{
+	if (x == NULL || y == NULL)
+		return x == y;
+	return strcmp(x, y) == 0;
+}
+
+/* What a secret's change did to it: "set" (a value was given), "cleared"
+ * (it was stored and is not any more), NULL (nothing). */
+static const char *secret_change(const struct secret_in *in, int was_set, int is_set)
+{
+	if (in->op == SECRET_SET)
+		return "set";
+	if (was_set && !is_set)
+		return "cleared";
+	return NULL;
+}
+
+/* The details of an update: the names of the fields that changed, and for
+ * secrets only whether they were set or cleared; never a value. */
+static const char *update_details(struct arena *a, const struct ms_row *cur,
+                                  const struct ms_row *row, const struct ms_change *ch)
+{
+	const char *fields = "", *secrets = "";
+#define FIELD_(name, changed)                                                                      \
+	if ((changed) && fields != NULL)                                                           \
+		fields = arena_printf(a, "%s%s\"%s\"", fields, fields[0] ? ", " : "", name);
+	FIELD_("name", !same_text(cur->name, row->name))
+	FIELD_("server", !same_text(cur->server, row->server))
+	FIELD_("port", cur->port != row->port)
+	FIELD_("sender_name", !same_text(cur->sender_name, row->sender_name))
+	FIELD_("sender_email", !same_text(cur->sender_email, row->sender_email))
+	FIELD_("is_default", cur->is_default != row->is_default)
+	FIELD_("enable_ssl", cur->enable_ssl != row->enable_ssl)
+	FIELD_("auth_type", cur->auth != row->auth)
+	FIELD_("username", !same_text(cur->username, row->username))
+	FIELD_("client_id", !same_text(cur->client_id, row->client_id))
+	FIELD_("authorization_url", !same_text(cur->authorization_url, row->authorization_url))
+	FIELD_("token_url", !same_text(cur->token_url, row->token_url))
+	FIELD_("scope", !same_text(cur->scope, row->scope))
+#define SECRET_(name)                                                                              \
+	{                                                                                          \
+		const char *what = secret_change(&ch->name, cur->name##_set, row->name##_set);     \
+		FIELD_(#name, what != NULL)                                                        \
+		if (what != NULL && secrets != NULL)                                               \
+			secrets = arena_printf(a, "%s%s\"%s\": \"%s\"", secrets,                   \
+			                       secrets[0] ? ", " : "", #name, what);               \
+	}
+	SECRET_(password)
+	SECRET_(secret_key)
+	SECRET_(access_token)
+	SECRET_(refresh_token)
+#undef SECRET_
+#undef FIELD_
+	if (fields == NULL || secrets == NULL)
+		return NULL;
+	return arena_printf(a, "{\"fields\": [%s], \"secrets\": {%s}}", fields, secrets);
 }
 
 /* ---- list ---- */
@@ -148,16 +223,22 @@ err_t ms_handle_create(struct ctx *c)
 
 	/* Every step is a write of the data layer: its failure is mapped once,
 	 * at out. */
-	long long id;
+	long long id, from = 0;
+	struct audit_who who = audit_who_of(c);
 	err_t e;
 	if ((e = db_begin(db)) != E_OK)
 		goto out;
-	if (ch.move_default &&
-	    ((e = db_ms_lock_default(db)) != E_OK || (e = db_ms_unset_default(db, 0)) != E_OK))
+	if (ch.move_default && ((e = db_ms_lock_default(db)) != E_OK ||
+	                        (e = db_ms_unset_default(db, 0, &from)) != E_OK))
 		goto out;
 	if ((e = db_ms_next_id(db, &id)) != E_OK)
 		goto out;
 	if ((e = db_ms_insert(db, c->arena, c->w->app->keyring, id, &ch, &row)) != E_OK)
+		goto out;
+	/* The events in the change's transaction: both or neither. */
+	if ((e = db_audit_record(db, &who, "mail_server.created", row.id, row.name, NULL)) != E_OK)
+		goto out;
+	if (ch.move_default && (e = audit_default_moved(c, from, row.id, row.name)) != E_OK)
 		goto out;
 	e = db_commit(db);
 out:
@@ -248,11 +329,25 @@ static err_t update(struct ctx *c, int patch)
 		goto out;
 	}
 	ms_plan_change(&cur, &in, &ch);
+	long long from = 0;
 	if (ch.move_default &&
-	    (e = http_reject_db(c, db_ms_unset_default(db, c->id), DB_WRITE)) != E_OK)
+	    (e = http_reject_db(c, db_ms_unset_default(db, c->id, &from), DB_WRITE)) != E_OK)
 		goto out;
 	e = db_ms_update(db, c->arena, c->w->app->keyring, c->id, &ch, &row);
 	if ((e = http_reject_db(c, e, DB_WRITE)) != E_OK)
+		goto out;
+	const char *details = update_details(c->arena, &cur, &row, &ch);
+	struct audit_who who = audit_who_of(c);
+	if (details == NULL) {
+		e = http_reject(c, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	e = db_audit_record(db, &who, "mail_server.updated", row.id, row.name, details);
+	if ((e = http_reject_db(c, e, DB_WRITE)) != E_OK)
+		goto out;
+	if (ch.move_default &&
+	    (e = http_reject_db(c, audit_default_moved(c, from, row.id, row.name), DB_WRITE)) !=
+	        E_OK)
 		goto out;
 	e = http_reject_db(c, db_commit(db), DB_WRITE);
 out:
@@ -286,6 +381,10 @@ err_t ms_handle_delete(struct ctx *c)
 		goto out;
 	if ((e = http_reject_db(c, db_ms_delete(db, c->id, &deleted), DB_WRITE)) != E_OK)
 		goto out;
+	struct audit_who who = audit_who_of(c);
+	e = db_audit_record(db, &who, "mail_server.deleted", cur.id, cur.name, NULL);
+	if ((e = http_reject_db(c, e, DB_WRITE)) != E_OK)
+		goto out;
 	e = http_reject_db(c, db_commit(db), DB_WRITE);
 out:
 	if (e != E_OK) {
@@ -310,10 +409,23 @@ err_t ms_handle_batch_delete(struct ctx *c)
 	const long long *want = c->fields[MS_BATCH_IDS].ids;
 	size_t u = c->fields[MS_BATCH_IDS].nids;
 	long long *gone;
+	const char **names;
 	size_t ngone;
-	err_t e = db_ms_batch_delete(c->w->db, c->arena, want, u, &gone, &ngone);
-	if (e != E_OK)
-		return http_reject_db(c, e, DB_WRITE);
+	struct db *db = c->w->db;
+	struct audit_who who = audit_who_of(c);
+	/* One transaction: the delete and one event per deleted server. */
+	err_t e = db_begin(db);
+	if (e == E_OK)
+		e = db_ms_batch_delete(db, c->arena, want, u, &gone, &names, &ngone);
+	for (size_t i = 0; e == E_OK && i < ngone; i++)
+		e = db_audit_record(db, &who, "mail_server.deleted", gone[i], names[i], NULL);
+	if (e == E_OK)
+		e = db_commit(db);
+	if (e != E_OK) {
+		e = http_reject_db(c, e, DB_WRITE);
+		db_rollback(db);
+		return e;
+	}
 	qsort(gone, ngone, sizeof(*gone), cmp_id);
 
 	struct json_out *o = c->out;

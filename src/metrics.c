@@ -98,7 +98,7 @@ int metrics_init(void)
 	/* Fresh anonymous pages are zero: every atomic starts at 0. */
 	nroutes = 0;
 	for (size_t i = 0; i < router_nroutes; i++)
-		route_names[nroutes++] = router_templates[i];
+		route_names[nroutes++] = router_routes[i].template;
 	for (size_t i = 0; i < NEXTRA; i++)
 		route_names[nroutes++] = extra_routes[i];
 	route_names[nroutes++] = "other";

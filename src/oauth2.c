@@ -34,6 +34,8 @@
 #include "app.h"
 #include "arena.h"
 #include "crypto.h"
+#include "db.h"
+#include "db_audit.h"
 #include "db_oauth2.h"
 #include "failpoint.h"
 #include "json.h"
@@ -527,13 +529,37 @@ static err_t token_request(const struct app *app, struct arena *a, const struct 
 	return E_OK;
 }
 
-/* Record a failed attempt (status NULL: keep it). */
-static void store_failure(struct db *db, const struct oauth2_server *s, const char *status,
-                          const struct oauth2_failure *f)
+/* The details of a failed attempt's event: the error code (ours, or the
+ * provider's, which oauth2_error_code_ok kept to printable ASCII). */
+static const char *failure_details(struct arena *a, const struct oauth2_failure *f)
 {
-	int stored;
-	if (db_oauth2_store_failure(db, s, status, f->code, f->description, &stored) != E_OK)
+	const char *code = audit_json_string(a, f->code != NULL ? f->code : "");
+	return code != NULL ? arena_printf(a, "{\"code\": %s}", code) : NULL;
+}
+
+/* Record a failed attempt (status NULL: keep it), and with who and action
+ * its audit event, in one transaction. */
+static void store_failure(struct db *db, struct arena *a, const struct oauth2_server *s,
+                          const char *status, const struct oauth2_failure *f,
+                          const struct audit_who *who, const char *action)
+{
+	int stored = 0;
+	int audited = who != NULL && action != NULL;
+	err_t e = audited ? db_begin(db) : E_OK;
+	if (e == E_OK)
+		e = db_oauth2_store_failure(db, s, status, f->code, f->description, &stored);
+	if (e == E_OK && audited && stored) {
+		const char *details = failure_details(a, f);
+		e = details != NULL ? db_audit_record(db, who, action, s->id, NULL, details)
+		                    : E_INTERNAL;
+	}
+	if (e == E_OK && audited)
+		e = db_commit(db);
+	if (e != E_OK) {
+		if (audited)
+			db_rollback(db);
 		log_warning("could not record the failed token request of mail server %lld", s->id);
+	}
 }
 
 /* Store a token answer with the scope it grants (asked: what the request
@@ -541,17 +567,49 @@ static void store_failure(struct db *db, const struct oauth2_server *s, const ch
  * changed. */
 static err_t store_tokens(const struct app *app, struct db *db, struct arena *a,
                           const struct oauth2_server *s, const struct oauth2_token_response *tok,
-                          const char *asked, struct oauth2_failure *f)
+                          const char *asked, const struct audit_who *who, const char *action,
+                          struct oauth2_failure *f)
 {
-	int stored;
+	int stored = 0;
 	const char *granted = tok->scope_state == OAUTH2_SCOPE_GRANTED  ? tok->scope
 	                      : tok->scope_state == OAUTH2_SCOPE_ABSENT ? asked
 	                                                                : NULL;
 	if (granted != NULL && granted[0] == '\0')
 		granted = NULL;
-	err_t e = db_oauth2_store_tokens(db, a, app->keyring, s, tok->access_token,
-	                                 tok->access_token_len, tok->expires_in, tok->refresh_token,
-	                                 tok->refresh_token_len, granted, &stored);
+	err_t e = E_OK;
+	if (who != NULL && action != NULL) {
+		/* The tokens and their event in one transaction. */
+		int recorded = 0;
+		e = db_begin(db);
+		if (e == E_OK)
+			e = db_oauth2_store_tokens(db, a, app->keyring, s, tok->access_token,
+			                           tok->access_token_len, tok->expires_in,
+			                           tok->refresh_token, tok->refresh_token_len,
+			                           granted, &stored);
+		if (e == E_OK && stored)
+			recorded =
+			    (e = db_audit_record(db, who, action, s->id, NULL, NULL)) == E_OK;
+		if (e == E_OK)
+			e = db_commit(db);
+		if (e == E_OK)
+			return stored
+			           ? E_OK
+			           : conflict(f, "settings_changed",
+			                      "the server's token URL or client id changed during"
+			                      " the request");
+		db_rollback(db);
+		/* The provider may have rotated the refresh token: the tokens
+		 * matter more than their event, so when the event could not be
+		 * written they are stored alone (and the loss is logged). */
+		if (stored && !recorded)
+			log_error("could not record the %s event of mail server %lld; storing its"
+			          " tokens without it",
+			          action, s->id);
+		stored = 0;
+	}
+	e = db_oauth2_store_tokens(db, a, app->keyring, s, tok->access_token, tok->access_token_len,
+	                           tok->expires_in, tok->refresh_token, tok->refresh_token_len,
+	                           granted, &stored);
 	if (e != E_OK) {
 		/* The provider may have rotated the refresh token we could not
 		 * store: say so loudly, the server may need authorizing again. */
@@ -642,8 +700,8 @@ static err_t check_refreshable(const struct oauth2_server *s, struct oauth2_fail
 /* Call the provider with s's refresh token and store the outcome. On
  * success out gets the new access token. */
 static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
-                         const struct oauth2_server *s, struct oauth2_server *out,
-                         struct oauth2_failure *f)
+                         const struct oauth2_server *s, const struct audit_who *who,
+                         struct oauth2_server *out, struct oauth2_failure *f)
 {
 	/* Only what was granted (RFC 6749 section 6: a refresh must not ask
 	 * for more, and a strict provider refuses it with invalid_scope), or
@@ -663,12 +721,15 @@ static err_t refresh_now(const struct app *app, struct db *db, struct arena *a,
 		return e;
 	if (e != E_OK) {
 		int invalid_grant = f->provider && strcmp(f->code, "invalid_grant") == 0;
-		store_failure(db, s, invalid_grant ? "reauthorization_required" : "error", f);
+		store_failure(
+		    db, a, s, invalid_grant ? "reauthorization_required" : "error", f, who,
+		    invalid_grant ? "oauth2.reauthorization_required" : "oauth2.refresh_failed");
 		return e;
 	}
 	/* The drill of a crash between the provider's answer and its storing. */
 	FAILPOINT("refresh-answered");
-	if ((e = store_tokens(app, db, a, s, &tok, s->granted_scope, f)) != E_OK)
+	if ((e = store_tokens(app, db, a, s, &tok, s->granted_scope, who, "oauth2.refreshed", f)) !=
+	    E_OK)
 		return e;
 	log_info("refreshed the access token of mail server %lld%s", s->id,
 	         tok.refresh_token ? " (the provider rotated the refresh token)" : "");
@@ -687,8 +748,8 @@ static int after_arrival(const struct oauth2_server *s, long long arrival_ms)
 }
 
 static err_t single_flight(const struct app *app, struct db *db, struct arena *a, long long id,
-                           enum want want, long long arrival_ms, struct oauth2_server *out,
-                           struct oauth2_failure *f)
+                           enum want want, long long arrival_ms, const struct audit_who *who,
+                           struct oauth2_server *out, struct oauth2_failure *f)
 {
 	struct oauth2_server s1, s2;
 	int found;
@@ -748,28 +809,29 @@ static err_t single_flight(const struct app *app, struct db *db, struct arena *a
 		goto out;
 	if ((e = check_refreshable(&s2, f)) != E_OK)
 		goto out;
-	e = refresh_now(app, db, a, &s2, out, f);
+	e = refresh_now(app, db, a, &s2, who, out, f);
 out:
 	db_oauth2_unlock(db, id);
 	return e;
 }
 
 err_t oauth2_refresh(const struct app *app, struct db *db, struct arena *a, long long id,
-                     long long arrival_ms, struct oauth2_failure *f)
+                     long long arrival_ms, const struct audit_who *who, struct oauth2_failure *f)
 {
 	struct oauth2_server s;
-	return single_flight(app, db, a, id, WANT_REFRESH, arrival_ms, &s, f);
+	return single_flight(app, db, a, id, WANT_REFRESH, arrival_ms, who, &s, f);
 }
 
 err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a, long long id,
-                          const char **token, size_t *len, struct oauth2_failure *f)
+                          const struct audit_who *who, const char **token, size_t *len,
+                          struct oauth2_failure *f)
 {
 	struct oauth2_server s;
 	*token = NULL;
 	*len = 0;
 	/* No arrival: only an attempt it waited for stands in (and any token
 	 * still usable does anyway). */
-	err_t e = single_flight(app, db, a, id, WANT_USABLE, 0, &s, f);
+	err_t e = single_flight(app, db, a, id, WANT_USABLE, 0, who, &s, f);
 	if (e != E_OK)
 		return e;
 	if (s.access_token == NULL)
@@ -781,9 +843,10 @@ err_t oauth2_access_token(const struct app *app, struct db *db, struct arena *a,
 
 err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a, long long id,
                            const char *code, const char *code_verifier,
-                           const struct oauth2_flow *flow, const char *actor,
+                           const struct oauth2_flow *flow, const struct audit_who *who,
                            struct oauth2_failure *f)
 {
+	const char *actor = who != NULL ? who->actor : NULL;
 	struct oauth2_server s;
 	int found;
 	memset(f, 0, sizeof(*f));
@@ -844,9 +907,9 @@ err_t oauth2_exchange_code(const struct app *app, struct db *db, struct arena *a
 	struct oauth2_token_response tok;
 	e = token_request(app, a, &s, form, len, "exchange the authorization code", &tok, f);
 	if (e == E_OK)
-		e = store_tokens(app, db, a, &s, &tok, flow->scope, f);
+		e = store_tokens(app, db, a, &s, &tok, flow->scope, who, "oauth2.connected", f);
 	else if (e != E_INTERNAL)
-		store_failure(db, &s, NULL, f);
+		store_failure(db, a, &s, NULL, f, NULL, NULL);
 	if (e == E_OK)
 		log_info("mail server %lld is connected to its OAuth 2.0 provider (authorized by "
 		         "\"%s\")",

@@ -27,6 +27,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "http_db.h"
+#include "db_audit.h"
 #include "json.h"
 #include "log.h"
 #include "mail_server.h"
@@ -272,7 +273,10 @@ err_t oauth2_handle_callback(struct ctx *c)
 		return to_console(c, id, "invalid_request");
 	}
 
-	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, &flow, actor, &f);
+	/* The event names the administrator who started the flow. */
+	struct audit_who who = audit_who_of(c);
+	who.actor = actor != NULL ? actor : "";
+	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, &flow, &who, &f);
 	switch (e) {
 	case E_OK:
 		return to_console(c, id, NULL);
@@ -307,7 +311,8 @@ err_t oauth2_handle_refresh(struct ctx *c)
 	struct oauth2_failure f;
 	struct ms_row row;
 	int found;
-	err_t e = oauth2_refresh(c->w->app, db, c->arena, c->id, c->req->arrival_ms, &f);
+	struct audit_who who = audit_who_of(c);
+	err_t e = oauth2_refresh(c->w->app, db, c->arena, c->id, c->req->arrival_ms, &who, &f);
 	switch (e) {
 	case E_OK:
 		break;

@@ -30,6 +30,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "db_audit.h"
 #include "db_mail_server.h"
 #include "db_smtp_test.h"
 #include "handlers.h"
@@ -373,7 +374,9 @@ static err_t saved_token(struct ctx *c, const struct ms_row *row, long long star
 	struct oauth2_failure f;
 	size_t len;
 	*token = NULL;
-	err_t e = oauth2_access_token(c->w->app, c->w->db, c->arena, row->id, token, &len, &f);
+	struct audit_who who = audit_who_of(c);
+	err_t e =
+	    oauth2_access_token(c->w->app, c->w->db, c->arena, row->id, &who, token, &len, &f);
 	if (e == E_OK)
 		return E_OK;
 	if (e == E_SECRET_UNREADABLE)
@@ -563,9 +566,11 @@ err_t smtp_handle_test(struct ctx *c)
 		size_t len;
 		log_info("mail server %lld refused its OAuth 2.0 access token; refreshing it once",
 		         row.id);
-		e = oauth2_refresh(app, db, c->arena, row.id, c->req->arrival_ms, &f);
+		struct audit_who who = audit_who_of(c);
+		e = oauth2_refresh(app, db, c->arena, row.id, c->req->arrival_ms, &who, &f);
 		if (e == E_OK)
-			e = oauth2_access_token(app, db, c->arena, row.id, &t.token, &len, &f);
+			e = oauth2_access_token(app, db, c->arena, row.id, &who, &t.token, &len,
+			                        &f);
 		if (e == E_SECRET_UNREADABLE) {
 			e = http_reject(c, e, f.description);
 			goto out;
@@ -596,11 +601,30 @@ err_t smtp_handle_test(struct ctx *c)
 	if (row.auth == AUTH_OAUTH2 && db_ms_get(db, c->arena, row.id, 0, &now, &found) == E_OK &&
 	    found && same_settings(&row, &now))
 		version = now.version;
+	/* The last test and its audit event, in one transaction. */
 	int stored;
-	if (db_smtp_test_last_update(db, row.id, version, o.r.ok,
-	                             outbound_smtp_stage_name(o.r.stage),
-	                             o.r.ok ? NULL : o.r.error_code, &stored) != E_OK)
+	const char *stage = outbound_smtp_stage_name(o.r.stage);
+	const char *code = o.r.ok ? NULL : o.r.error_code;
+	const char *qstage = audit_json_string(c->arena, stage ? stage : "");
+	const char *qcode = code != NULL ? audit_json_string(c->arena, code) : "null";
+	const char *details =
+	    qstage != NULL && qcode != NULL
+	        ? arena_printf(c->arena, "{\"ok\": %s, \"stage\": %s, \"error_code\": %s}",
+	                       o.r.ok ? "true" : "false", qstage, qcode)
+	        : NULL;
+	struct audit_who who = audit_who_of(c);
+	err_t se = details != NULL ? db_begin(db) : E_INTERNAL;
+	if (se == E_OK)
+		se = db_smtp_test_last_update(db, row.id, version, o.r.ok, stage, code, &stored);
+	if (se == E_OK)
+		se = db_audit_record(db, &who, "mail_server.tested", row.id, NULL, details);
+	if (se == E_OK)
+		se = db_commit(db);
+	if (se != E_OK) {
+		if (details != NULL)
+			db_rollback(db);
 		log_warning("could not store the last test of mail server %lld", row.id);
+	}
 	log_outcome(
 	    arena_printf(c->arena, "mail server %lld (%s:%d)", row.id, row.server, row.port), &o,
 	    now_ms() - started);

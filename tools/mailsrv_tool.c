@@ -6,11 +6,19 @@
  *                      [--alg HS256|RS256|ES256] [--iss X] [--aud Y]
  *   mailsrv-tool gen-secret-key PATH
  *   mailsrv-tool gen-hmac-key PATH
+ *   mailsrv-tool audit-prune [--days N]
  *
  * Defaults come from the service's own settings (MAILSRV_JWT_KEY_FILE,
  * MAILSRV_JWT_ALG, MAILSRV_JWT_ISSUER, MAILSRV_JWT_AUDIENCE), so a token made
  * here passes the service's checks. The token is the last line of stdout and
  * the only secret this tool ever prints. Exit status: 0 ok, 1 error, 2 usage.
+ *
+ * audit-prune deletes the audit events older than MAILSRV_AUDIT_RETENTION_DAYS
+ * (365; --days overrides) in batches of AUDIT_PRUNE_BATCH, each its own short
+ * transaction, as the schema's owner: the service's role may not delete
+ * events. It connects with MAILSRV_OWNER_DATABASE_URL (a libpq conninfo of a
+ * role allowed to SET ROLE mailsrv_owner, e.g. the superuser over the unix
+ * socket: "host=/var/run/postgresql dbname=mailsrv user=postgres").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +31,10 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "config.h"
 #include "crypto.h"
+#include "db.h"
+#include "db_audit.h"
 #include "jwt.h"
 #include "mailsrv_limits.h"
 
@@ -40,6 +51,7 @@ static void usage(void)
 	      "[--aud AUDIENCE]\n"
 	      "       mailsrv-tool gen-secret-key PATH\n"
 	      "       mailsrv-tool gen-hmac-key PATH\n"
+	      "       mailsrv-tool audit-prune [--days N]\n"
 	      "token defaults: --key $MAILSRV_JWT_KEY_FILE, --alg $MAILSRV_JWT_ALG "
 	      "(HS256),\n"
 	      "  --iss $MAILSRV_JWT_ISSUER, --aud $MAILSRV_JWT_AUDIENCE, --ttl 3600\n"
@@ -219,6 +231,61 @@ static int cmd_gen_hmac_key(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_audit_prune(int argc, char **argv)
+{
+	char err[256];
+	int days;
+	if (config_audit_retention_days(&days, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailsrv-tool: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < argc; i++) {
+		long v;
+		char *end = NULL;
+		if (strcmp(argv[i], "--days") != 0 || i + 1 >= argc) {
+			usage();
+			return EXIT_USAGE;
+		}
+		const char *s = argv[++i];
+		errno = 0;
+		v = strtol(s, &end, 10);
+		if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' || v < 1 ||
+		    v > AUDIT_RETENTION_DAYS_MAX) {
+			fprintf(stderr, "mailsrv-tool: --days must be an integer from 1 to %d\n",
+			        AUDIT_RETENTION_DAYS_MAX);
+			return EXIT_USAGE;
+		}
+		days = (int)v;
+	}
+	const char *url = env("MAILSRV_OWNER_DATABASE_URL");
+	if (url == NULL) {
+		fprintf(stderr, "mailsrv-tool: audit-prune needs MAILSRV_OWNER_DATABASE_URL\n");
+		return 1;
+	}
+	/* The oldest first, by the index on at; each batch commits alone (the
+	 * connection's lock and statement timeouts bound it), so no lock is
+	 * held for long and the service's inserts never wait on it. */
+	struct db *db = db_new(url);
+	if (db == NULL) {
+		fprintf(stderr, "mailsrv-tool: out of memory\n");
+		return 1;
+	}
+	long total = 0, n = 0;
+	err_t e = db_ensure(db);
+	if (e == E_OK)
+		e = db_audit_as_owner(db);
+	while (e == E_OK && (e = db_audit_prune(db, days, AUDIT_PRUNE_BATCH, &n)) == E_OK && n > 0)
+		total += n;
+	if (e != E_OK)
+		fprintf(stderr,
+		        "mailsrv-tool: audit-prune: the database refused or failed (SQLSTATE %s);"
+		        " is MAILSRV_OWNER_DATABASE_URL a role that may SET ROLE mailsrv_owner?\n",
+		        db_sqlstate(db));
+	db_free(db);
+	printf("audit-prune: deleted %ld audit events older than %d days\n", total, days);
+	return e == E_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -232,6 +299,8 @@ int main(int argc, char **argv)
 		return cmd_gen_secret_key(argc - 2, argv + 2);
 	if (strcmp(cmd, "gen-hmac-key") == 0)
 		return cmd_gen_hmac_key(argc - 2, argv + 2);
+	if (strcmp(cmd, "audit-prune") == 0)
+		return cmd_audit_prune(argc - 2, argv + 2);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
 		usage();
 		return 0;

@@ -345,7 +345,7 @@ static void *it_run(void *arg)
 	const char *token;
 	size_t len;
 	struct oauth2_failure f;
-	it->e = oauth2_access_token(it->app, db, a, it->id, &token, &len, &f);
+	it->e = oauth2_access_token(it->app, db, a, it->id, NULL, &token, &len, &f);
 	if (it->e == E_OK) {
 		/* a stand-in's token is ASCII: keep a fingerprint, not the token */
 		unsigned long h = 5381;

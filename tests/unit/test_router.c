@@ -802,6 +802,60 @@ static void test_other_queries(void **state)
 	free(long_code);
 }
 
+/* The audit listing's time and cursor checks (audit_handlers.c). */
+static int time_ok(struct arena *a, const char *s, const char **norm)
+{
+	struct input_value v;
+	memset(&v, 0, sizeof(v));
+	v.s = s;
+	v.len = strlen(s);
+	int ok = audit_time_check(a, s, v.len, &v);
+	if (norm != NULL)
+		*norm = v.s;
+	return ok;
+}
+
+static void test_audit_query_checks(void **state)
+{
+	struct arena *a = arena_new(1 << 16);
+	const char *norm;
+	assert_true(time_ok(a, "2026-12-02T09:14:03Z", NULL));
+	assert_true(time_ok(a, "2026-12-02t09:14:03.123456789z", &norm));
+	assert_string_equal(norm, "2026-12-02T09:14:03.123456789Z");
+	assert_true(time_ok(a, "2024-02-29T23:59:59+05:30", NULL));
+	assert_true(time_ok(a, "2026-01-01T00:00:00-00:00", NULL));
+	const char *bad[] = {"",
+	                     "2026-12-02",
+	                     "2026-12-02T09:14:03",
+	                     "2026-12-02 09:14:03Z",
+	                     "2025-02-29T00:00:00Z",
+	                     "2026-13-01T00:00:00Z",
+	                     "2026-00-01T00:00:00Z",
+	                     "2026-04-31T00:00:00Z",
+	                     "2026-01-01T24:00:00Z",
+	                     "2026-01-01T00:60:00Z",
+	                     "2026-01-01T00:00:60Z",
+	                     "0000-01-01T00:00:00Z",
+	                     "2026-01-01T00:00:00.Z",
+	                     "2026-01-01T00:00:00.1234567890Z",
+	                     "2026-01-01T00:00:00+24:00",
+	                     "2026-01-01T00:00:00+0100",
+	                     "2026-01-01T00:00:00Z ",
+	                     "+2026-01-01T00:00:00Z"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(time_ok(a, bad[i], NULL));
+
+	struct input_value v;
+	memset(&v, 0, sizeof(v));
+	/* base64url("e42") */
+	assert_true(audit_cursor_check(a, "ZTQy", 4, &v));
+	assert_int_equal(v.i, 42);
+	const char *badc[] = {"", "ZQ", "ZTA", "eDQy", "ZTQy=", "ZTQyYQ", "not a cursor"};
+	for (size_t i = 0; i < sizeof(badc) / sizeof(badc[0]); i++)
+		assert_false(audit_cursor_check(a, badc[i], strlen(badc[i]), &v));
+	arena_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -815,6 +869,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_batch_delete_fields, reset),
 	    cmocka_unit_test_setup(test_list_query, reset),
 	    cmocka_unit_test_setup(test_other_queries, reset),
+	    cmocka_unit_test_setup(test_audit_query_checks, reset),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
