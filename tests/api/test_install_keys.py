@@ -14,16 +14,13 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
 import stat
-import struct
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import mailapi
+from service_instance import ServiceInstance, fcgi_request
 
 REPO = mailapi.REPO
 README = REPO / "deploy" / "README.md"
@@ -51,44 +48,10 @@ def test_readme_runs_the_script():
         assert not re.search(r"\b(chmod|chown|gen-secret-key|gen-hmac-key)\b", c), c
 
 
-def fcgi_healthz(path, timeout=5.0):
-    """GET /healthz over the FastCGI socket; the response's stdout."""
-    def record(t, content):
-        pad = (-len(content)) % 8
-        return struct.pack(">BBHHBB", 1, t, 1, len(content), pad, 0) + content + b"\0" * pad
-
-    def pair(n, v):
-        return bytes([len(n), len(v)]) + n + v
-
-    params = b"".join(pair(n, v) for n, v in (
-        (b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
-        (b"DOCUMENT_URI", b"/healthz"), (b"QUERY_STRING", b""), (b"CONTENT_LENGTH", b"0")))
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(str(path))
-    s.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"")
-              + record(5, b""))
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    out, i = b"", 0
-    while i + 8 <= len(data):
-        _, t, _, n, pad, _ = struct.unpack(">BBHHBB", data[i:i + 8])
-        if t == 6:
-            out += data[i + 8:i + 8 + n]
-        i += 8 + n + pad
-    return out.decode("latin-1")
-
-
-class Service:
+class Service(ServiceInstance):
     """build/mailsrv started as the service's user (as systemd's User= does)."""
 
     def __init__(self, tmp, key_dir):
-        self.tmp = tmp
         run = tmp / "run"  # systemd's RuntimeDirectory: the service's own
         run.mkdir()
         pw = pwd.getpwnam(USER)
@@ -108,34 +71,8 @@ class Service:
             "MAILSRV_PUBLIC_URL": "http://127.0.0.1:9",
             "MAILSRV_CONSOLE_URL": "http://127.0.0.1:9/",
         })
-        self.log = open(tmp / "mailsrv.log", "w+")
-        self.p = subprocess.Popen(
-            ["setpriv", "--reuid", USER, "--regid", USER, "--init-groups", "--",
-             str(BINARY)], env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd="/")
-
-    def output(self):
-        self.log.flush()
-        return (self.tmp / "mailsrv.log").read_text()
-
-    def wait_ready(self, seconds=20):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if self.p.poll() is not None:
-                return False
-            if "worker process ready" in self.output():
-                return True
-            time.sleep(0.1)
-        return False
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
+        super().__init__(tmp, env, ["setpriv", "--reuid", USER, "--regid", USER,
+                                    "--init-groups", "--", str(BINARY)])
 
 
 def worker_pids(master):
@@ -186,8 +123,8 @@ def test_documented_install_starts():
         st = svc.sock.stat()
         assert stat.S_IMODE(st.st_mode) == 0o660
         assert st.st_gid == __import__("grp").getgrnam(SOCKET_GROUP).gr_gid
-        answer = fcgi_healthz(svc.sock)
-        assert answer.startswith("Status: 200"), answer[:300]
+        status, answer = fcgi_request(svc.sock, "GET", "/healthz")
+        assert status == 200, answer[:300]
 
         # A worker is not dumpable: its /proc files belong to root, while
         # the master's (the service's user, never a set-uid change) do not.

@@ -11,10 +11,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
-import struct
-import subprocess
 import tempfile
 import time
 import uuid
@@ -22,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mailapi import LOG_DIR, REPO, Client, describe, known_tokens, mint_token
+from mailapi import LOG_DIR, REPO, describe, mint_token
+from service_instance import ServiceInstance, fcgi_request
 
 SERVICE_LOG = LOG_DIR / "mailsrv.log"
 BINARY = REPO / "build" / "mailsrv"
@@ -134,47 +131,15 @@ def test_probes_are_not_logged(anon, path):
 
 # ---- MAILSRV_LOG_FORMAT=json on a second instance ----
 
-def fcgi(sock, method, path, headers=(), query=b"", timeout=10.0):
-    """One request over the FastCGI socket: (status, raw response)."""
-    def record(t, content):
-        pad = (-len(content)) % 8
-        return struct.pack(">BBHHBB", 1, t, 1, len(content), pad, 0) + content + b"\0" * pad
-
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-
-    def pair(n, v):
-        return length(len(n)) + length(len(v)) + n + v
-
-    rid = uuid.uuid4().hex.encode()
-    params = [(b"REQUEST_METHOD", method.encode()), (b"DOCUMENT_URI", path.encode()),
-              (b"QUERY_STRING", query), (b"CONTENT_LENGTH", b"0"), (b"REQUEST_ID", rid)]
-    params += [(n.encode(), v.encode()) for n, v in headers]
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(str(sock))
-    s.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, b"".join(pair(n, v) for n, v
-                                                                       in params))
-              + record(4, b"") + record(5, b""))
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    out, i = b"", 0
-    while i + 8 <= len(data):
-        _, t, _, n, pad, _ = struct.unpack(">BBHHBB", data[i:i + 8])
-        if t == 6:
-            out += data[i + 8:i + 8 + n]
-        i += 8 + n + pad
-    text = out.decode("latin-1")
-    m = re.match(r"Status: (\d+)", text)
-    return (int(m.group(1)) if m else 0), rid.decode()
+def fcgi(sock, method, path, headers=(), query=b""):
+    """One request to the second instance, with a request id of its own:
+    (status, that request id)."""
+    rid = uuid.uuid4().hex
+    status, _ = fcgi_request(sock, method, path, list(headers) + [("REQUEST_ID", rid)], query)
+    return status, rid
 
 
-class JsonService:
+class JsonService(ServiceInstance):
     def __init__(self, tmp, log_format="json"):
         user = os.environ.get("MAILSRV_USER") or "mailsrv"
         pw = pwd.getpwnam(user)
@@ -189,35 +154,7 @@ class JsonService:
         env.update({"MAILSRV_SOCKET": str(self.sock), "MAILSRV_PROCESSES": "1",
                     "MAILSRV_THREADS": "1", "MAILSRV_LOG_FORMAT": log_format,
                     "MAILSRV_USER": user})
-        self.path = tmp / "mailsrv.log"
-        self.log = open(self.path, "w+")
-        self.p = subprocess.Popen([str(BINARY)], env=env, stdout=self.log,
-                                  stderr=subprocess.STDOUT, cwd="/")
-
-    def text(self):
-        if not self.log.closed:
-            self.log.flush()
-        return self.path.read_text(errors="replace")
-
-    def wait_ready(self, seconds=20):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if self.p.poll() is not None:
-                return False
-            if "worker process ready" in self.text():
-                return True
-            time.sleep(0.1)
-        return False
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
+        super().__init__(tmp, env, [str(BINARY)])
 
 
 @pytest.fixture
@@ -231,7 +168,7 @@ def test_json_format_writes_one_object_per_line(tmp_dir):
     svc = JsonService(tmp_dir)
     token = mint_token(sub="json-log-tests")
     try:
-        assert svc.wait_ready(), svc.text()[-2000:]
+        assert svc.wait_ready(), svc.output()[-2000:]
         auth = [("HTTP_AUTHORIZATION", "Bearer " + token)]
         calls = {
             "list": fcgi(svc.sock, "GET", "/api/v1/mail-servers", auth, b"q=zzz"),
@@ -246,7 +183,7 @@ def test_json_format_writes_one_object_per_line(tmp_dir):
         time.sleep(0.3)
     finally:
         svc.stop()
-    text = svc.text()
+    text = svc.output()
     lines = [l for l in text.splitlines() if l.strip()]
     objs = []
     for l in lines:
@@ -285,4 +222,4 @@ def test_unknown_log_format_is_refused(tmp_dir):
     finally:
         svc.stop()
     assert svc.p.returncode != 0
-    assert "MAILSRV_LOG_FORMAT must be text or json" in svc.text()
+    assert "MAILSRV_LOG_FORMAT must be text or json" in svc.output()
