@@ -102,7 +102,7 @@ struct route {
 
 /* A route's template and path from one literal: ROUTE("mail-servers/{id}"). */
 #define ROUTE_PREFIX "/api/v1/"
-#define ROUTE(p)     ROUTE_PREFIX p, ROUTE_PREFIX p + (sizeof(ROUTE_PREFIX) - 1)
+#define ROUTE(p)     ROUTE_PREFIX p, &(ROUTE_PREFIX p)[sizeof(ROUTE_PREFIX) - 1]
 
 /* The table, literal paths before the {id} pattern they would also match. */
 extern const struct route router_routes[];
