@@ -15,6 +15,14 @@ struct app;
  * descriptor or -1 with a message in err. */
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen);
 
+/* The listening socket systemd passes (socket activation, sd_listen_fds(3)
+ * semantics without libsystemd): when LISTEN_PID is this process's pid and
+ * LISTEN_FDS is 1, descriptor 3, which must be a listening unix stream
+ * socket (a TCP socket is refused). Returns it, 0 when no socket was passed
+ * to this process, -1 with a message in err. Always removes LISTEN_FDS,
+ * LISTEN_PID and LISTEN_FDNAMES from the environment. */
+int fcgi_inherited_socket(char *err, size_t errlen);
+
 /* Run a worker process: `threads` threads accept on listen_fd and serve
  * until SIGTERM/SIGINT, then drain in-flight requests within
  * SHUTDOWN_DEADLINE_S. Returns the process exit status. */

@@ -19,6 +19,7 @@ packages=(
 	python3-prometheus-client
 	wrk clang clang-format libclang-rt-14-dev valgrind
 	openssl curl ca-certificates procps iproute2
+	systemd # systemd-analyze verify of the units in deploy/
 )
 # Node (for the OpenAPI tooling) may come from elsewhere than Debian.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -15,7 +15,7 @@
 #   STACK_WAIT_SECONDS  how long `start` waits for /healthz (default 30)
 #   STACK_NGINX_API_RATE, STACK_NGINX_API_BURST, STACK_NGINX_SENSITIVE_RATE,
 #   STACK_NGINX_SENSITIVE_BURST, STACK_NGINX_CONN_LIMIT  nginx's limits per
-#                    client address (deploy/nginx.conf.template); the defaults
+#                    client address (deploy/render-nginx.sh); the defaults
 #                    (1000r/s burst 2000, 200r/s burst 400, 1000 requests in
 #                    progress) are far above what the test suites and the
 #                    drills send from 127.0.0.1, so only the test of the
@@ -422,26 +422,18 @@ start_mailsrv() {
 	printf '%s\n%s\n' "$!" "$mailsrv_bin" >"$mailsrv_pidfile"
 }
 
+# nginx.conf and the files it includes, by the same script and from the same
+# templates as production's site (deploy/render-nginx.sh).
 render_nginx_conf() {
-	local t
 	service_env
 	install -d -m 0755 "$nginx_dir/tmp"
-	t=$(<"$repo/deploy/nginx.conf.template")
-	t=${t//@PID_FILE@/"$nginx_pidfile"}
-	t=${t//@LOG_DIR@/"$log_dir"}
-	t=${t//@TEMP_DIR@/"$nginx_dir/tmp"}
-	t=${t//@HTTP_PORT@/"$HTTP_PORT"}
-	t=${t//@SOCKET@/"$MAILSRV_SOCKET"}
-	t=${t//@USER@/"$NGINX_USER"}
-	t=${t//@API_RATE@/"$NGINX_API_RATE"}
-	t=${t//@API_BURST@/"$NGINX_API_BURST"}
-	t=${t//@SENSITIVE_RATE@/"$NGINX_SENSITIVE_RATE"}
-	t=${t//@SENSITIVE_BURST@/"$NGINX_SENSITIVE_BURST"}
-	t=${t//@CONN_LIMIT@/"$NGINX_CONN_LIMIT"}
-	t=${t//@METRICS_ALLOW@/"$metrics_allow_lines"}
-	[[ ! $t =~ @[A-Z_]+@ ]] || die "deploy/nginx.conf.template has a placeholder that stack.sh does not fill in"
-	printf '%s\n' "$t" >"$nginx_conf.new"
-	mv "$nginx_conf.new" "$nginx_conf"
+	"$repo/deploy/render-nginx.sh" local "$nginx_dir" \
+		PID_FILE="$nginx_pidfile" LOG_DIR="$log_dir" TEMP_DIR="$nginx_dir/tmp" \
+		HTTP_PORT="$HTTP_PORT" SOCKET="$MAILSRV_SOCKET" USER="$NGINX_USER" \
+		API_RATE="$NGINX_API_RATE" API_BURST="$NGINX_API_BURST" \
+		SENSITIVE_RATE="$NGINX_SENSITIVE_RATE" SENSITIVE_BURST="$NGINX_SENSITIVE_BURST" \
+		CONN_LIMIT="$NGINX_CONN_LIMIT" METRICS_ALLOW="$METRICS_ALLOW" ||
+		die "could not render nginx's configuration"
 }
 
 start_nginx() {

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fastcgi.h>
+#include <fcntl.h>
 #include <fcgiapp.h>
 #include <grp.h>
 #include <malloc.h>
@@ -43,6 +44,63 @@
 #include "log.h"
 #include "mailsrv_limits.h"
 #include "metrics.h"
+
+/* The first descriptor systemd passes (SD_LISTEN_FDS_START in sd-daemon.h). */
+#define LISTEN_FDS_START 3
+
+int fcgi_inherited_socket(char *err, size_t errlen)
+{
+	const char *fds = getenv("LISTEN_FDS");
+	const char *pid = getenv("LISTEN_PID");
+	int mine = 0;
+	long n = 0;
+	if (fds != NULL && pid != NULL) {
+		char *end;
+		errno = 0;
+		long p = strtol(pid, &end, 10);
+		mine = errno == 0 && end != pid && *end == '\0' && p == (long)getpid();
+		errno = 0;
+		n = strtol(fds, &end, 10);
+		if (errno != 0 || end == fds || *end != '\0')
+			n = -1;
+	}
+	/* Never passed on: the workers and anything they run are not the
+	 * process these variables were meant for. */
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	if (!mine)
+		return 0; /* none, or meant for another process */
+	if (n != 1) {
+		snprintf(err, errlen, "LISTEN_FDS is \"%s\": exactly one socket is expected", fds);
+		return -1;
+	}
+	int fd = LISTEN_FDS_START;
+	int domain = 0, type = 0, listening = 0;
+	socklen_t len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t){sizeof(int)}) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &(socklen_t){sizeof(int)}) != 0) {
+		snprintf(err, errlen, "the inherited descriptor %d is not a socket: %s", fd,
+		         strerror(errno));
+		return -1;
+	}
+	/* Only nginx on this host may speak FastCGI to the service: a TCP
+	 * socket would let anyone who reaches the port send records libfcgi
+	 * trusts. */
+	if (domain != AF_UNIX || type != SOCK_STREAM || !listening) {
+		snprintf(err, errlen,
+		         "the inherited socket must be a listening unix stream socket "
+		         "(ListenStream= a path in the .socket unit)");
+		return -1;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen, "could not set close-on-exec on the inherited socket: %s",
+		         strerror(errno));
+		return -1;
+	}
+	return fd;
+}
 
 int fcgi_listen_unix(const char *path, const char *group, char *err, size_t errlen)
 {

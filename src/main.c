@@ -9,6 +9,11 @@
  * socket and then becomes MAILSRV_USER for good, before it reads a key,
  * connects to the database or starts a worker; root without MAILSRV_USER is
  * refused. Started as the service's user (systemd's User=), it stays so.
+ *
+ * Under systemd the socket unit (deploy/mailsrv.socket) owns the socket and
+ * passes it (LISTEN_FDS, fcgi_inherited_socket): the master never removes
+ * or shuts it down, so connections made while it restarts wait in the
+ * backlog for the next start.
  */
 #include <errno.h>
 #include <grp.h>
@@ -181,7 +186,13 @@ int main(void)
 		app_free(&app);
 		return 1;
 	}
-	int fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));
+	/* Socket activation: systemd's socket unit owns the socket, which
+	 * outlives this process (a restart loses no connection: they wait in
+	 * its backlog); else the service creates it. */
+	int fd = fcgi_inherited_socket(err, sizeof(err));
+	const int inherited = fd > 0;
+	if (fd == 0)
+		fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));
 	if (fd < 0) {
 		log_error("could not start: %s", err);
 		app_free(&app);
@@ -191,7 +202,8 @@ int main(void)
 	if (become(&su, err, sizeof(err)) != 0 || app_load_keys(&app, err, sizeof(err)) != 0) {
 		log_error("could not start: %s", err);
 		close(fd);
-		unlink(app.cfg.socket_path);
+		if (!inherited)
+			unlink(app.cfg.socket_path);
 		app_free(&app);
 		return 1;
 	}
@@ -200,7 +212,8 @@ int main(void)
 	if (metrics_init() != 0) {
 		log_error("could not start: the shared memory of the metrics could not be mapped");
 		close(fd);
-		unlink(app.cfg.socket_path);
+		if (!inherited)
+			unlink(app.cfg.socket_path);
 		app_free(&app);
 		return 1;
 	}
@@ -223,8 +236,13 @@ int main(void)
 		kids[i].delay_ms = RESTART_DELAY_MIN_MS;
 		spawn(&app, fd, &kids[i], i);
 	}
-	log_info("listening on \"%s\" with %d processes of %d threads", app.cfg.socket_path, n,
-	         app.cfg.threads);
+	if (inherited)
+		log_info(
+		    "listening on the socket passed by systemd with %d processes of %d threads", n,
+		    app.cfg.threads);
+	else
+		log_info("listening on \"%s\" with %d processes of %d threads", app.cfg.socket_path,
+		         n, app.cfg.threads);
 
 	int stopping = 0;
 	struct timespec stop_started = {0, 0};
@@ -240,8 +258,11 @@ int main(void)
 					kill(kids[i].pid, SIGTERM);
 			/* Refuse new connections at once (nginx answers 503) instead
 			 * of letting them wait in the backlog of a socket nobody
-			 * accepts from any more; accepted requests still finish. */
-			shutdown(fd, SHUT_RDWR);
+			 * accepts from any more; accepted requests still finish.
+			 * Not systemd's socket: it stays open for the next start,
+			 * and connections wait in its backlog meanwhile. */
+			if (!inherited)
+				shutdown(fd, SHUT_RDWR);
 		} else if (sig == SIGHUP) {
 			for (int i = 0; i < n; i++)
 				if (kids[i].pid > 0)
@@ -298,7 +319,8 @@ int main(void)
 		}
 	}
 	close(fd);
-	unlink(app.cfg.socket_path);
+	if (!inherited)
+		unlink(app.cfg.socket_path);
 	free(kids);
 	app_free(&app);
 	log_info("stopped");

@@ -7,6 +7,9 @@
 #   hardening  tests/hardening_check.sh on build/mailsrv: PIE, RELRO, BIND_NOW,
 #            stack protector, fortified calls, stack clash and control-flow
 #            protection (one test per check)
+#   deploy   tests/deploy_check.sh: the systemd units (systemd-analyze verify),
+#            the settings file, and the nginx sites rendered by
+#            deploy/render-nginx.sh under nginx -t (one test per check)
 #   openapi  tests/openapi_lint.sh, when present (one test)
 #   api      the API suite (pytest tests/api) against a real stack started
 #            here on its own ports and directory
@@ -262,6 +265,24 @@ if [[ -x tests/hardening_check.sh ]]; then
 	fi
 else
 	record hardening 0 1 "tests/hardening_check.sh is missing or not executable"
+fi
+
+# ---- production files in deploy/ ------------------------------------------------
+if [[ -x tests/deploy_check.sh ]]; then
+	note "deploy files (systemd units, settings file, rendered nginx sites)"
+	SHOW=1 run_logged "$logdir/deploy.log" 120 tests/deploy_check.sh
+	d_rc=$?
+	d_pass=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$logdir/deploy.log")
+	d_fail=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$logdir/deploy.log")
+	if [[ -z $d_pass || -z $d_fail ]]; then
+		record deploy 0 1 "tests/deploy_check.sh did not finish (exit $d_rc)"
+	elif ((d_rc != 0 && d_fail == 0)); then
+		record deploy "$d_pass" 1 "exit $d_rc"
+	else
+		record deploy "$d_pass" "$d_fail"
+	fi
+else
+	record deploy 0 1 "tests/deploy_check.sh is missing or not executable"
 fi
 
 # ---- OpenAPI lint ----------------------------------------------------------

@@ -25,6 +25,8 @@ from service_instance import ServiceInstance, fcgi_request
 REPO = mailapi.REPO
 README = REPO / "deploy" / "README.md"
 UNIT = REPO / "deploy" / "mailsrv.service"
+SOCKET_UNIT = REPO / "deploy" / "mailsrv.socket"
+ENV_EXAMPLE = REPO / "deploy" / "mailsrv.env.example"
 SCRIPT = REPO / "deploy" / "install-keys.sh"
 BINARY = REPO / "build" / "mailsrv"
 TOOL = REPO / "build" / "mailsrv-tool"
@@ -52,7 +54,7 @@ class Service(ServiceInstance):
     """build/mailsrv started as the service's user (as systemd's User= does)."""
 
     def __init__(self, tmp, key_dir):
-        run = tmp / "run"  # systemd's RuntimeDirectory: the service's own
+        run = tmp / "run"  # the service's own directory for the socket it creates
         run.mkdir()
         pw = pwd.getpwnam(USER)
         os.chown(run, pw.pw_uid, pw.pw_gid)
@@ -166,9 +168,9 @@ def test_group_readable_keys_are_refused():
         shutil.rmtree(tmp)
 
 
-def unit_settings():
+def unit_settings(unit=UNIT):
     out = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith(("#", "[")) and "=" in line:
             k, v = line.split("=", 1)
@@ -181,9 +183,14 @@ def test_systemd_unit():
     assert u["User"] == [USER] and u["Group"] == [USER]
     # no core file of a process holding keys and decrypted secrets
     assert u.get("LimitCORE") == ["0"]
-    # a dedicated socket group, never www-data's (every other www-data socket)
-    assert u.get("SupplementaryGroups") == [SOCKET_GROUP]
-    text = README.read_text()
-    assert "MAILSRV_SOCKET_GROUP=%s" % SOCKET_GROUP in text
-    assert "MAILSRV_SOCKET_GROUP=www-data" not in text
-    assert "SupplementaryGroups=www-data" not in UNIT.read_text()
+    # The socket is the socket unit's, with a dedicated group, never
+    # www-data's (every other www-data socket); the service needs no
+    # supplementary group for it.
+    assert "SupplementaryGroups" not in u
+    s = unit_settings(SOCKET_UNIT)
+    assert s.get("SocketGroup") == [SOCKET_GROUP] and s.get("SocketUser") == [USER]
+    assert s.get("SocketMode") == ["0660"]
+    assert u.get("Requires") == ["mailsrv.socket"]
+    example = ENV_EXAMPLE.read_text()
+    assert "#MAILSRV_SOCKET_GROUP=%s" % SOCKET_GROUP in example
+    assert "www-data" not in SOCKET_UNIT.read_text().replace("(www-data)", "")

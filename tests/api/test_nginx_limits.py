@@ -1,4 +1,4 @@
-"""nginx in front (deploy/nginx.conf.template): requests per client address
+"""nginx in front (deploy/nginx/mailsrv-server.conf.in): requests per client address
 are limited, tighter on the OAuth callback and the SMTP tests, and so are
 requests in progress; over a limit nginx answers 429 as problem details, not
 its HTML page. Every answer, nginx's own included, carries
@@ -6,12 +6,11 @@ X-Content-Type-Options and a Content-Security-Policy.
 
 The stack's nginx has limits far above what the suites send (scripts/stack.sh),
 so the limits are tested on a second nginx rendered here from the same
-template with small ones, in front of the same worker pool; it lives only for
+templates (deploy/render-nginx.sh) with small ones, in front of the same worker pool; it lives only for
 one test."""
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,25 +23,23 @@ import mailapi
 from mailapi import BASE_URL, REPO, STACK_VAR, describe
 from oauth_provider import free_port
 
-TEMPLATE = REPO / "deploy" / "nginx.conf.template"
+RENDER = REPO / "deploy" / "render-nginx.sh"
 CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def render(port, d, **limits):
-    """The template with this port, paths under d and these limits."""
+    """The local stack's nginx.conf and its included files, rendered into d
+    by deploy/render-nginx.sh with this port, paths under d and these
+    limits."""
     values = {"HTTP_PORT": str(port), "SOCKET": os.environ["MAILSRV_SOCKET"],
               "USER": os.environ.get("STACK_NGINX_USER", "www-data"),
               "PID_FILE": str(d / "nginx.pid"), "LOG_DIR": str(d), "TEMP_DIR": str(d / "tmp"),
               "API_RATE": "1r/m", "API_BURST": "100", "SENSITIVE_RATE": "1r/m",
-              "SENSITIVE_BURST": "100", "CONN_LIMIT": "100",
-              "METRICS_ALLOW": "allow 127.0.0.1; "}
+              "SENSITIVE_BURST": "100", "CONN_LIMIT": "100", "METRICS_ALLOW": "127.0.0.1"}
     values.update(limits)
-    text = TEMPLATE.read_text()
-    for k, v in values.items():
-        text = text.replace("@%s@" % k, v)
-    left = re.findall(r"@[A-Z_]+@", text)
-    assert not left, "placeholders this test does not fill: %s" % sorted(set(left))
-    return text
+    subprocess.run([str(RENDER), "local", str(d)] + ["%s=%s" % kv for kv in values.items()],
+                   check=True, timeout=30)
+    return d / "nginx.conf"
 
 
 @pytest.fixture
@@ -55,8 +52,7 @@ def limited():
         (d / "tmp").mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o755)
         port = free_port()
-        conf = d / "nginx.conf"
-        conf.write_text(render(port, d, **limits))
+        conf = render(port, d, **limits)
         subprocess.run(["nginx", "-q", "-c", str(conf), "-p", str(d) + "/",
                         "-e", str(d / "nginx-error.log")], check=True, timeout=30)
         pid = int((d / "nginx.pid").read_text().split()[0])

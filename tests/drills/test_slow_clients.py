@@ -27,7 +27,7 @@ SLOWLORIS = 200
 SLOW_BODIES = 20
 SAMPLES = 300
 P99_LIMIT_S = 0.250
-HEADER_TIMEOUT_S = 10   # client_header_timeout in deploy/nginx.conf.template
+HEADER_TIMEOUT_S = 10   # client_header_timeout in deploy/nginx/mailsrv-server.conf.in
 
 
 class Trickle:
