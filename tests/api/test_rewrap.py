@@ -34,7 +34,8 @@ from smtp_support import USER, basic_for, login_server, oauth_body, smtp  # noqa
 OLD = ("old1", "1f" * 32)
 NEW = ("new2", "2e" * 32)
 BASIC = 40  # basic servers, one password each
-OAUTH = 3  # oauth2 servers: a client secret, an access and a refresh token each
+OAUTH = 3  # oauth2 servers: a client secret, an access and a refresh token each,
+#            and an authorization started (the flow's code verifier)
 
 
 @pytest.fixture
@@ -132,7 +133,11 @@ def test_rotation_under_load(tmp_dir, smtp):  # noqa: F811
             assert st == 201, body
             assert body["secret_key_set"] and body["refresh_token_set"], body
             oauth_ids.append(body["id"])
-        total = BASIC + 3 * OAUTH
+        # a flow in progress on each: its PKCE verifier is stored encrypted
+        for oid in oauth_ids:
+            st, body = a.call("POST", "/mail-servers/%d/oauth2/authorize" % oid)
+            assert st == 200 and "authorization_url" in body, body
+        total = BASIC + 3 * OAUTH + OAUTH
         rc, out, err = rewrap(db, ring_old)
         assert rc == 0, out + err
         assert report(out) == (0, "old1", {"old1": total}), out
