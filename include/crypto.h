@@ -112,4 +112,13 @@ int secret_encrypt(const struct secret_keyring *kr, struct arena *a, const char 
 int secret_decrypt(const struct secret_keyring *kr, struct arena *a, const char *aad,
                    const unsigned char *blob, size_t blob_len, char **plain, size_t *plain_len);
 
+/* The id of the key that made a ciphertext (the header secret_encrypt
+ * writes), NUL-terminated into id[KEY_ID_MAX + 1]; -1 when blob is not in
+ * that format. Reads the header only: nothing is decrypted. */
+int secret_key_id(const unsigned char *blob, size_t blob_len, char *id, size_t idsize);
+/* The keyring's keys: how many, and the id of key i (0 is the one that
+ * encrypts), for the rotation's report (mailsrv-tool rewrap). */
+size_t secret_keyring_size(const struct secret_keyring *kr);
+const char *secret_keyring_key_id(const struct secret_keyring *kr, size_t i);
+
 #endif

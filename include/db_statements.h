@@ -44,6 +44,11 @@ enum db_statement_id {
 	ST_AU_LIST,
 	ST_AU_AS_OWNER,
 	ST_AU_PRUNE,
+	/* key rotation (db_rewrap.c, mailsrv-tool rewrap) */
+	ST_RW_MS_PAGE,
+	ST_RW_MS_UPDATE,
+	ST_RW_STATE_PAGE,
+	ST_RW_STATE_UPDATE,
 	ST__COUNT
 };
 

@@ -60,7 +60,18 @@
 #define AUDIT_DETAILS_MAX_BYTES 2048
 /* Retention: at most this many events deleted per transaction, so that no
  * delete holds its locks or its WAL long. */
-#define AUDIT_PRUNE_BATCH            1000
+#define AUDIT_PRUNE_BATCH 1000
+/* Key rotation (mailsrv-tool rewrap): rows read per page, each then
+ * rewritten in its own transaction; and how many passes over the tables
+ * redo the rows that changed under a pass before the tool gives up and says
+ * to run it again (every pass makes progress unless the rows keep
+ * changing). */
+#define REWRAP_BATCH_DEFAULT 100
+#define REWRAP_BATCH_MAX     1000
+#define REWRAP_MAX_PASSES    10
+/* Distinct key ids counted in the report: the keyring's (KEYRING_MAX_KEYS)
+ * and as many unknown ones; more are counted together as "other". */
+#define REWRAP_MAX_KEY_IDS           (2 * KEYRING_MAX_KEYS)
 #define AUDIT_RETENTION_DAYS_DEFAULT 365
 #define AUDIT_RETENTION_DAYS_MAX     36500
 /* Query string and header sizes we look at. nginx caps headers at 8 KiB. */

@@ -317,6 +317,9 @@ write_pg_auth() {
 # TYPE  DATABASE  USER         ADDRESS        METHOD
 local   all       postgres                    peer map=stack
 local   mailsrv   mailsrv_app                 peer map=stack
+# mailsrv_scratch: a database the tests make and drop themselves (an
+# upgrade from the previous release's schema, a key rotation of their own).
+local   mailsrv_scratch  mailsrv_app          peer map=stack
 host    mailsrv   mailsrv_app  127.0.0.1/32   scram-sha-256
 EOF
 	as_postgres tee "$pgdata/pg_ident.conf" >/dev/null <<EOF

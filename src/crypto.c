@@ -1153,3 +1153,33 @@ out:
 	EVP_CIPHER_CTX_free(ctx);
 	return ret;
 }
+
+int secret_key_id(const unsigned char *blob, size_t blob_len, char *id, size_t idsize)
+{
+	if (blob == NULL || id == NULL || idsize == 0)
+		return -1;
+	id[0] = '\0';
+	/* the same header checks as secret_decrypt */
+	if (blob_len < 2 || blob[0] != SECRET_FORMAT_V1)
+		return -1;
+	size_t idlen = blob[1];
+	if (idlen == 0 || idlen > KEY_ID_MAX || idlen >= idsize ||
+	    blob_len < 2 + idlen + GCM_NONCE_BYTES + GCM_TAG_BYTES)
+		return -1;
+	for (size_t i = 0; i < idlen; i++)
+		if (!is_id_char(blob[2 + i]))
+			return -1;
+	memcpy(id, blob + 2, idlen);
+	id[idlen] = '\0';
+	return 0;
+}
+
+size_t secret_keyring_size(const struct secret_keyring *kr)
+{
+	return kr != NULL ? kr->n : 0;
+}
+
+const char *secret_keyring_key_id(const struct secret_keyring *kr, size_t i)
+{
+	return kr != NULL && i < kr->n ? kr->keys[i].id : NULL;
+}

@@ -238,6 +238,33 @@ const struct db_statement db_statements[] = {
     [ST_AU_PRUNE] = {"au_prune", "DELETE FROM audit_event WHERE id IN (SELECT id FROM audit_event"
                                  " WHERE at < now() - $1::integer * interval '1 day'"
                                  " ORDER BY at LIMIT $2::integer)"},
+    /* Key rotation: the stored secrets a page at a time (keyset by the
+     * key), and each row rewritten alone, only while it still holds the
+     * ciphertexts that were read (IS NOT DISTINCT FROM: a NULL stays NULL);
+     * a NULL new value keeps the column. No other column changes: the
+     * secret's value, the row's version and its ETag stay what they were. */
+    [ST_RW_MS_PAGE] = {"rw_ms_page",
+                       "SELECT id, encode(password_enc, 'hex'), encode(secret_key_enc, 'hex'),"
+                       " encode(access_token_enc, 'hex'), encode(refresh_token_enc, 'hex')"
+                       " FROM mail_server WHERE id > $1::bigint ORDER BY id LIMIT $2::integer"},
+    [ST_RW_MS_UPDATE] = {"rw_ms_update",
+                         "UPDATE mail_server SET password_enc = coalesce($2, password_enc),"
+                         " secret_key_enc = coalesce($3, secret_key_enc),"
+                         " access_token_enc = coalesce($4, access_token_enc),"
+                         " refresh_token_enc = coalesce($5, refresh_token_enc)"
+                         " WHERE id = $1::bigint"
+                         " AND password_enc IS NOT DISTINCT FROM decode($6, 'hex')"
+                         " AND secret_key_enc IS NOT DISTINCT FROM decode($7, 'hex')"
+                         " AND access_token_enc IS NOT DISTINCT FROM decode($8, 'hex')"
+                         " AND refresh_token_enc IS NOT DISTINCT FROM decode($9, 'hex')"},
+    [ST_RW_STATE_PAGE] = {"rw_state_page",
+                          "SELECT encode(state_hash, 'hex'), encode(code_verifier_enc, 'hex')"
+                          " FROM oauth2_state WHERE code_verifier_enc IS NOT NULL"
+                          " AND state_hash > decode($1, 'hex') ORDER BY state_hash"
+                          " LIMIT $2::integer"},
+    [ST_RW_STATE_UPDATE] = {"rw_state_update", "UPDATE oauth2_state SET code_verifier_enc = $2"
+                                               " WHERE state_hash = decode($1, 'hex')"
+                                               " AND code_verifier_enc = decode($3, 'hex')"},
 };
 
 int db_statement_reads_only(int stmt)
@@ -249,6 +276,8 @@ int db_statement_reads_only(int stmt)
 	case ST_MS_COUNT:
 	case ST_ST_PASSWORD:
 	case ST_AU_LIST:
+	case ST_RW_MS_PAGE:
+	case ST_RW_STATE_PAGE:
 		return 1;
 	default:
 		/* not ST_OA_GET: the refresh flow reads it under its session lock */

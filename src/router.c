@@ -523,7 +523,12 @@ err_t livez_handle(struct ctx *c)
 }
 
 /* Ready for traffic: not draining, the database answers within
- * READY_DB_WAIT_MS, and its schema is the one this build was made for. */
+ * READY_DB_WAIT_MS, and its schema is the one this build was made for or a
+ * newer one. Newer: a rolling upgrade runs the next release's migrations
+ * before its workers start, and migrations stay backwards-compatible for one
+ * release (README.md, "Upgrading"), so the workers still on this build keep
+ * serving meanwhile. Older: this build's statements need what is missing.
+ * File names compare by their NNN_ prefix. */
 err_t readyz_handle(struct ctx *c)
 {
 	if (fcgi_draining()) {
@@ -537,10 +542,10 @@ err_t readyz_handle(struct ctx *c)
 		e = db_schema_latest(c->w->db, READY_DB_WAIT_MS, latest, sizeof(latest));
 	if (e != E_OK)
 		return http_reject(c, E_DB_UNAVAILABLE, "the database is unavailable");
-	if (strcmp(latest, MAILSRV_SCHEMA_VERSION) != 0) {
+	if (strcmp(latest, MAILSRV_SCHEMA_VERSION) < 0) {
 		c->error_code = "schema_mismatch";
 		return http_reject(c, E_DB_UNAVAILABLE,
-		                   "the database schema is not at the version this build expects");
+		                   "the database schema is older than this build expects");
 	}
 	return probe_ok(c);
 }

@@ -7,6 +7,7 @@
  *   mailsrv-tool gen-secret-key PATH
  *   mailsrv-tool gen-hmac-key PATH
  *   mailsrv-tool audit-prune [--days N]
+ *   mailsrv-tool rewrap [--batch N]
  *
  * Defaults come from the service's own settings (MAILSRV_JWT_KEY_FILE,
  * MAILSRV_JWT_ALG, MAILSRV_JWT_ISSUER, MAILSRV_JWT_AUDIENCE), so a token made
@@ -19,6 +20,19 @@
  * events. It connects with MAILSRV_OWNER_DATABASE_URL (a libpq conninfo of a
  * role allowed to SET ROLE mailsrv_owner, e.g. the superuser over the unix
  * socket: "host=/var/run/postgresql dbname=mailsrv user=postgres").
+ *
+ * rewrap ends a key rotation (deploy/README.md, "Rotating the secrets
+ * key"): it re-encrypts every stored secret under the first key of the
+ * keyring MAILSRV_SECRET_KEY_FILE, connected as the service
+ * (MAILSRV_DATABASE_URL, the service's role: it updates only secret columns
+ * the service updates too), while the service runs. Pages of --batch rows
+ * (REWRAP_BATCH_DEFAULT), each row rewritten in its own short transaction
+ * only while it still holds what was read; rows changed meanwhile are done
+ * again by another pass. Then it counts the stored secrets by the key that
+ * encrypted them (decrypting each one) and prints, for every key, how many
+ * still use it: a key with 0 may be removed from the keyring. Exit 1 when a
+ * secret could not be decrypted or some are still left under an old key.
+ * It prints counts and key ids only, never a secret.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +49,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "db_audit.h"
+#include "db_rewrap.h"
 #include "jwt.h"
 #include "mailsrv_limits.h"
 
@@ -52,6 +67,7 @@ static void usage(void)
 	      "       mailsrv-tool gen-secret-key PATH\n"
 	      "       mailsrv-tool gen-hmac-key PATH\n"
 	      "       mailsrv-tool audit-prune [--days N]\n"
+	      "       mailsrv-tool rewrap [--batch N]\n"
 	      "token defaults: --key $MAILSRV_JWT_KEY_FILE, --alg $MAILSRV_JWT_ALG "
 	      "(HS256),\n"
 	      "  --iss $MAILSRV_JWT_ISSUER, --aud $MAILSRV_JWT_AUDIENCE, --ttl 3600\n"
@@ -286,6 +302,134 @@ static int cmd_audit_prune(int argc, char **argv)
 	return e == E_OK ? 0 : 1;
 }
 
+/* How many stored secrets use key id (0 when none). */
+static long key_count(const struct rewrap_stats *st, const char *id)
+{
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (strcmp(st->keys[i].id, id) == 0)
+			return st->keys[i].count;
+	return 0;
+}
+
+static int cmd_rewrap(int argc, char **argv)
+{
+	int batch = REWRAP_BATCH_DEFAULT;
+	for (int i = 0; i < argc; i++) {
+		char *end = NULL;
+		if (strcmp(argv[i], "--batch") != 0 || i + 1 >= argc) {
+			usage();
+			return EXIT_USAGE;
+		}
+		const char *s = argv[++i];
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' || v < 1 ||
+		    v > REWRAP_BATCH_MAX) {
+			fprintf(stderr, "mailsrv-tool: --batch must be an integer from 1 to %d\n",
+			        REWRAP_BATCH_MAX);
+			return EXIT_USAGE;
+		}
+		batch = (int)v;
+	}
+	const char *key_file = env("MAILSRV_SECRET_KEY_FILE");
+	if (key_file == NULL) {
+		fputs("mailsrv-tool: rewrap needs MAILSRV_SECRET_KEY_FILE (the keyring, the new "
+		      "key first)\n",
+		      stderr);
+		return 1;
+	}
+	const char *url = env("MAILSRV_DATABASE_URL");
+	if (url == NULL)
+		url = "dbname=mailsrv"; /* the service's own default */
+	char err[512];
+	struct secret_keyring *kr = NULL;
+	if (secret_keyring_load(key_file, &kr, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailsrv-tool: %s\n", err);
+		return 1;
+	}
+	struct db *db = db_new(url);
+	static struct rewrap_stats st, count;
+	long rewrote = 0, again = 0;
+	int passes = 0, ret = 1;
+	err_t e = db != NULL ? db_ensure(db) : E_INTERNAL;
+	/* Passes until one finds no row changed under it: what it rewrote
+	 * stays rewritten, what changed is read again. */
+	while (e == E_OK && passes < REWRAP_MAX_PASSES) {
+		memset(&st, 0, sizeof(st));
+		e = db_rewrap_pass(db, kr, batch, 1, &st);
+		passes++;
+		rewrote += st.rewrote;
+		again = st.again;
+		if (e != E_OK || st.again == 0)
+			break;
+	}
+	/* The report: every stored secret as it is now. */
+	memset(&count, 0, sizeof(count));
+	if (e == E_OK)
+		e = db_rewrap_pass(db, kr, batch, 0, &count);
+	if (e != E_OK) {
+		fprintf(stderr,
+		        "mailsrv-tool: rewrap: the database refused or failed (SQLSTATE %s); is "
+		        "MAILSRV_DATABASE_URL the service's database and role?\n",
+		        db != NULL ? db_sqlstate(db) : "");
+		goto out;
+	}
+	const char *first = secret_keyring_key_id(kr, 0);
+	printf("rewrap: rewrote %ld secrets under key \"%s\" in %d pass%s\n", rewrote, first,
+	       passes, passes == 1 ? "" : "es");
+	long left = 0;
+	for (size_t i = 0; i < secret_keyring_size(kr); i++) {
+		const char *id = secret_keyring_key_id(kr, i);
+		long n = key_count(&count, id);
+		if (i == 0)
+			printf("rewrap: key \"%s\" (encrypts): %ld secrets\n", id, n);
+		else
+			printf("rewrap: key \"%s\": %ld secrets left%s\n", id, n,
+			       n == 0 ? "; no stored secret uses it" : "");
+		if (i > 0)
+			left += n;
+	}
+	for (size_t i = 0; i < count.nkeys; i++) {
+		if (count.keys[i].id[0] == '\0') {
+			printf("rewrap: unreadable ciphertexts or other keys: %ld secrets\n",
+			       count.keys[i].count);
+			continue;
+		}
+		int known = 0;
+		for (size_t k = 0; k < secret_keyring_size(kr); k++)
+			known |= strcmp(secret_keyring_key_id(kr, k), count.keys[i].id) == 0;
+		if (!known)
+			printf("rewrap: key \"%s\" (not in the keyring): %ld secrets\n",
+			       count.keys[i].id, count.keys[i].count);
+	}
+	if (count.keys[REWRAP_MAX_KEY_IDS].count > 0)
+		printf("rewrap: unreadable ciphertexts or other keys: %ld secrets\n",
+		       count.keys[REWRAP_MAX_KEY_IDS].count);
+	if (count.unreadable > 0) {
+		fprintf(stderr,
+		        "mailsrv-tool: rewrap: %ld stored secrets cannot be decrypted with this "
+		        "keyring (a key removed too early, or a damaged value)\n",
+		        count.unreadable);
+		goto out;
+	}
+	if (left > 0) {
+		fprintf(stderr,
+		        "mailsrv-tool: rewrap: %ld secrets still use an old key (%ld rows kept "
+		        "changing during the last pass); run it again\n",
+		        left, again);
+		goto out;
+	}
+	printf("rewrap: every stored secret uses key \"%s\"; the other keys may be removed "
+	       "from the keyring\n",
+	       first);
+	ret = 0;
+out:
+	fflush(stdout);
+	db_free(db);
+	secret_keyring_free(kr);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -301,6 +445,8 @@ int main(int argc, char **argv)
 		return cmd_gen_hmac_key(argc - 2, argv + 2);
 	if (strcmp(cmd, "audit-prune") == 0)
 		return cmd_audit_prune(argc - 2, argv + 2);
+	if (strcmp(cmd, "rewrap") == 0)
+		return cmd_rewrap(argc - 2, argv + 2);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
 		usage();
 		return 0;

@@ -30,13 +30,16 @@ def _pair(name, value):
     return _length(len(name)) + _length(len(value)) + name + value
 
 
-def fcgi_request(sock, method, path, params=(), query=b"", timeout=10.0):
-    """GET-like request (no body) over the FastCGI socket; params are extra
-    (name, value) strings such as ("HTTP_AUTHORIZATION", "Bearer ...").
-    Returns (status, the response's stdout as text); status 0 when none."""
+def fcgi_request(sock, method, path, params=(), query=b"", timeout=10.0, body=b""):
+    """One request over the FastCGI socket; params are extra (name, value)
+    strings such as ("HTTP_AUTHORIZATION", "Bearer ..."); a body is sent as
+    application/json. Returns (status, the response's stdout as text);
+    status 0 when none."""
     base = [(b"REQUEST_METHOD", method.encode()), (b"REQUEST_URI", path.encode()),
             (b"DOCUMENT_URI", path.encode()), (b"QUERY_STRING", query),
-            (b"CONTENT_LENGTH", b"0")]
+            (b"CONTENT_LENGTH", str(len(body)).encode())]
+    if body:
+        base.append((b"CONTENT_TYPE", b"application/json"))
     base += [(n.encode(), v.encode()) for n, v in params]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -44,7 +47,7 @@ def fcgi_request(sock, method, path, params=(), query=b"", timeout=10.0):
         s.connect(str(sock))
         s.sendall(_record(1, struct.pack(">HB5x", 1, 0))
                   + _record(4, b"".join(_pair(n, v) for n, v in base)) + _record(4, b"")
-                  + _record(5, b""))
+                  + (_record(5, body) if body else b"") + _record(5, b""))
         data = b""
         while True:
             chunk = s.recv(65536)

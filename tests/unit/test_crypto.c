@@ -29,6 +29,7 @@
 
 #include "arena.h"
 #include "crypto.h"
+#include "mailsrv_limits.h"
 
 static char tmpdir[] = "/tmp/test_crypto.XXXXXX";
 static struct arena *arena;
@@ -823,6 +824,36 @@ static void test_secret_unknown_key_and_rotation(void **state)
 	secret_keyring_free(rot);
 }
 
+/* The key id of a ciphertext (rotation's count) and the keyring's ids. */
+static void test_secret_key_id(void **state)
+{
+	(void)state;
+	write_text("ab.keys", "kb " KEY_B "\n# old\nka " KEY_A "\n", 0600);
+	struct secret_keyring *kr = ring_ok("ab.keys");
+	assert_int_equal(secret_keyring_size(kr), 2);
+	assert_string_equal(secret_keyring_key_id(kr, 0), "kb");
+	assert_string_equal(secret_keyring_key_id(kr, 1), "ka");
+	assert_null(secret_keyring_key_id(kr, 2));
+	unsigned char *blob = NULL;
+	size_t blen = 0;
+	assert_int_equal(secret_encrypt(kr, arena, "x:1:y", "pw", 2, &blob, &blen), 0);
+	char id[KEY_ID_MAX + 1];
+	assert_int_equal(secret_key_id(blob, blen, id, sizeof(id)), 0);
+	assert_string_equal(id, "kb");
+	/* too small a buffer, a truncated blob, another format, a bad id */
+	assert_int_equal(secret_key_id(blob, blen, id, 2), -1);
+	assert_int_equal(secret_key_id(blob, 2 + 2 + 12 + 15, id, sizeof(id)), -1);
+	assert_int_equal(secret_key_id(blob, 1, id, sizeof(id)), -1);
+	blob[0] = 0x02;
+	assert_int_equal(secret_key_id(blob, blen, id, sizeof(id)), -1);
+	blob[0] = 0x01;
+	blob[2] = ' ';
+	assert_int_equal(secret_key_id(blob, blen, id, sizeof(id)), -1);
+	blob[1] = 0;
+	assert_int_equal(secret_key_id(blob, blen, id, sizeof(id)), -1);
+	secret_keyring_free(kr);
+}
+
 static void test_keyring_generate(void **state)
 {
 	char err[512] = "";
@@ -1052,6 +1083,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_secret_round_trip, test_setup),
 	    cmocka_unit_test_setup(test_secret_binding_and_tamper, test_setup),
 	    cmocka_unit_test_setup(test_secret_unknown_key_and_rotation, test_setup),
+	    cmocka_unit_test_setup(test_secret_key_id, test_setup),
 	    cmocka_unit_test_setup(test_keyring_generate, test_setup),
 	    cmocka_unit_test_setup(test_secret_key_file_modes, test_setup),
 	    cmocka_unit_test_setup(test_secret_key_file_owner, test_setup),
