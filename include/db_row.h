@@ -42,6 +42,10 @@ char *db_oauth2_state_aad(struct arena *a, const unsigned char state_hash[32]);
 err_t db_seal(struct arena *a, const struct secret_keyring *kr, const char *aad, const char *plain,
               size_t len, const char **blob, int *blob_len);
 
+/* Hex text (a bytea column read as encode(col, 'hex')) to bytes in the
+ * arena; NULL when it is not hex or the arena is exhausted. */
+unsigned char *db_unhex(struct arena *a, const char *s, size_t len, size_t *outlen);
+
 /* Decrypt the hex-encoded ciphertext (encode(col, 'hex')) in column col of
  * row `row`, sealed under aad, into the arena; *plain NULL for SQL NULL.
  * -1 when it does not decrypt (or aad is NULL); plain_len may be NULL. */

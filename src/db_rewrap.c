@@ -38,25 +38,6 @@ static void count_key(struct rewrap_stats *st, const char *id)
 	st->keys[REWRAP_MAX_KEY_IDS].count++;
 }
 
-/* Hex text (encode(col, 'hex')) to bytes in the arena; NULL when not hex. */
-static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
-{
-	if (len % 2 != 0)
-		return NULL;
-	unsigned char *out = arena_alloc(a, len / 2 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 2) {
-		int hi = text_hex_digit((unsigned char)s[i]),
-		    lo = text_hex_digit((unsigned char)s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return NULL;
-		out[i / 2] = (unsigned char)(hi * 16 + lo);
-	}
-	*outlen = len / 2;
-	return out;
-}
-
 /*
  * One stored secret: count it by its key id and decrypt it with aad; when
  * rewrite and it is not under the first key, encrypt it again for the same
@@ -69,7 +50,7 @@ static err_t one_secret(struct arena *a, const struct secret_keyring *kr, const 
 	*blob = NULL;
 	*blen = 0;
 	size_t len = 0;
-	unsigned char *ct = unhex(a, hex, hexlen, &len);
+	unsigned char *ct = db_unhex(a, hex, hexlen, &len);
 	char id[KEY_ID_MAX + 1];
 	if (ct == NULL || secret_key_id(ct, len, id, sizeof(id)) != 0) {
 		st->unreadable++;
@@ -176,7 +157,7 @@ static err_t oauth2_states(struct db *db, struct arena *a, const struct secret_k
 			const char *hash_hex = db_value(r, row, 0);
 			size_t hlen = 0;
 			unsigned char *hash =
-			    unhex(a, hash_hex, (size_t)db_length(r, row, 0), &hlen);
+			    db_unhex(a, hash_hex, (size_t)db_length(r, row, 0), &hlen);
 			const char *aad =
 			    hash != NULL && hlen == 32 ? db_oauth2_state_aad(a, hash) : NULL;
 			const char *blob;

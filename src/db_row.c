@@ -70,8 +70,7 @@ err_t db_seal(struct arena *a, const struct secret_keyring *kr, const char *aad,
 	return E_OK;
 }
 
-/* Hex text (encode(col, 'hex')) to bytes in the arena. */
-static unsigned char *unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
+unsigned char *db_unhex(struct arena *a, const char *s, size_t len, size_t *outlen)
 {
 	if (len % 2 != 0)
 		return NULL;
@@ -100,7 +99,7 @@ int db_open_secret(struct arena *a, const struct secret_keyring *kr, const char 
 		return 0;
 	size_t blen;
 	unsigned char *blob =
-	    unhex(a, db_value(r, row, col), (size_t)db_length(r, row, col), &blen);
+	    db_unhex(a, db_value(r, row, col), (size_t)db_length(r, row, col), &blen);
 	char *p;
 	size_t plen;
 	if (aad == NULL || blob == NULL || secret_decrypt(kr, a, aad, blob, blen, &p, &plen) != 0)
