@@ -502,15 +502,113 @@ static int same_settings(const struct ms_row *a, const struct ms_row *b)
 
 /* ---- the endpoints ---- */
 
+/* The stored password of a saved basic server, as the row was read
+ * (*password NULL: none stored). A problem when it does not decrypt, or
+ * the server changed meanwhile. */
+static err_t saved_password(struct ctx *c, const struct ms_row *row, const char **password)
+{
+	int found;
+	err_t e = db_smtp_test_password_get(c->w->db, c->arena, c->w->app->keyring, row->id,
+	                                    row->version, password, &found);
+	if (e == E_SECRET_UNREADABLE)
+		return http_reject(c, e,
+		                   "the stored password of the mail server cannot be decrypted (it"
+		                   " was changed outside the service, or its key is no longer in"
+		                   " the keyring): enter it again");
+	if (e != E_OK)
+		return http_reject_db(c, e, DB_READ);
+	if (!found) {
+		c->error_code = "changed_during_test";
+		return http_reject(c, E_CONFLICT,
+		                   "the mail server changed while its test started; retry");
+	}
+	return E_OK;
+}
+
+/* A token entered by hand (no known expiry) that the server refused, with
+ * a refresh token stored and time left: refresh it once, then run the
+ * session once more. Otherwise o stays as it is. */
+static err_t retry_refreshed(struct ctx *c, const struct ms_row *row, struct target *t,
+                             long long deadline, struct outcome *o)
+{
+	if (row->auth != AUTH_OAUTH2 || row->access_token_expires_at != NULL ||
+	    !row->refresh_token_set || o->r.error_code == NULL ||
+	    strcmp(o->r.error_code, "auth_failed") != 0 ||
+	    o->r.stages[o->r.nstages - 1].reply_code <= 0 ||
+	    deadline - now_ms() < SMTP_TEST_RETRY_MIN_MS)
+		return E_OK;
+	const struct app *app = c->w->app;
+	struct db *db = c->w->db;
+	struct oauth2_failure f;
+	size_t len;
+	log_info("mail server %lld refused its OAuth 2.0 access token; refreshing it once",
+	         row->id);
+	struct audit_who who = audit_who_of(c);
+	err_t e = oauth2_refresh(app, db, c->arena, row->id, c->req->arrival_ms, &who, &f);
+	if (e == E_OK)
+		e = oauth2_access_token(app, db, c->arena, row->id, &who, &t->token, &len, &f);
+	if (e == E_SECRET_UNREADABLE)
+		return http_reject(c, e, f.description);
+	if (e == E_DB_UNAVAILABLE || e == E_NOT_FOUND || e == E_INTERNAL)
+		return http_reject_db(c, e, DB_WRITE);
+	if (e != E_OK) {
+		o->r.error_code = "oauth2_refresh_failed";
+		o->message = f.code ? arena_printf(c->arena,
+		                                   "the server refused the access token, and it"
+		                                   " could not be refreshed (%s)",
+		                                   f.code)
+		                    : NULL;
+		o->hint = NULL;
+		return E_OK;
+	}
+	return session(c, t, deadline, o);
+}
+
+/* The outcome as the server's last test and its audit event, in one
+ * transaction; a failure to store them is logged, the answer stands. */
+static void store_last_test(struct ctx *c, const struct ms_row *row, const struct outcome *o)
+{
+	struct db *db = c->w->db;
+	/* A refresh of the token (before the test or for its retry) gave the
+	 * server a new version: the outcome is still about the same settings. */
+	long long version = row->version;
+	struct ms_row now;
+	int found, stored;
+	if (row->auth == AUTH_OAUTH2 && db_ms_get(db, c->arena, row->id, 0, &now, &found) == E_OK &&
+	    found && same_settings(row, &now))
+		version = now.version;
+	const char *stage = outbound_smtp_stage_name(o->r.stage);
+	const char *code = o->r.ok ? NULL : o->r.error_code;
+	const char *qstage = audit_json_string(c->arena, stage ? stage : "");
+	const char *qcode = code != NULL ? audit_json_string(c->arena, code) : "null";
+	const char *details =
+	    qstage != NULL && qcode != NULL
+	        ? arena_printf(c->arena, "{\"ok\": %s, \"stage\": %s, \"error_code\": %s}",
+	                       o->r.ok ? "true" : "false", qstage, qcode)
+	        : NULL;
+	struct audit_who who = audit_who_of(c);
+	err_t e = details != NULL ? db_begin(db) : E_INTERNAL;
+	if (e == E_OK)
+		e = db_smtp_test_last_update(db, row->id, version, o->r.ok, stage, code, &stored);
+	if (e == E_OK)
+		e = db_audit_record(db, &who, "mail_server.tested", row->id, NULL, details);
+	if (e == E_OK)
+		e = db_commit(db);
+	if (e != E_OK) {
+		if (details != NULL)
+			db_rollback(db);
+		log_warning("could not store the last test of mail server %lld", row->id);
+	}
+}
+
 err_t smtp_handle_test(struct ctx *c)
 {
 	const struct app *app = c->w->app;
-	struct db *db = c->w->db;
 	const char *recipient = ((const struct smtp_test_input *)c->input)->recipient;
 	struct ms_row row;
 	int found;
 	err_t e;
-	if ((e = db_ms_get(db, c->arena, c->id, 0, &row, &found)) != E_OK)
+	if ((e = db_ms_get(c->w->db, c->arena, c->id, 0, &row, &found)) != E_OK)
 		return http_reject_db(c, e, DB_READ);
 	if (!found)
 		return http_reject(c, E_NOT_FOUND, "no mail server has this id");
@@ -524,107 +622,18 @@ err_t smtp_handle_test(struct ctx *c)
 	    row.sender_email, row.auth, row.username, NULL,     NULL,           recipient};
 	struct outcome o;
 	memset(&o, 0, sizeof(o));
-	int ran = 0;
-	if (row.auth == AUTH_BASIC && row.username != NULL && row.username[0] != '\0') {
-		e = db_smtp_test_password_get(db, c->arena, app->keyring, row.id, row.version,
-		                              &t.password, &found);
-		if (e == E_SECRET_UNREADABLE) {
-			e = http_reject(
-			    c, e,
-			    "the stored password of the mail server cannot be decrypted (it"
-			    " was changed outside the service, or its key is no longer in"
-			    " the keyring): enter it again");
-			goto out;
-		}
-		if (e != E_OK) {
-			e = http_reject_db(c, e, DB_READ);
-			goto out;
-		}
-		if (!found) {
-			c->error_code = "changed_during_test";
-			e = http_reject(c, E_CONFLICT,
-			                "the mail server changed while its test started; retry");
-			goto out;
-		}
-	} else if (row.auth == AUTH_OAUTH2) {
-		if ((e = saved_token(c, &row, started, &t.token, &o)) != E_OK)
-			goto out;
-	}
-	if (row.auth != AUTH_OAUTH2 || t.token != NULL) {
-		if ((e = session(c, &t, deadline, &o)) != E_OK)
-			goto out;
-		ran = 1;
-	}
-	/* A token entered by hand that the server refused: refresh it once,
-	 * then try once more. */
-	if (ran && row.auth == AUTH_OAUTH2 && row.access_token_expires_at == NULL &&
-	    row.refresh_token_set && o.r.error_code != NULL &&
-	    strcmp(o.r.error_code, "auth_failed") == 0 &&
-	    o.r.stages[o.r.nstages - 1].reply_code > 0 &&
-	    deadline - now_ms() >= SMTP_TEST_RETRY_MIN_MS) {
-		struct oauth2_failure f;
-		size_t len;
-		log_info("mail server %lld refused its OAuth 2.0 access token; refreshing it once",
-		         row.id);
-		struct audit_who who = audit_who_of(c);
-		e = oauth2_refresh(app, db, c->arena, row.id, c->req->arrival_ms, &who, &f);
-		if (e == E_OK)
-			e = oauth2_access_token(app, db, c->arena, row.id, &who, &t.token, &len,
-			                        &f);
-		if (e == E_SECRET_UNREADABLE) {
-			e = http_reject(c, e, f.description);
-			goto out;
-		}
-		if (e == E_DB_UNAVAILABLE || e == E_NOT_FOUND || e == E_INTERNAL) {
-			e = http_reject_db(c, e, DB_WRITE);
-			goto out;
-		}
-		if (e != E_OK) {
-			o.r.error_code = "oauth2_refresh_failed";
-			o.message = f.code
-			                ? arena_printf(c->arena,
-			                               "the server refused the access token, and it"
-			                               " could not be refreshed (%s)",
-			                               f.code)
-			                : NULL;
-			o.hint = NULL;
-		} else if ((e = session(c, &t, deadline, &o)) != E_OK) {
-			goto out;
-		}
-	}
-	e = E_OK;
+	if (row.auth == AUTH_BASIC && row.username != NULL && row.username[0] != '\0')
+		e = saved_password(c, &row, &t.password);
+	else if (row.auth == AUTH_OAUTH2)
+		e = saved_token(c, &row, started, &t.token, &o);
+	/* No token: saved_token described the failure in o, no session runs. */
+	if (e == E_OK && (row.auth != AUTH_OAUTH2 || t.token != NULL) &&
+	    (e = session(c, &t, deadline, &o)) == E_OK)
+		e = retry_refreshed(c, &row, &t, deadline, &o);
+	if (e != E_OK)
+		goto out;
 
-	/* A refresh of the token (before the test or for its retry) gave the
-	 * server a new version: the outcome is still about the same settings. */
-	long long version = row.version;
-	struct ms_row now;
-	if (row.auth == AUTH_OAUTH2 && db_ms_get(db, c->arena, row.id, 0, &now, &found) == E_OK &&
-	    found && same_settings(&row, &now))
-		version = now.version;
-	/* The last test and its audit event, in one transaction. */
-	int stored;
-	const char *stage = outbound_smtp_stage_name(o.r.stage);
-	const char *code = o.r.ok ? NULL : o.r.error_code;
-	const char *qstage = audit_json_string(c->arena, stage ? stage : "");
-	const char *qcode = code != NULL ? audit_json_string(c->arena, code) : "null";
-	const char *details =
-	    qstage != NULL && qcode != NULL
-	        ? arena_printf(c->arena, "{\"ok\": %s, \"stage\": %s, \"error_code\": %s}",
-	                       o.r.ok ? "true" : "false", qstage, qcode)
-	        : NULL;
-	struct audit_who who = audit_who_of(c);
-	err_t se = details != NULL ? db_begin(db) : E_INTERNAL;
-	if (se == E_OK)
-		se = db_smtp_test_last_update(db, row.id, version, o.r.ok, stage, code, &stored);
-	if (se == E_OK)
-		se = db_audit_record(db, &who, "mail_server.tested", row.id, NULL, details);
-	if (se == E_OK)
-		se = db_commit(db);
-	if (se != E_OK) {
-		if (details != NULL)
-			db_rollback(db);
-		log_warning("could not store the last test of mail server %lld", row.id);
-	}
+	store_last_test(c, &row, &o);
 	log_outcome(
 	    arena_printf(c->arena, "mail server %lld (%s:%d)", row.id, row.server, row.port), &o,
 	    now_ms() - started);
