@@ -165,58 +165,149 @@ static void describe_exit(pid_t pid, int status)
 		         WEXITSTATUS(status));
 }
 
-int main(void)
+/* Settings, libcurl, the socket (inherited from systemd or made here),
+ * then the service's user, its keys and the shared metrics. 0 with *fd the
+ * listening socket; -1 (logged, cleaned up) when the service cannot start. */
+static int start(struct app *app, int *fd, int *inherited)
 {
-	struct app app;
 	char err[512];
-	if (app_load_settings(&app, err, sizeof(err)) != 0) {
+	if (app_load_settings(app, err, sizeof(err)) != 0) {
 		log_error("could not start: %s", err);
-		return 1;
+		return -1;
 	}
-	log_set_json(app.cfg.log_json);
+	log_set_json(app->cfg.log_json);
 	/* libcurl's global state, once, before any fork or thread. */
 	if (outbound_global_init() != 0) {
 		log_error("could not start: libcurl could not be initialized");
-		app_free(&app);
-		return 1;
+		app_free(app);
+		return -1;
 	}
 	struct service_user su;
 	if (service_user(&su, err, sizeof(err)) != 0) {
 		log_error("could not start: %s", err);
-		app_free(&app);
-		return 1;
+		app_free(app);
+		return -1;
 	}
 	/* Socket activation: systemd's socket unit owns the socket, which
 	 * outlives this process (a restart loses no connection: they wait in
 	 * its backlog); else the service creates it. */
-	int fd = fcgi_inherited_socket(err, sizeof(err));
-	const int inherited = fd > 0;
-	if (fd == 0)
-		fd = fcgi_listen_unix(app.cfg.socket_path, app.cfg.socket_group, err, sizeof(err));
-	if (fd < 0) {
+	*fd = fcgi_inherited_socket(err, sizeof(err));
+	*inherited = *fd > 0;
+	if (*fd == 0)
+		*fd =
+		    fcgi_listen_unix(app->cfg.socket_path, app->cfg.socket_group, err, sizeof(err));
+	if (*fd < 0) {
 		log_error("could not start: %s", err);
-		app_free(&app);
-		return 1;
+		app_free(app);
+		return -1;
 	}
 	/* Keys, database connections and workers: all as the service's user. */
-	if (become(&su, err, sizeof(err)) != 0 || app_load_keys(&app, err, sizeof(err)) != 0) {
-		log_error("could not start: %s", err);
-		close(fd);
-		if (!inherited)
-			unlink(app.cfg.socket_path);
-		app_free(&app);
-		return 1;
+	const char *failed = NULL;
+	if (become(&su, err, sizeof(err)) != 0 || app_load_keys(app, err, sizeof(err)) != 0)
+		failed = err;
+	/* Before the first fork: every worker shares these counters. */
+	else if (metrics_init() != 0)
+		failed = "the shared memory of the metrics could not be mapped";
+	if (failed != NULL) {
+		log_error("could not start: %s", failed);
+		close(*fd);
+		if (!*inherited)
+			unlink(app->cfg.socket_path);
+		app_free(app);
+		return -1;
 	}
 	log_info("running as uid %u, gid %u", (unsigned)geteuid(), (unsigned)getegid());
-	/* Before the first fork: every worker shares these counters. */
-	if (metrics_init() != 0) {
-		log_error("could not start: the shared memory of the metrics could not be mapped");
-		close(fd);
-		if (!inherited)
-			unlink(app.cfg.socket_path);
-		app_free(&app);
-		return 1;
+	return 0;
+}
+
+/* A worker process ended unasked: when it crashed right after its start,
+ * back off (doubling up to RESTART_DELAY_MAX_MS); else restart at once. */
+static void schedule_restart(struct child *k, pid_t pid, int status)
+{
+	k->pid = 0;
+	describe_exit(pid, status);
+	if (since(&k->started) < 1.0)
+		k->delay_ms =
+		    k->delay_ms * 2 > RESTART_DELAY_MAX_MS ? RESTART_DELAY_MAX_MS : k->delay_ms * 2;
+	else
+		k->delay_ms = RESTART_DELAY_MIN_MS;
+	clock_gettime(CLOCK_MONOTONIC, &k->restart_at);
+	k->restart_at.tv_nsec += k->delay_ms * 1000000L;
+	k->restart_at.tv_sec += k->restart_at.tv_nsec / 1000000000L;
+	k->restart_at.tv_nsec %= 1000000000L;
+}
+
+/* The master's loop: signals, reaping, restarts, and the drain after
+ * SIGTERM (SIGKILL for what outlives the deadline). Returns when every
+ * worker process has ended after a SIGTERM or SIGINT. */
+static void supervise(const struct app *app, int fd, int inherited, const sigset_t *set,
+                      struct child *kids, int n)
+{
+	int stopping = 0;
+	struct timespec stop_started = {0, 0};
+	for (;;) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		int sig = sigtimedwait(set, NULL, &tick);
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			stopping = 1;
+			clock_gettime(CLOCK_MONOTONIC, &stop_started);
+			log_info("received signal %d: draining worker processes", sig);
+			for (int i = 0; i < n; i++)
+				if (kids[i].pid > 0)
+					kill(kids[i].pid, SIGTERM);
+			/* Refuse new connections at once (nginx answers 503) instead
+			 * of letting them wait in the backlog of a socket nobody
+			 * accepts from any more; accepted requests still finish.
+			 * Not systemd's socket: it stays open for the next start,
+			 * and connections wait in its backlog meanwhile. */
+			if (!inherited)
+				shutdown(fd, SHUT_RDWR);
+		} else if (sig == SIGHUP) {
+			for (int i = 0; i < n; i++)
+				if (kids[i].pid > 0)
+					kill(kids[i].pid, SIGHUP);
+		}
+		/* Reap every child that ended. */
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (int i = 0; i < n; i++) {
+				if (kids[i].pid != pid)
+					continue;
+				if (stopping)
+					kids[i].pid = 0;
+				else
+					schedule_restart(&kids[i], pid, status);
+			}
+		}
+		int alive = 0;
+		for (int i = 0; i < n; i++) {
+			if (kids[i].pid > 0) {
+				alive++;
+			} else if (!stopping && since(&kids[i].restart_at) >= 0 &&
+			           spawn(app, fd, &kids[i], i) > 0) {
+				metrics_worker_restarted();
+				log_info("restarted worker process as %ld", (long)kids[i].pid);
+				alive++;
+			}
+		}
+		if (stopping) {
+			if (alive == 0)
+				return;
+			if (since(&stop_started) > SHUTDOWN_DEADLINE_S + 2)
+				for (int i = 0; i < n; i++)
+					if (kids[i].pid > 0)
+						kill(kids[i].pid, SIGKILL);
+		}
 	}
+}
+
+int main(void)
+{
+	struct app app;
+	int fd, inherited;
+	if (start(&app, &fd, &inherited) != 0)
+		return 1;
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -244,80 +335,8 @@ int main(void)
 		log_info("listening on \"%s\" with %d processes of %d threads", app.cfg.socket_path,
 		         n, app.cfg.threads);
 
-	int stopping = 0;
-	struct timespec stop_started = {0, 0};
-	for (;;) {
-		struct timespec tick = {0, 100 * 1000 * 1000};
-		int sig = sigtimedwait(&set, NULL, &tick);
-		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-			stopping = 1;
-			clock_gettime(CLOCK_MONOTONIC, &stop_started);
-			log_info("received signal %d: draining worker processes", sig);
-			for (int i = 0; i < n; i++)
-				if (kids[i].pid > 0)
-					kill(kids[i].pid, SIGTERM);
-			/* Refuse new connections at once (nginx answers 503) instead
-			 * of letting them wait in the backlog of a socket nobody
-			 * accepts from any more; accepted requests still finish.
-			 * Not systemd's socket: it stays open for the next start,
-			 * and connections wait in its backlog meanwhile. */
-			if (!inherited)
-				shutdown(fd, SHUT_RDWR);
-		} else if (sig == SIGHUP) {
-			for (int i = 0; i < n; i++)
-				if (kids[i].pid > 0)
-					kill(kids[i].pid, SIGHUP);
-		}
-		/* Reap every child that ended. */
-		int status;
-		pid_t pid;
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			for (int i = 0; i < n; i++) {
-				if (kids[i].pid != pid)
-					continue;
-				kids[i].pid = 0;
-				if (!stopping) {
-					describe_exit(pid, status);
-					/* Crashing right after start: back off; else restart at
-					 * once. */
-					if (since(&kids[i].started) < 1.0)
-						kids[i].delay_ms =
-						    kids[i].delay_ms * 2 > RESTART_DELAY_MAX_MS
-						        ? RESTART_DELAY_MAX_MS
-						        : kids[i].delay_ms * 2;
-					else
-						kids[i].delay_ms = RESTART_DELAY_MIN_MS;
-					clock_gettime(CLOCK_MONOTONIC, &kids[i].restart_at);
-					kids[i].restart_at.tv_nsec += kids[i].delay_ms * 1000000L;
-					kids[i].restart_at.tv_sec +=
-					    kids[i].restart_at.tv_nsec / 1000000000L;
-					kids[i].restart_at.tv_nsec %= 1000000000L;
-				}
-			}
-		}
-		int alive = 0;
-		for (int i = 0; i < n; i++) {
-			if (kids[i].pid > 0) {
-				alive++;
-			} else if (!stopping && since(&kids[i].restart_at) >= 0) {
-				if (spawn(&app, fd, &kids[i], i) > 0) {
-					metrics_worker_restarted();
-					log_info("restarted worker process as %ld",
-					         (long)kids[i].pid);
-					alive++;
-				}
-			}
-		}
-		if (stopping) {
-			if (alive == 0)
-				break;
-			if (since(&stop_started) > SHUTDOWN_DEADLINE_S + 2) {
-				for (int i = 0; i < n; i++)
-					if (kids[i].pid > 0)
-						kill(kids[i].pid, SIGKILL);
-			}
-		}
-	}
+	supervise(&app, fd, inherited, &set, kids, n);
+
 	close(fd);
 	if (!inherited)
 		unlink(app.cfg.socket_path);
