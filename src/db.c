@@ -337,18 +337,27 @@ void db_unpin(struct db *db)
 		db->pinned--;
 }
 
+/* Before a statement: no cause or SQLSTATE of an earlier one stays behind.
+ * E_DB_UNAVAILABLE (and that cause) when there is no connection. */
+static err_t fresh_status(struct db *db)
+{
+	db->sqlstate[0] = db->constraint[0] = '\0';
+	db->cause = DB_CAUSE_NONE;
+	if (db->conn == NULL) {
+		db->cause = DB_CAUSE_UNAVAILABLE;
+		return E_DB_UNAVAILABLE;
+	}
+	return E_OK;
+}
+
 err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, const int *lengths,
               const int *fmt, struct pg_result **out)
 {
 	if (out != NULL)
 		*out = NULL;
 	for (int attempt = 0;; attempt++) {
-		db->sqlstate[0] = db->constraint[0] = '\0';
-		db->cause = DB_CAUSE_NONE;
-		if (db->conn == NULL) {
-			db->cause = DB_CAUSE_UNAVAILABLE;
+		if (fresh_status(db) != E_OK)
 			return E_DB_UNAVAILABLE;
-		}
 		/* Taken before the statement: after a failure the status is the
 		 * failure's. Whether the statement only reads is asked on failure. */
 		int alone = attempt == 0 && db->pinned == 0 &&
@@ -388,12 +397,8 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen)
 {
 	out[0] = '\0';
-	db->sqlstate[0] = db->constraint[0] = '\0';
-	db->cause = DB_CAUSE_NONE;
-	if (db->conn == NULL) {
-		db->cause = DB_CAUSE_UNAVAILABLE;
+	if (fresh_status(db) != E_OK)
 		return E_DB_UNAVAILABLE;
-	}
 	/* Not a prepared statement: those are prepared on every connection,
 	 * and a database without the bookkeeping table (or without the grant
 	 * to read it) must only make this fail, not every connection. */
@@ -421,12 +426,8 @@ void db_clear(struct pg_result *res)
 
 static err_t simple(struct db *db, const char *sql)
 {
-	db->sqlstate[0] = db->constraint[0] = '\0';
-	db->cause = DB_CAUSE_NONE;
-	if (db->conn == NULL) {
-		db->cause = DB_CAUSE_UNAVAILABLE;
+	if (fresh_status(db) != E_OK)
 		return E_DB_UNAVAILABLE;
-	}
 	int timed_out;
 	PGresult *res = await(db, PQsendQuery(db->conn, sql),
 	                      DB_STATEMENT_TIMEOUT_MS + DB_ANSWER_MARGIN_MS, &timed_out);
