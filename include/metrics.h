@@ -77,4 +77,7 @@ size_t metrics_render(char *buf, size_t cap);
 /* GET /metrics (no token; nginx admits only the allowed addresses). */
 err_t metrics_handle(struct ctx *c);
 
+/* The media type of GET /metrics (Prometheus' text exposition format). */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 #endif

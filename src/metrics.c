@@ -346,7 +346,7 @@ err_t metrics_handle(struct ctx *c)
 	if (n == (size_t)-1)
 		return http_reject(c, E_INTERNAL, "the metrics do not fit their buffer");
 	c->resp->status = 200;
-	c->resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	c->resp->content_type = METRICS_CONTENT_TYPE;
 	c->resp->body = buf;
 	c->resp->body_len = n;
 	return E_OK;

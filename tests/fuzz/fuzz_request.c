@@ -51,6 +51,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "json.h"
+#include "metrics.h"
 #include "jwt.h"
 #include "mail_server.h"
 #include "mailsrv_limits.h"
@@ -440,6 +441,12 @@ static void check_response(const struct http_response *r)
 			abort();
 	if (r->content_type == NULL) {
 		if (r->body_len != 0)
+			abort();
+		return;
+	}
+	/* /metrics answers Prometheus' text format; everything else is JSON. */
+	if (strcmp(r->content_type, METRICS_CONTENT_TYPE) == 0) {
+		if (r->status != 200)
 			abort();
 		return;
 	}
