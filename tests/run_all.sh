@@ -174,6 +174,31 @@ run_logged() {
 
 logdir=$(mktemp -d /tmp/mailsrv-test.XXXXXX)
 
+# counted_suite SUITE TITLE TIMEOUT SCRIPT [ARGS...]: run a script that ends
+# with the line "SUITE: P passed, F failed" and record those counts. No such
+# line, a failing exit without a counted failure, or nothing run at all is
+# a failure.
+counted_suite() {
+	local suite=$1 title=$2 limit=$3 script=$4 rc line p f
+	shift 4
+	if [[ ! -x $script ]]; then
+		record "$suite" 0 1 "$script is missing or not executable"
+		return
+	fi
+	note "$title"
+	SHOW=1 run_logged "$logdir/$suite.log" "$limit" "$script" "$@"
+	rc=$?
+	line=$(grep -E "^$suite: [0-9]+ passed, [0-9]+ failed" "$logdir/$suite.log" | tail -n 1)
+	if [[ ! $line =~ ^[a-z]+:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		record "$suite" 0 1 "no '$suite: P passed, F failed' line from $script (exit $rc)"
+		return
+	fi
+	p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
+	if ((rc != 0 && f == 0)); then f=1; fi
+	if ((p + f == 0)); then f=1; fi # nothing ran
+	record "$suite" "$p" "$f" "$( ((rc != 0)) && echo "exit $rc")"
+}
+
 # ---- formatting -------------------------------------------------------------
 # clang-format with the repository's .clang-format reports no difference.
 note "format check (make format-check)"
@@ -250,40 +275,11 @@ else
 fi
 
 # ---- build hardening of the service binary -----------------------------------
-if [[ -x tests/hardening_check.sh ]]; then
-	note "build hardening (build/mailsrv)"
-	SHOW=1 run_logged "$logdir/hardening.log" 60 tests/hardening_check.sh build/mailsrv
-	h_rc=$?
-	h_pass=$(sed -n 's/^hardening: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$logdir/hardening.log")
-	h_fail=$(sed -n 's/^hardening: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$logdir/hardening.log")
-	if [[ -z $h_pass || -z $h_fail ]]; then
-		record hardening 0 1 "tests/hardening_check.sh could not check build/mailsrv (exit $h_rc)"
-	elif ((h_rc != 0 && h_fail == 0)); then
-		record hardening "$h_pass" 1 "exit $h_rc"
-	else
-		record hardening "$h_pass" "$h_fail"
-	fi
-else
-	record hardening 0 1 "tests/hardening_check.sh is missing or not executable"
-fi
+counted_suite hardening "build hardening (build/mailsrv)" 60 tests/hardening_check.sh build/mailsrv
 
 # ---- production files in deploy/ ------------------------------------------------
-if [[ -x tests/deploy_check.sh ]]; then
-	note "deploy files (systemd units, settings file, rendered nginx sites)"
-	SHOW=1 run_logged "$logdir/deploy.log" 120 tests/deploy_check.sh
-	d_rc=$?
-	d_pass=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$logdir/deploy.log")
-	d_fail=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$logdir/deploy.log")
-	if [[ -z $d_pass || -z $d_fail ]]; then
-		record deploy 0 1 "tests/deploy_check.sh did not finish (exit $d_rc)"
-	elif ((d_rc != 0 && d_fail == 0)); then
-		record deploy "$d_pass" 1 "exit $d_rc"
-	else
-		record deploy "$d_pass" "$d_fail"
-	fi
-else
-	record deploy 0 1 "tests/deploy_check.sh is missing or not executable"
-fi
+counted_suite deploy "deploy files (systemd units, settings file, rendered nginx sites)" 120 \
+	tests/deploy_check.sh
 
 # ---- OpenAPI lint ----------------------------------------------------------
 if [[ -x tests/openapi_lint.sh ]]; then
@@ -432,22 +428,7 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS STACK_MAILSRV_BIN MAILSRV_FAILPOINT_DIR
 
 # ---- brief fuzzing -------------------------------------------------------
-if [[ -x tests/fuzz/run_brief.sh ]]; then
-	note "brief fuzzing"
-	SHOW=1 run_logged "$logdir/fuzz.log" "$FUZZ_TIMEOUT" tests/fuzz/run_brief.sh
-	rc=$?
-	line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$logdir/fuzz.log" | tail -n 1)
-	if [[ $line =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-		fp=${BASH_REMATCH[1]} ff=${BASH_REMATCH[2]}
-		if ((rc != 0 && ff == 0)); then ff=1; fi
-		if ((fp + ff == 0)); then ff=1; fi # no target ran
-		record fuzz "$fp" "$ff"
-	else
-		record fuzz 0 1 "no 'fuzz: P passed, F failed' line (exit $rc)"
-	fi
-else
-	record fuzz 0 1 "tests/fuzz/run_brief.sh is missing or not executable"
-fi
+counted_suite fuzz "brief fuzzing" "$FUZZ_TIMEOUT" tests/fuzz/run_brief.sh
 
 echo
 if ((total_fail == 0 && incomplete == 0)); then
