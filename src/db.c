@@ -387,6 +387,7 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		if (e != E_DB_UNAVAILABLE || !lost || !alone || !db_statement_reads_only(stmt))
 			return e;
 		log_info("running %s again on a new connection", db_statements[stmt].name);
+		log_info("running schema_latest again on a new connection");
 		metrics_db_read_rerun();
 		db_disconnect(db);
 		if (db_ensure(db) != E_OK)
@@ -397,26 +398,39 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen)
 {
 	out[0] = '\0';
-	if (fresh_status(db) != E_OK)
-		return E_DB_UNAVAILABLE;
-	/* Not a prepared statement: those are prepared on every connection,
-	 * and a database without the bookkeeping table (or without the grant
-	 * to read it) must only make this fail, not every connection. */
-	int timed_out;
-	PGresult *res =
-	    await(db, PQsendQuery(db->conn, "SELECT max(filename) FROM schema_migrations"), wait_ms,
-	          &timed_out);
-	if (timed_out)
-		return E_DB_UNAVAILABLE;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	for (int attempt = 0;; attempt++) {
+		if (fresh_status(db) != E_OK)
+			return E_DB_UNAVAILABLE;
+		int alone = attempt == 0 && db->pinned == 0 &&
+		            PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+		/* Not a prepared statement: those are prepared on every connection,
+		 * and a database without the bookkeeping table (or without the grant
+		 * to read it) must only make this fail, not every connection. */
+		int timed_out;
+		PGresult *res =
+		    await(db, PQsendQuery(db->conn, "SELECT max(filename) FROM schema_migrations"),
+		          wait_ms, &timed_out);
+		if (timed_out)
+			return E_DB_UNAVAILABLE;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+				snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+			PQclear(res);
+			return E_OK;
+		}
 		err_t e = classify(db, res);
 		PQclear(res);
-		return e;
+		/* A read, run again once on a new connection when the old one was
+		 * lost under it, as db_exec does for the reads of its table. */
+		int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
+		if (e != E_DB_UNAVAILABLE || !lost || !alone)
+			return e;
+		log_info("running schema_latest again on a new connection");
+		metrics_db_read_rerun();
+		db_disconnect(db);
+		if (db_ensure(db) != E_OK)
+			return E_DB_UNAVAILABLE;
 	}
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return E_OK;
 }
 
 void db_clear(struct pg_result *res)
