@@ -350,6 +350,27 @@ static err_t fresh_status(struct db *db)
 	return E_OK;
 }
 
+/* Whether a read that failed with *e is run once more: only when the
+ * connection was lost under it (classify gave the connection up, or the
+ * server ended the session: 57P01 admin_shutdown, which
+ * pg_terminate_backend and a fast shutdown send) and the read ran alone
+ * (may_rerun: first try, outside a transaction). Yes means a new
+ * connection is ready; no leaves in *e the error to return. */
+static int read_again(struct db *db, err_t *e, int may_rerun, const char *name)
+{
+	int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
+	if (*e != E_DB_UNAVAILABLE || !lost || !may_rerun)
+		return 0;
+	log_info("running %s again on a new connection", name);
+	metrics_db_read_rerun();
+	db_disconnect(db);
+	if (db_ensure(db) != E_OK) {
+		*e = E_DB_UNAVAILABLE;
+		return 0;
+	}
+	return 1;
+}
+
 err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, const int *lengths,
               const int *fmt, struct pg_result **out)
 {
@@ -380,18 +401,9 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 		}
 		err_t e = classify(db, res);
 		PQclear(res);
-		/* Lost: classify gave the connection up, or the server ended the
-		 * session under the statement (57P01 admin_shutdown, which
-		 * pg_terminate_backend and a fast shutdown send). */
-		int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
-		if (e != E_DB_UNAVAILABLE || !lost || !alone || !db_statement_reads_only(stmt))
+		if (!read_again(db, &e, alone && db_statement_reads_only(stmt),
+		                db_statements[stmt].name))
 			return e;
-		log_info("running %s again on a new connection", db_statements[stmt].name);
-		log_info("running schema_latest again on a new connection");
-		metrics_db_read_rerun();
-		db_disconnect(db);
-		if (db_ensure(db) != E_OK)
-			return E_DB_UNAVAILABLE;
 	}
 }
 
@@ -420,16 +432,8 @@ err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen)
 		}
 		err_t e = classify(db, res);
 		PQclear(res);
-		/* A read, run again once on a new connection when the old one was
-		 * lost under it, as db_exec does for the reads of its table. */
-		int lost = db->conn == NULL || strcmp(db->sqlstate, "57P01") == 0;
-		if (e != E_DB_UNAVAILABLE || !lost || !alone)
+		if (!read_again(db, &e, alone, "schema_latest"))
 			return e;
-		log_info("running schema_latest again on a new connection");
-		metrics_db_read_rerun();
-		db_disconnect(db);
-		if (db_ensure(db) != E_OK)
-			return E_DB_UNAVAILABLE;
 	}
 }
 
