@@ -255,13 +255,11 @@ static const char *take_string(const struct json_value *v)
 	return (v == NULL || is_blank(v)) ? NULL : v->u.string.ptr;
 }
 
-err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode mode,
-                     const struct ms_row *cur, struct ms_input *in)
+/* Each member of the body into its field's slot; an unknown key is a field
+ * error (the read-only fields of a GET representation are let through). */
+static void slot_fields(struct ctx *c, const struct json_value *body,
+                        const struct json_value **slot)
 {
-	const struct json_value *slot[F_WRITABLE_COUNT] = {0};
-	size_t errors_before = c->nerrors;
-
-	memset(in, 0, sizeof(*in));
 	for (size_t i = 0; i < body->u.object.count; i++) {
 		const struct json_member *m = &body->u.object.members[i];
 		int f = find_field(m);
@@ -273,22 +271,32 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 			                 "is not a field of a mail server");
 		}
 	}
+}
 
-	/* The auth type decides which other fields apply. */
-	enum auth_type auth = AUTH_BASIC;
-	int auth_ok = 0;
-	if (slot[F_AUTH_TYPE] != NULL && !is_blank(slot[F_AUTH_TYPE])) {
-		const char *msg = check_value(&fields[F_AUTH_TYPE], slot[F_AUTH_TYPE]);
-		if (msg != NULL) {
-			http_field_error(c, "auth_type", msg);
-		} else {
-			auth = slot[F_AUTH_TYPE]->u.string.len == 6 ? AUTH_OAUTH2 : AUTH_BASIC;
-			auth_ok = 1;
-		}
-	} else {
+/* The auth type, which decides which other fields apply: 1 when it was
+ * given and valid (*auth set), 0 after a field error. */
+static int read_auth_type(struct ctx *c, const struct json_value *v, enum auth_type *auth)
+{
+	*auth = AUTH_BASIC;
+	if (v == NULL || is_blank(v)) {
 		http_field_error(c, "auth_type", "is required");
+		return 0;
 	}
+	const char *msg = check_value(&fields[F_AUTH_TYPE], v);
+	if (msg != NULL) {
+		http_field_error(c, "auth_type", msg);
+		return 0;
+	}
+	*auth = strcmp(v->u.string.ptr, "oauth2") == 0 ? AUTH_OAUTH2 : AUTH_BASIC;
+	return 1;
+}
 
+/* Every field but auth_type against its definition, for the auth type
+ * (auth_ok: it is known). A text field's slot is replaced by its trimmed
+ * copy. E_OK, or the rejection when memory ran out. */
+static err_t check_fields(struct ctx *c, const struct json_value **slot, int auth_ok,
+                          enum auth_type auth)
+{
 	for (int f = 0; f < F_WRITABLE_COUNT; f++) {
 		const struct field_def *d = &fields[f];
 		const struct json_value *v = slot[f];
@@ -325,17 +333,13 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 				return http_reject(c, E_INTERNAL, "out of memory");
 		}
 	}
+	return E_OK;
+}
 
-	/* A new oauth2 server (created, or switched from basic) needs its
-	 * client secret (docs/api.md, "Secrets"). */
-	if (auth_ok && auth == AUTH_OAUTH2 &&
-	    (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
-	    (mode == MS_CREATE || (cur != NULL && cur->auth != AUTH_OAUTH2)))
-		http_field_error(c, "secret_key", "is required for an oauth2 server");
-
-	if (c->nerrors > errors_before)
-		return E_VALIDATION;
-
+/* The checked slots into the input; the other auth type's secrets are
+ * cleared. */
+static void take_input(const struct json_value **slot, enum auth_type auth, struct ms_input *in)
+{
 	in->name = slot[F_NAME]->u.string.ptr;
 	in->server = slot[F_SERVER]->u.string.ptr;
 	in->port = (int)slot[F_PORT]->u.number.i;
@@ -362,6 +366,30 @@ err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode 
 		take_secret(slot[F_REFRESH_TOKEN], &in->refresh_token);
 		in->password.op = SECRET_CLEAR;
 	}
+}
+
+err_t ms_input_parse(struct ctx *c, const struct json_value *body, enum ms_mode mode,
+                     const struct ms_row *cur, struct ms_input *in)
+{
+	const struct json_value *slot[F_WRITABLE_COUNT] = {0};
+	size_t errors_before = c->nerrors;
+	enum auth_type auth;
+	err_t e;
+
+	memset(in, 0, sizeof(*in));
+	slot_fields(c, body, slot);
+	int auth_ok = read_auth_type(c, slot[F_AUTH_TYPE], &auth);
+	if ((e = check_fields(c, slot, auth_ok, auth)) != E_OK)
+		return e;
+	/* A new oauth2 server (created, or switched from basic) needs its
+	 * client secret (docs/api.md, "Secrets"). */
+	if (auth_ok && auth == AUTH_OAUTH2 &&
+	    (slot[F_SECRET_KEY] == NULL || is_blank(slot[F_SECRET_KEY])) &&
+	    (mode == MS_CREATE || (cur != NULL && cur->auth != AUTH_OAUTH2)))
+		http_field_error(c, "secret_key", "is required for an oauth2 server");
+	if (c->nerrors > errors_before)
+		return E_VALIDATION;
+	take_input(slot, auth, in);
 	return E_OK;
 }
 

@@ -191,47 +191,63 @@ static const struct input_field callback_params[] = {
 const struct input_decl oauth2_callback_query = {
     callback_params, sizeof(callback_params) / sizeof(callback_params[0]), 1, NULL};
 
+/* What the callback's state led to: the flow it started, if any. */
+struct callback_state {
+	enum oauth2_state_result sr;
+	long long id;
+	const char *actor, *verifier;
+	struct oauth2_flow flow;
+};
+
+/* The state and the browser first: nothing else is looked at, nothing is
+ * called and nothing stored, for a state that fails its check or comes back
+ * in a browser that did not start its flow (no cookie, or a wrong one: the
+ * state is left as it is). The flow's cookie is cleared once the state was
+ * known. E_OK with st filled, or the rejection. */
+static err_t consume_state(struct ctx *c, const struct input_value *state,
+                           struct callback_state *st)
+{
+	const struct app *app = c->w->app;
+	unsigned char hash[32], binding_hash[32];
+	memset(st, 0, sizeof(*st));
+	st->sr = OAUTH2_STATE_UNKNOWN;
+	if (!state->valid)
+		return E_OK;
+	if (crypto_sha256(state->s, state->len, hash) != 0)
+		return http_reject(c, E_INTERNAL, "could not hash the state");
+	const char *name = oauth2_cookie_name(c->arena, hash);
+	const char *path = oauth2_callback_path(c->arena, app->cfg.public_url);
+	if (name == NULL || path == NULL)
+		return http_reject(c, E_INTERNAL, "out of memory");
+	const char *binding = http_cookie_get(c->arena, c->req->cookie, name);
+	int bound = binding != NULL && binding[0] != '\0';
+	if (bound && crypto_sha256(binding, strlen(binding), binding_hash) != 0)
+		return http_reject(c, E_INTERNAL, "could not hash the cookie");
+	err_t e = db_oauth2_state_consume(c->w->db, c->arena, app->keyring, hash,
+	                                  bound ? binding_hash : NULL, &st->sr, &st->id, &st->actor,
+	                                  &st->verifier, &st->flow);
+	if (e != E_OK)
+		return http_reject_db(c, e, DB_WRITE);
+	/* The flow's cookie has done its work, whatever the outcome. */
+	if (binding != NULL && st->sr != OAUTH2_STATE_UNKNOWN)
+		http_header(c, "Set-Cookie",
+		            oauth2_set_cookie(c->arena, name, NULL, path, app->cfg.public_url));
+	return E_OK;
+}
+
 err_t oauth2_handle_callback(struct ctx *c)
 {
 	struct db *db = c->w->db;
 	const struct app *app = c->w->app;
-	const struct input_value *state = &c->query[CB_STATE], *code = &c->query[CB_CODE];
+	const struct input_value *code = &c->query[CB_CODE];
 	const struct input_value *error = &c->query[CB_ERROR];
 	const struct input_value *desc = &c->query[CB_ERROR_DESCRIPTION];
-
-	/* The state and the browser first: nothing else is looked at, nothing
-	 * is called and nothing stored, for a state that fails its check or
-	 * comes back in a browser that did not start its flow (no cookie, or a
-	 * wrong one: the state is left as it is). */
-	unsigned char hash[32], binding_hash[32];
-	enum oauth2_state_result sr = OAUTH2_STATE_UNKNOWN;
-	long long id = 0;
-	const char *actor = NULL, *verifier = NULL;
-	struct oauth2_flow flow;
+	struct callback_state st;
 	err_t e;
-	memset(&flow, 0, sizeof(flow));
-	if (state->valid) {
-		if (crypto_sha256(state->s, state->len, hash) != 0)
-			return http_reject(c, E_INTERNAL, "could not hash the state");
-		const char *name = oauth2_cookie_name(c->arena, hash);
-		const char *path = oauth2_callback_path(c->arena, app->cfg.public_url);
-		if (name == NULL || path == NULL)
-			return http_reject(c, E_INTERNAL, "out of memory");
-		const char *binding = http_cookie_get(c->arena, c->req->cookie, name);
-		int bound = binding != NULL && binding[0] != '\0';
-		if (bound && crypto_sha256(binding, strlen(binding), binding_hash) != 0)
-			return http_reject(c, E_INTERNAL, "could not hash the cookie");
-		e = db_oauth2_state_consume(db, c->arena, app->keyring, hash,
-		                            bound ? binding_hash : NULL, &sr, &id, &actor,
-		                            &verifier, &flow);
-		if (e != E_OK)
-			return http_reject_db(c, e, DB_WRITE);
-		/* The flow's cookie has done its work, whatever the outcome. */
-		if (binding != NULL && sr != OAUTH2_STATE_UNKNOWN)
-			http_header(
-			    c, "Set-Cookie",
-			    oauth2_set_cookie(c->arena, name, NULL, path, app->cfg.public_url));
-	}
+	if ((e = consume_state(c, &c->query[CB_STATE], &st)) != E_OK)
+		return e;
+	enum oauth2_state_result sr = st.sr;
+	long long id = st.id;
 	if (sr == OAUTH2_STATE_UNKNOWN)
 		return http_reject(c, E_BAD_REQUEST, "the state is unknown");
 	if (sr == OAUTH2_STATE_SPENT) {
@@ -275,8 +291,8 @@ err_t oauth2_handle_callback(struct ctx *c)
 
 	/* The event names the administrator who started the flow. */
 	struct audit_who who = audit_who_of(c);
-	who.actor = actor != NULL ? actor : "";
-	e = oauth2_exchange_code(app, db, c->arena, id, code->s, verifier, &flow, &who, &f);
+	who.actor = st.actor != NULL ? st.actor : "";
+	e = oauth2_exchange_code(app, db, c->arena, id, code->s, st.verifier, &st.flow, &who, &f);
 	switch (e) {
 	case E_OK:
 		return to_console(c, id, NULL);
