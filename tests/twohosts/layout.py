@@ -1,9 +1,10 @@
 """layout.py - the production layout of several hosts (deploy/README.md,
 "Several hosts") run on this machine, on loopback only:
 
-    client --HTTPS--> front nginx (render-nginx.sh lb) --HTTPS--> host a's nginx --unix socket--> service a
-                                                      \\-HTTPS--> host b's nginx --unix socket--> service b
-                                                                        both services --> the test stack's PostgreSQL
+    client --HTTPS--> front nginx (render-nginx.sh lb)
+                        |--HTTPS--> host a: nginx (host site) --unix socket--> service a
+                        `--HTTPS--> host b: nginx (host site) --unix socket--> service b
+                                    services a and b --> the test stack's PostgreSQL
 
 Each "host" is its own nginx, rendered by `deploy/render-nginx.sh host` from
 the production templates with a certificate of a test CA (tests/oauth_ca.sh,
@@ -25,7 +26,7 @@ address for nginx): the limits themselves are shown by tests/api.
 
 Users, as the test stack's: the services start as root, open their socket
 (group mailsrv-sock, mode 0660) and become MAILSRV_USER (mailsrv); each nginx
-has a root master and workers as www-data.
+has a root master and workers as www-data (Layout.check_users, at start).
 
 Ports (TEST_TWOHOSTS_PORT, default 18443, and the five after it): host a's
 HTTPS, host b's HTTPS, the front's HTTPS, then the three plain-HTTP
@@ -39,6 +40,7 @@ the suite).
 """
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -416,6 +418,7 @@ class Layout:
         self.front.nginx.start()
         for h in self.hosts:
             h.wait_ready()
+        self.check_users()
         deadline = now() + 15
         while True:
             r = http_get(self.front.base, "/readyz", self.ca)
@@ -424,11 +427,36 @@ class Layout:
             assert now() < deadline, "the front does not answer /readyz"
             time.sleep(0.05)
 
+    def check_users(self):
+        """As the test stack's: each service's master and workers run as
+        MAILSRV_USER (the master left root once its socket was open), each
+        nginx has a root master and workers as nginx's user."""
+        service_uid = pwd.getpwnam(os.environ.get("MAILSRV_USER") or "mailsrv").pw_uid
+        nginx_uid = pwd.getpwnam(NGINX_USER).pw_uid
+        for h in self.hosts:
+            pids = [h.service.pid()] + children(h.service.pid())
+            uids = {proc_uids(p) for p in pids}
+            assert uids == {(service_uid,) * 4}, "service %s runs as %s" % (h.name, uids)
+        for n in self.nginxes():
+            assert proc_uids(n.pid()) == (0,) * 4, "nginx %s's master is not root" % n.name
+            workers = children(n.pid())
+            assert workers and {proc_uids(w) for w in workers} == {(nginx_uid,) * 4}, \
+                "nginx %s's workers do not run as %s" % (n.name, NGINX_USER)
+
     def stop(self):
         for n in self.nginxes():
             n.stop()
         for h in self.hosts:
             h.service.stop()
+
+
+def proc_uids(pid):
+    """(real, effective, saved, filesystem) uid of a process."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return tuple(int(x) for x in line.split()[1:5])
+    raise AssertionError("no Uid line for process %d" % pid)
 
 
 def port_in_use(port):
