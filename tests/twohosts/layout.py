@@ -68,6 +68,7 @@ PROCESSES, THREADS = 2, 4
 HOST_LIMITS = ["API_RATE=1000r/s", "API_BURST=2000", "SENSITIVE_RATE=200r/s",
                "SENSITIVE_BURST=400", "CONN_LIMIT=1000"]
 SHUTDOWN_DEADLINE_S = 10  # the service's drain (docs/design.md)
+FAIL_TIMEOUT_S = 5  # the front's passive health, render-nginx.sh's default
 
 assert 1024 <= PORT_BASE <= 65530, "TEST_TWOHOSTS_PORT must leave room for six ports"
 
