@@ -103,8 +103,8 @@ token: deps $(BUILD)/mailsrv-tool
 	@eval "$$(scripts/stack.sh env)" && \
 	  $(BUILD)/mailsrv-tool token --sub "$(SUB)" --roles "$(ROLES)"
 
-# Every suite (unit, OpenAPI lint, API and drills against the real stack on
-# its own ports, brief fuzzing); the last line totals them.
+# Every suite (unit, OpenAPI lint, API, drills and two hosts against the real
+# stack on its own ports, brief fuzzing); the last line totals them.
 test: deps all $(UNIT_BIN)
 	@tests/run_all.sh
 

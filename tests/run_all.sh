@@ -15,6 +15,12 @@
 #            here on its own ports and directory
 #   drills   the fault drills (pytest tests/drills) against the same stack,
 #            after the API suite
+#   two-hosts  the layout of several hosts (deploy/README.md, "Several
+#            hosts"; pytest tests/twohosts): two worker hosts (each its nginx,
+#            rendered by deploy/render-nginx.sh host, and its own service) and
+#            a front balancer (render-nginx.sh lb) on 127.0.0.1 ports
+#            TEST_TWOHOSTS_PORT (18443) to TEST_TWOHOSTS_PORT+5, on the same
+#            stack's PostgreSQL, after the drills
 #   sanitizers  the stack runs the ASan+UBSan build (build/asan/mailsrv,
 #            mk/sanitize.mk) unless TEST_SANITIZE=0; once it has stopped,
 #            tests/sanitizer_check.sh counts the reports in its log
@@ -68,6 +74,7 @@ UNIT_TIMEOUT=${TEST_UNIT_TIMEOUT:-300}
 VALGRIND_TIMEOUT=${TEST_VALGRIND_TIMEOUT:-600}
 API_TIMEOUT=${TEST_API_TIMEOUT:-2400}
 DRILLS_TIMEOUT=${TEST_DRILLS_TIMEOUT:-900}
+TWOHOSTS_TIMEOUT=${TEST_TWOHOSTS_TIMEOUT:-300}
 FUZZ_TIMEOUT=${TEST_FUZZ_TIMEOUT:-900}
 
 total_pass=0
@@ -410,6 +417,24 @@ else
 		record_junit drills "$junit" "$rc"
 		if [[ -s $STACK_VAR/drill-figures.log ]]; then
 			sed 's/^/   drill /' "$STACK_VAR/drill-figures.log"
+		fi
+	fi
+
+	# Two hosts and a front balancer beside the stack, on its database.
+	if ! compgen -G 'tests/twohosts/test_*.py' >/dev/null; then
+		record two-hosts 0 1 "no test files in tests/twohosts"
+	else
+		note "two hosts behind a front balancer (pytest tests/twohosts)"
+		junit=$STACK_VAR/junit-twohosts.xml
+		rm -f "$junit" "$STACK_VAR/twohosts-figures.log"
+		SHOW=1 run_logged "$logdir/two-hosts.log" "$TWOHOSTS_TIMEOUT" \
+			/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/twohosts
+		rc=$?
+		# Whatever a run cut short left running (stopped by its pid files).
+		/usr/bin/python3 tests/twohosts/layout.py stop || true
+		record_junit two-hosts "$junit" "$rc"
+		if [[ -s $STACK_VAR/twohosts-figures.log ]]; then
+			sed 's/^/   two-hosts /' "$STACK_VAR/twohosts-figures.log"
 		fi
 	fi
 fi
