@@ -162,7 +162,7 @@ check "render the local stack's nginx.conf" \
 	"$render" local "$work/local" PID_FILE="$work/local/nginx.pid" LOG_DIR="$work/local" \
 	TEMP_DIR="$work/local/tmp" HTTP_PORT=18999 SOCKET=/run/mailsrv/mailsrv.sock USER=www-data \
 	API_RATE=20r/s API_BURST=100 SENSITIVE_RATE=1r/s SENSITIVE_BURST=10 CONN_LIMIT=50 \
-	METRICS_ALLOW="127.0.0.1 ::1"
+	METRICS_ALLOW="127.0.0.1 ::1" DOCS_DIR="$work/local/api-docs"
 check "nginx -t: local stack" nginx -t -q -c "$work/local/nginx.conf" -p "$work/local/" \
 	-e "$work/local/error.log"
 check "the limits are written once (client_max_body_size in one template)" \
