@@ -592,6 +592,7 @@ The stack is running. Try:
   curl -H "Authorization: Bearer $token" http://127.0.0.1:$HTTP_PORT/api/v1/mail-servers
 
 (the token is valid for one hour; 'make -s token' prints a new one)
+The API's documentation: http://127.0.0.1:$HTTP_PORT/api/docs/
 Press Ctrl-C to stop everything.
 EOF
 	while :; do
