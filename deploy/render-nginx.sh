@@ -27,6 +27,10 @@
 #   METRICS_ALLOW addresses or ranges, space-separated, that may read
 #                 /metrics; every other client gets a 403 [127.0.0.1 ::1]
 #   CONF_DIR      where the included files are installed [OUT_DIR]
+#   DOCS_DIR      the API's documentation, static files (scripts/build-docs.sh):
+#                 DOCS_DIR/openapi.yaml, openapi.json and ui/, served at
+#                 /api/v1/openapi.yaml, /api/v1/openapi.json and /api/docs/
+#                 [/usr/local/share/mailsrv/api-docs]
 # host:
 #   SERVER_NAME   the API's host name, as in MAILSRV_PUBLIC_URL (required)
 #   TLS_CERT, TLS_KEY  certificate chain and private key, PEM (required)
@@ -137,6 +141,7 @@ if [[ $mode == host || $mode == local ]]; then
 		default CONN_LIMIT 50
 		default METRICS_ALLOW "127.0.0.1 ::1"
 		default ACCESS_LOG /var/log/nginx/mailsrv-access.log
+		default DOCS_DIR /usr/local/share/mailsrv/api-docs
 	else
 		need LOG_DIR "$re_path" "an absolute path"
 		v[ACCESS_LOG]=${v[LOG_DIR]}/nginx-access.log
@@ -149,6 +154,7 @@ if [[ $mode == host || $mode == local ]]; then
 	need CONN_LIMIT "$re_num" "a number"
 	((v[CONN_LIMIT] >= 1 && v[CONN_LIMIT] <= 65535)) || die "CONN_LIMIT must be 1-65535"
 	need ACCESS_LOG "$re_path" "an absolute path"
+	need DOCS_DIR "$re_path" "an absolute path"
 	list_of METRICS_ALLOW "$re_addr" "an address or range"
 	allow=
 	for a in ${v[METRICS_ALLOW]:-}; do allow+="allow $a; "; done

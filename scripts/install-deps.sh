@@ -20,6 +20,7 @@ packages=(
 	wrk clang clang-format libclang-rt-14-dev valgrind
 	openssl curl ca-certificates procps iproute2
 	systemd # systemd-analyze verify of the units in deploy/
+	chromium # the API documentation page's test (tests/api/test_api_docs.py)
 )
 # Node (for the OpenAPI tooling) may come from elsewhere than Debian.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -107,6 +107,10 @@ mailsrv_log=$log_dir/mailsrv.log
 mailsrv_pidfile=$run_dir/mailsrv.pid
 nginx_pidfile=$nginx_dir/nginx.pid
 nginx_conf=$nginx_dir/nginx.conf
+# The API's documentation as nginx serves it: a copy of build/api-docs
+# (make docs), where nginx's workers can read it.
+docs_src=$repo/build/api-docs
+docs_dir=$STACK_VAR/api-docs
 pg_pass_file=$keys_dir/pg-mailsrv_app.password
 pgpass=$keys_dir/pgpass
 
@@ -425,17 +429,33 @@ start_mailsrv() {
 	printf '%s\n%s\n' "$!" "$mailsrv_bin" >"$mailsrv_pidfile"
 }
 
+# The documentation's static files (scripts/build-docs.sh) into $docs_dir,
+# replaced whole, files 0644 with their times (so their ETags are the
+# build's), as deploy/README.md installs them on a host.
+install_docs() {
+	[[ -s $docs_src/openapi.json && -s $docs_src/ui/index.html ]] ||
+		die "$docs_src is missing: run 'make docs' first"
+	rm -rf -- "$docs_dir.new"
+	cp -rp -- "$docs_src" "$docs_dir.new"
+	chmod -R u=rwX,go=rX -- "$docs_dir.new"
+	rm -rf -- "$docs_dir.old"
+	[[ ! -e $docs_dir ]] || mv -- "$docs_dir" "$docs_dir.old"
+	mv -- "$docs_dir.new" "$docs_dir"
+	rm -rf -- "$docs_dir.old"
+}
+
 # nginx.conf and the files it includes, by the same script and from the same
 # templates as production's site (deploy/render-nginx.sh).
 render_nginx_conf() {
 	service_env
+	install_docs
 	install -d -m 0755 "$nginx_dir/tmp"
 	"$repo/deploy/render-nginx.sh" local "$nginx_dir" \
 		PID_FILE="$nginx_pidfile" LOG_DIR="$log_dir" TEMP_DIR="$nginx_dir/tmp" \
 		HTTP_PORT="$HTTP_PORT" SOCKET="$MAILSRV_SOCKET" USER="$NGINX_USER" \
 		API_RATE="$NGINX_API_RATE" API_BURST="$NGINX_API_BURST" \
 		SENSITIVE_RATE="$NGINX_SENSITIVE_RATE" SENSITIVE_BURST="$NGINX_SENSITIVE_BURST" \
-		CONN_LIMIT="$NGINX_CONN_LIMIT" METRICS_ALLOW="$METRICS_ALLOW" ||
+		CONN_LIMIT="$NGINX_CONN_LIMIT" METRICS_ALLOW="$METRICS_ALLOW" DOCS_DIR="$docs_dir" ||
 		die "could not render nginx's configuration"
 }
 
@@ -572,6 +592,7 @@ The stack is running. Try:
   curl -H "Authorization: Bearer $token" http://127.0.0.1:$HTTP_PORT/api/v1/mail-servers
 
 (the token is valid for one hour; 'make -s token' prints a new one)
+The API's documentation: http://127.0.0.1:$HTTP_PORT/api/docs/
 Press Ctrl-C to stop everything.
 EOF
 	while :; do

@@ -11,7 +11,8 @@
 #   - deploy/render-nginx.sh renders the host's TLS site (with and without
 #     CORS), the load balancer's site and the local stack's nginx.conf, with
 #     a self-signed certificate made here, and `nginx -t` accepts each; a
-#     value that could add a directive is refused.
+#     value that could add a directive is refused; the API's documentation
+#     is served from DOCS_DIR under its own Content-Security-Policy.
 # One line per check, then "deploy: N passed, M failed"; exit 1 on a failure.
 #
 #   tests/deploy_check.sh        (after make all; from anywhere)
@@ -150,6 +151,15 @@ check "render host site (console on the API's origin: no CORS)" \
 	"$render" host "$work/host-plain" "${host_vars[@]}"
 check "nginx -t: host site without CORS" nginx_t host-plain "$work/host-plain/mailsrv-site.conf"
 check "host site without CORS has no CORS header" lacks "$work/host-plain/mailsrv-headers.conf" 'Access-Control'
+check "host site: the documentation from the default DOCS_DIR" \
+	has "$work/host-plain/mailsrv-server.conf" \
+	'    alias "/usr/local/share/mailsrv/api-docs/openapi.yaml";' \
+	'    alias "/usr/local/share/mailsrv/api-docs/openapi.json";' \
+	'    alias "/usr/local/share/mailsrv/api-docs/ui/";'
+check "documentation page: its own policy, this origin only; the API's answers: none at all" \
+	has "$work/host-plain/mailsrv-http.conf" \
+	"    default \"default-src 'none'; frame-ancestors 'none'\";" \
+	"    ~^/api/docs/ \"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\";"
 check "render load balancer site" \
 	"$render" lb "$work/lb" SERVER_NAME=api.test TLS_CERT="$cert" TLS_KEY="$key" \
 	UPSTREAM_CA="$cert" HOSTS="10.0.0.11:443 10.0.0.12:443" ACCESS_LOG="$work/lb.log"
@@ -162,7 +172,7 @@ check "render the local stack's nginx.conf" \
 	"$render" local "$work/local" PID_FILE="$work/local/nginx.pid" LOG_DIR="$work/local" \
 	TEMP_DIR="$work/local/tmp" HTTP_PORT=18999 SOCKET=/run/mailsrv/mailsrv.sock USER=www-data \
 	API_RATE=20r/s API_BURST=100 SENSITIVE_RATE=1r/s SENSITIVE_BURST=10 CONN_LIMIT=50 \
-	METRICS_ALLOW="127.0.0.1 ::1"
+	METRICS_ALLOW="127.0.0.1 ::1" DOCS_DIR="$work/local/api-docs"
 check "nginx -t: local stack" nginx -t -q -c "$work/local/nginx.conf" -p "$work/local/" \
 	-e "$work/local/error.log"
 check "the limits are written once (client_max_body_size in one template)" \
@@ -171,6 +181,8 @@ check "the limits are written once (client_max_body_size in one template)" \
 refuses() { ! "$@" >/dev/null 2>&1; }
 check "render refuses a value that would add a directive" \
 	refuses "$render" host "$work/evil" "${host_vars[@]}" 'SERVER_NAME=api.test; include /etc/passwd'
+check "render refuses a DOCS_DIR that is not an absolute path" \
+	refuses "$render" host "$work/evil3" "${host_vars[@]}" 'DOCS_DIR=docs;'
 check "render refuses a missing certificate setting" \
 	refuses "$render" host "$work/evil2" SERVER_NAME=api.test TLS_KEY="$key"
 

@@ -350,9 +350,12 @@ def check_response(method, path, resp):
                                 % (resp.headers.get("Content-Type"), sorted(content)))
             else:
                 try:
-                    body = json.loads(resp.content.decode("utf-8"))
-                except (ValueError, UnicodeDecodeError) as e:
-                    problems.append("body is not JSON (%s)" % e.__class__.__name__)
+                    text = resp.content.decode("utf-8")
+                    # YAML (the OpenAPI document, /api/v1/openapi.yaml) or JSON.
+                    body = yaml.safe_load(text) if mt.endswith("yaml") else json.loads(text)
+                except (ValueError, UnicodeDecodeError, yaml.YAMLError) as e:
+                    problems.append("body is not %s (%s)" % ("YAML" if mt.endswith("yaml")
+                                                             else "JSON", e.__class__.__name__))
                 else:
                     problems += sp.errors(content[mt]["schema"], body)
                     if status >= 400 and isinstance(body, dict) and body.get("status") != status:

@@ -35,7 +35,8 @@ def render(port, d, **limits):
               "USER": os.environ.get("STACK_NGINX_USER", "www-data"),
               "PID_FILE": str(d / "nginx.pid"), "LOG_DIR": str(d), "TEMP_DIR": str(d / "tmp"),
               "API_RATE": "1r/m", "API_BURST": "100", "SENSITIVE_RATE": "1r/m",
-              "SENSITIVE_BURST": "100", "CONN_LIMIT": "100", "METRICS_ALLOW": "127.0.0.1"}
+              "SENSITIVE_BURST": "100", "CONN_LIMIT": "100", "METRICS_ALLOW": "127.0.0.1",
+              "DOCS_DIR": str(STACK_VAR / "api-docs")}
     values.update(limits)
     subprocess.run([str(RENDER), "local", str(d)] + ["%s=%s" % kv for kv in values.items()],
                    check=True, timeout=30)

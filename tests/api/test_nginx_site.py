@@ -4,6 +4,8 @@ stack's worker pool: HTTPS with a self-signed certificate made here, TLS 1.2
 and newer only, HSTS on every answer (nginx's own problems included), plain
 HTTP only redirecting, and CORS for a console on another origin: its
 preflights answered by nginx, that origin alone allowed, with credentials.
+The API's documentation is served there too, with HSTS and the page's own
+policy.
 The same shared files as the stack's nginx carry the limits: the body limit
 is shown here too."""
 
@@ -44,7 +46,9 @@ def site():
                     "SOCKET=%s" % os.environ["MAILSRV_SOCKET"],
                     "ACCESS_LOG=%s" % (d / "access.log"), "CONSOLE_ORIGIN=" + CONSOLE,
                     "API_RATE=1000r/s", "API_BURST=1000", "SENSITIVE_RATE=100r/s",
-                    "SENSITIVE_BURST=100", "CONN_LIMIT=100"],
+                    "SENSITIVE_BURST=100", "CONN_LIMIT=100",
+                    # The stack's copy of the documentation (scripts/stack.sh).
+                    "DOCS_DIR=%s" % (STACK_VAR / "api-docs")],
                    check=True, timeout=30)
     user = os.environ.get("STACK_NGINX_USER", "www-data")
     conf = d / "nginx.conf"
@@ -184,3 +188,23 @@ def test_the_console_reads_answers_with_credentials(site):
     # An error of nginx's own carries them too, so the console can read it.
     missing = get(site, "/nothing-here", headers={"Origin": CONSOLE})
     assert missing.headers.get("Access-Control-Allow-Origin") == CONSOLE
+
+
+def test_the_documentation_is_served_over_https(site):
+    spec = (REPO / "openapi" / "openapi.yaml").read_bytes()
+    r = get(site, "/api/v1/openapi.yaml")
+    assert r.status_code == 200, describe(r)
+    assert r.headers.get("Content-Type") == "application/yaml"
+    assert r.content == spec
+    assert r.headers.get("Strict-Transport-Security") == HSTS, describe(r)
+    assert r.headers.get("Cache-Control") == "no-cache"
+    assert r.headers.get("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'"
+    r = get(site, "/api/v1/openapi.json", headers={"Origin": CONSOLE})
+    assert r.status_code == 200, describe(r)
+    assert r.headers.get("Content-Type") == "application/json"
+    assert r.headers.get("Access-Control-Allow-Origin") == CONSOLE
+    page = get(site, "/api/docs/")
+    assert page.status_code == 200, describe(page)
+    assert page.headers.get("Content-Type") == "text/html; charset=utf-8"
+    assert page.headers.get("Strict-Transport-Security") == HSTS
+    assert "script-src 'self'" in page.headers.get("Content-Security-Policy", "")
