@@ -29,6 +29,7 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -590,11 +591,17 @@ struct thread_slot {
 	const struct app *app;
 	int listen_fd;
 	int epoll_fd;         /* the process's: the listening socket and idle kept connections */
+	int threads;          /* of the process */
 	atomic_int in_accept; /* blocked (or about to block) waiting for work */
 	atomic_int serving;   /* the connection it serves, -1 for none */
 	atomic_int done;
 	int started;
 };
+
+/* New connections this process left in a row to a process holding fewer
+ * (next_connection). */
+#define ACCEPT_DEFERRALS_MAX 4
+static atomic_int deferrals;
 
 /* Watch fd for its next readiness, once: EPOLLONESHOT gives each event to
  * one thread, and nothing more comes from fd until it is armed again. */
@@ -630,8 +637,24 @@ static int next_connection(struct thread_slot *ts)
 	}
 	if (ev.data.fd != ts->listen_fd)
 		return ev.data.fd;
+	/* Every process is woken for a new connection and the first to run
+	 * takes it, so one process could end up holding every kept
+	 * connection while another idles. A process holding more connections
+	 * than another one with a free thread leaves the connection to it, a
+	 * few times at most in a row (the other one may be slow to run). */
+	if (atomic_load(&deferrals) < ACCEPT_DEFERRALS_MAX &&
+	    metrics_other_process_lighter(ts->threads, 1)) {
+		atomic_fetch_add(&deferrals, 1);
+		if (arm(ts->epoll_fd, ts->listen_fd) != 0)
+			log_error("could not watch the FastCGI socket: %s", strerror(errno));
+		sched_yield();
+		return -1;
+	}
+	atomic_store(&deferrals, 0);
 	int fd = accept4(ts->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	int err = errno;
+	if (fd >= 0)
+		metrics_connections(1);
 	/* EINVAL: the master shut the listening socket down to stop (SIGTERM
 	 * is on its way): it stays unarmed, or every thread would spin on it. */
 	if (fd >= 0 || err != EINVAL) {
@@ -676,20 +699,34 @@ static void *serve_thread(void *arg)
 		 * own FCGI_KEEP_CONN flag then decides. */
 		fr.ipcFd = fd;
 		fr.keepConnection = 1;
-		if (FCGX_Accept_r(&fr) < 0)
-			continue; /* nginx closed a kept connection; libfcgi closed ours */
+		if (FCGX_Accept_r(&fr) < 0) {
+			/* nginx closed a kept connection; libfcgi closed ours */
+			metrics_connections(-1);
+			atomic_store(&ts->serving, -1);
+			continue;
+		}
 		metrics_thread_busy(1);
 		serve_one(&w, &fr);
 		finish(&fr);
 		metrics_thread_busy(-1);
 		arena_reset(w.arena);
 		/* Kept (nginx asked, and nothing failed): watched again for the
-		 * connection's next request, or closed when stopping. */
+		 * connection's next request; closed when stopping, or when
+		 * another process holds two fewer and has a thread free (nginx
+		 * reuses its most recent idle connections, so without this one
+		 * process could serve every request at low load; the new
+		 * connection nginx opens goes to the other, next_connection). */
 		if (fr.ipcFd >= 0) {
 			int kept = fr.ipcFd;
 			fr.ipcFd = -1;
-			if (atomic_load(&stopping) || arm(ts->epoll_fd, kept) != 0)
+			if (atomic_load(&stopping) ||
+			    metrics_other_process_lighter(ts->threads, 2) ||
+			    arm(ts->epoll_fd, kept) != 0) {
 				close(kept);
+				metrics_connections(-1);
+			}
+		} else {
+			metrics_connections(-1);
 		}
 		atomic_store(&ts->serving, -1);
 	}
@@ -798,6 +835,7 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 		slots[i].app = app;
 		slots[i].listen_fd = listen_fd;
 		slots[i].epoll_fd = epoll_fd;
+		slots[i].threads = threads;
 		atomic_init(&slots[i].serving, -1);
 		if (pthread_create(&slots[i].thread, &attr, serve_thread, &slots[i]) == 0) {
 			slots[i].started = 1;
