@@ -19,6 +19,16 @@
 #   post          POST /mail-servers, a new name each time
 #   patch         PATCH /mail-servers/{id}, random ids
 #   mix           90 % GET by id, 5 % PATCH, 5 % POST
+#   peer_get      GET by id, the same requests, answered by the peer
+#   peer_list     GET list (limit=50&sort=name), answered by the peer
+#
+# The peer (bench/peer/, docs/performance.md) is the same two reads written
+# on Node, Fastify and pg, run behind the same nginx (a second server on
+# BENCH_PEER_PORT, proxying to the peer on BENCH_PEER_NODE_PORT) with as many
+# database connections as the service; the summary gives service/peer per
+# round. npm ci installs it into bench/peer/node_modules when missing. Before
+# measuring, one server and one page are fetched from both and must be the
+# same JSON, or the run stops.
 #
 # at each concurrency of BENCH_CONNECTIONS. Then the worker processes'
 # resident memory, and a summary: bench/results/latest.txt (also printed)
@@ -36,6 +46,8 @@
 #   BENCH_Q              the search term of listq (default "bravo": 1 row in 10)
 #   BENCH_STACK_VAR      default <repo>/var/bench
 #   BENCH_HTTP_PORT, BENCH_PG_PORT, BENCH_REF_PORT  28080, 55470, 28081
+#   BENCH_PEER_PORT, BENCH_PEER_NODE_PORT  the peer's nginx server and the
+#                        peer itself: 28082, 28083
 #   BENCH_RESULTS        output directory (default <repo>/bench/results)
 #   BENCH_NGINX_WORKERS  worker_processes for both nginx (default: the deploy
 #                        template's), to compare settings
@@ -62,6 +74,8 @@ export STACK_NGINX_SENSITIVE_RATE=${STACK_NGINX_SENSITIVE_RATE:-1000000r/s}
 export STACK_NGINX_SENSITIVE_BURST=${STACK_NGINX_SENSITIVE_BURST:-1000000}
 export STACK_NGINX_CONN_LIMIT=${STACK_NGINX_CONN_LIMIT:-65535}
 ref_port=${BENCH_REF_PORT:-28081}
+peer_port=${BENCH_PEER_PORT:-28082}
+peer_node_port=${BENCH_PEER_NODE_PORT:-28083}
 results=${BENCH_RESULTS:-$repo/bench/results}
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	rounds=${BENCH_ROUNDS:-1} duration=${BENCH_DURATION:-3} warmup=${BENCH_WARMUP:-1}
@@ -75,7 +89,7 @@ q=${BENCH_Q:-bravo}
 seed_rows=1000
 wrk_threads=2
 statement_sql=${BENCH_STATEMENT_SQL:-$repo/build/bench/statement-sql}
-kinds=(ref_http ref_pg_get ref_pg_list ref_pg_listq ref_pg_list_pool get list listq patch post mix)
+kinds=(ref_http ref_pg_get ref_pg_list ref_pg_listq ref_pg_list_pool get peer_get list peer_list listq patch post mix)
 
 die() {
 	echo "bench: $*" >&2
@@ -88,7 +102,7 @@ for n in "$rounds" "$duration" "$warmup"; do
 done
 [[ -z $nginx_workers || $nginx_workers =~ ^(auto|[1-9][0-9]?)$ ]] || die "BENCH_NGINX_WORKERS must be auto or a number"
 [[ $q =~ ^[A-Za-z0-9]+$ ]] || die "BENCH_Q must be letters and digits (it goes into a URL and a LIKE pattern)"
-for t in wrk pgbench nginx psql python3 curl; do
+for t in wrk pgbench nginx psql python3 curl node npm; do
 	command -v "$t" >/dev/null || die "$t is missing (scripts/install-deps.sh installs it)"
 done
 [[ -x $statement_sql ]] || die "$statement_sql is missing: run 'make bench'"
@@ -100,6 +114,9 @@ ref_dir=$STACK_VAR/nginx-ref
 raw=$work/raw.jsonl
 ref_pidfile=$ref_dir/nginx.pid
 ref_conf=$ref_dir/nginx.conf
+peer_dir=$repo/bench/peer
+peer_pidfile=$STACK_VAR/run/bench-peer.pid
+peer_log=$STACK_VAR/log/bench-peer.log
 
 # ---- start and stop -------------------------------------------------------
 
@@ -109,6 +126,7 @@ cur_round=0
 cleanup() {
 	local rc=$?
 	trap '' INT TERM
+	stop_peer
 	stop_ref
 	if [[ -n $stack_started ]]; then
 		say "stopping the bench stack"
@@ -159,6 +177,112 @@ start_ref() {
 	nginx -q -c "$ref_conf" -p "$ref_dir/" -e "$STACK_VAR/log/nginx-ref-error.log" ||
 		die "the reference nginx did not start (log: $STACK_VAR/log/nginx-ref-error.log)"
 	ref_started=1
+}
+
+# ---- the peer -------------------------------------------------------------
+
+# The peer's pid, only when the recorded process is still ours.
+peer_pid() {
+	local pid cmd
+	[[ -r $peer_pidfile ]] || return 1
+	read -r pid <"$peer_pidfile" || return 1
+	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+	[[ $cmd == *"$peer_dir/server.js"* ]] || return 1
+	echo "$pid"
+}
+
+stop_peer() {
+	local pid n=50
+	pid=$(peer_pid) || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	while ((n-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	rm -f "$peer_pidfile"
+}
+
+# Install (once), start the peer as the service's user with the service's
+# key and database, and add its server to the stack's nginx.
+start_peer() {
+	local user=${STACK_SERVICE_USER:-mailsrv} t conf=$STACK_VAR/nginx/nginx.conf n=100
+	if [[ ! -d $peer_dir/node_modules ]]; then
+		say "installing the peer (npm ci in bench/peer)"
+		(cd "$peer_dir" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
+			die "npm ci failed in $peer_dir"
+	fi
+	stop_peer
+	for p in "$peer_port" "$peer_node_port"; do
+		[[ -z $(ss -Hltn "( sport = :$p )" 2>/dev/null) ]] ||
+			die "port $p (the peer) is in use; choose others with BENCH_PEER_PORT, BENCH_PEER_NODE_PORT"
+	done
+	install -m 0640 -o "$user" /dev/null "$peer_log"
+	# A background job of this script (cleanup stops it by pid).
+	(cd "$peer_dir" && exec setpriv --reuid="$user" --regid="$(id -gn "$user")" --init-groups \
+		env -i PATH="$PATH" NODE_ENV=production \
+		PEER_HOST=127.0.0.1 PEER_PORT="$peer_node_port" PEER_PROCESSES="$MAILSRV_PROCESSES" PEER_POOL="$pool" \
+		PEER_JWT_KEY_FILE="$MAILSRV_JWT_KEY_FILE" MAILSRV_JWT_ISSUER="${MAILSRV_JWT_ISSUER:-}" \
+		MAILSRV_JWT_AUDIENCE="${MAILSRV_JWT_AUDIENCE:-}" MAILSRV_JWT_MAX_TTL="${MAILSRV_JWT_MAX_TTL:-86400}" \
+		PGHOST="$STACK_PG_SOCKET_DIR" PGPORT="$STACK_PG_PORT" PGDATABASE=mailsrv PGUSER=mailsrv_app \
+		node "$peer_dir/server.js" >>"$peer_log" 2>&1 </dev/null &
+		echo $! >"$peer_pidfile")
+	# setpriv and env each exec the next: the recorded pid is node's
+	while ((n-- > 0)) && [[ -z $(ss -Hltn "( sport = :$peer_node_port )" 2>/dev/null) ]]; do
+		kill -0 "$(<"$peer_pidfile")" 2>/dev/null || { cat "$peer_log" >&2; die "the peer did not start (log: $peer_log)"; }
+		sleep 0.1
+	done
+	peer_pid >/dev/null || die "the peer's pid file does not name the peer"
+
+	[[ -n $(ss -Hltn "( sport = :$peer_node_port )" 2>/dev/null) ]] ||
+		die "the peer does not listen on $peer_node_port (log: $peer_log)"
+	t=$(<"$peer_dir/nginx-peer.conf.template")
+	t=${t//@PORT@/$peer_port}
+	t=${t//@PEER_PORT@/$peer_node_port}
+	t=${t//@CONF_DIR@/$STACK_VAR/nginx}
+	t=${t//@ACCESS_LOG@/$STACK_VAR/log/nginx-access.log}
+	t=${t//@API_BURST@/$STACK_NGINX_API_BURST}
+	t=${t//@CONN_LIMIT@/$STACK_NGINX_CONN_LIMIT}
+	# into the http{} block: before the file's last closing brace
+	python3 - "$conf" "$t" <<'PY'
+import sys
+path, block = sys.argv[1], sys.argv[2]
+text = open(path).read()
+end = text.rstrip().rfind("}")
+if end < 0 or "mailsrv_bench_peer" in text:
+    sys.exit("bench: cannot add the peer's server to " + path)
+open(path, "w").write(text[:end] + block + "\n" + text[end:])
+PY
+	nginx -q -t -c "$conf" -p "$STACK_VAR/nginx/" -e "$STACK_VAR/log/nginx-error.log" ||
+		die "nginx refused the peer's server"
+	kill -HUP "$(head -n 1 "$STACK_VAR/nginx/nginx.pid")"
+	n=50
+	while ((n-- > 0)) && [[ -z $(ss -Hltn "( sport = :$peer_port )" 2>/dev/null) ]]; do sleep 0.1; done
+	[[ -n $(ss -Hltn "( sport = :$peer_port )" 2>/dev/null) ]] || die "nginx does not listen on $peer_port"
+}
+
+# The peer must answer what the service answers: one server and one page,
+# compared as JSON. A difference stops the run.
+check_peer() {
+	local path a b
+	for path in /api/v1/mail-servers/7 "/api/v1/mail-servers?limit=50&sort=name"; do
+		a=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$STACK_HTTP_PORT$path") ||
+			die "the service did not answer $path"
+		b=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$peer_port$path") ||
+			die "the peer did not answer $path (log: $peer_log)"
+		python3 - "$a" "$b" "$path" <<'PY' || die "the peer's answer differs from the service's"
+import json, sys
+a, b, path = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+if a != b:
+    print("bench: %s: service and peer differ" % path, file=sys.stderr)
+    print("service: " + json.dumps(a, sort_keys=True)[:2000], file=sys.stderr)
+    print("peer:    " + json.dumps(b, sort_keys=True)[:2000], file=sys.stderr)
+    sys.exit(1)
+if list(a.keys()) != list(b.keys()):
+    sys.exit("bench: %s: the fields come in another order" % path)
+PY
+	done
+	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$peer_port/api/v1/mail-servers/1")
+	[[ $code == 401 ]] || die "the peer answered $code without a token, not 401"
+	say "the peer answers the same JSON as the service"
 }
 
 # ---- database -------------------------------------------------------------
@@ -269,6 +393,8 @@ tx = num(r"number of transactions actually processed: (\d+)")
 tps = num(r"tps = ([0-9.]+) \(without initial connection time\)")
 lat = num(r"latency average = ([0-9.]+) ms")
 failed = num(r"number of failed transactions: (\d+)", 0)
+if tx == 0 and tps is None:
+    tps = 0.0  # none in the time given (a short warm-up on a crowded machine)
 if tx is None or tps is None:
     sys.exit("pgbench output not understood: " + sys.argv[1])
 print(json.dumps({"requests": int(tx), "duration_us": int(tx / tps * 1e6) if tps else 0,
@@ -291,7 +417,9 @@ measure() {
 	ref_pg_listq) how=(pgbench "$work/pg_listq.sql") ;;
 	ref_pg_list_pool) how=(pgbench "$work/pg_list.sql" "$pool") ;;
 	get) how=(wrk "$api" get.lua) ;;
+	peer_get) how=(wrk "http://127.0.0.1:$peer_port" get.lua) ;;
 	list) how=(wrk "$api" list.lua BENCH_LIST_QUERY="limit=50&sort=name") ;;
+	peer_list) how=(wrk "http://127.0.0.1:$peer_port" list.lua BENCH_LIST_QUERY="limit=50&sort=name") ;;
 	listq) how=(wrk "$api" list.lua BENCH_LIST_QUERY="limit=50&sort=name&q=$q") ;;
 	post) how=(wrk "$api" post.lua) ;;
 	patch) how=(wrk "$api" patch.lua) ;;
@@ -326,7 +454,7 @@ worker_memory() {
 			pids+=("${p#/proc/}")
 		fi
 	done
-	python3 - "$master" "${pids[@]}" <<'PY'
+	python3 - "$master" "$(peer_pid || echo 0)" "${pids[@]}" <<'PY'
 import json, sys
 def status(pid):
     d = {}
@@ -339,7 +467,18 @@ def status(pid):
         pass
     return d
 out = {"master": dict(pid=int(sys.argv[1]), **status(sys.argv[1])),
-       "workers": [dict(pid=int(p), **status(p)) for p in sys.argv[2:]]}
+       "workers": [dict(pid=int(p), **status(p)) for p in sys.argv[3:]]}
+if sys.argv[2] != "0":
+    # the peer: its primary and the processes it forked
+    import os
+    peer = [sys.argv[2]]
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[1] == sys.argv[2]:
+                peer.append(p)
+        except OSError:
+            pass
+    out["peer"] = [dict(pid=int(p), **status(p)) for p in peer]
 print(json.dumps(out))
 PY
 }
@@ -375,6 +514,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" 
 [[ $code == 200 ]] || die "GET /api/v1/mail-servers/1 answered $code, not 200"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ref_port/")
 [[ $code == 200 ]] || die "the reference nginx answered $code, not 200"
+start_peer
+check_peer
+
+# The peer's JIT compiles its hot paths during its first seconds of load:
+# one untimed run of each of its reads first, so that the first round does
+# not measure V8 warming up (the service, compiled ahead of time, needs none).
+run_wrk peer-jit-get 16 3 "http://127.0.0.1:$peer_port" get.lua >/dev/null
+run_wrk peer-jit-list 16 3 "http://127.0.0.1:$peer_port" list.lua BENCH_LIST_QUERY="limit=50&sort=name" >/dev/null
 
 started=$(date -u +%FT%TZ)
 t0=$SECONDS

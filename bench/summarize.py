@@ -15,6 +15,11 @@ and, for list, a second ratio (ratio_pool) to nginx with pgbench list run
 with as many clients as the service has database connections (the pool),
 whatever the concurrency: pgbench with 64 backends on two cores is slower
 than the service's 8 connections running the same statement.
+
+The peer (bench/peer/: the same reads on Node, Fastify and pg behind the
+same nginx) is measured as peer_get and peer_list; get and list get a third
+ratio, "service/peer": each round's service figure over that round's peer
+figure at the same concurrency (min, median, max over the rounds).
 """
 import json
 import statistics
@@ -27,14 +32,19 @@ TARGET_GET_RATIO = 0.40
 TARGET_GET_P99_MS = 15.0
 TARGET_LIST_RATIO = 0.70
 TARGET_RSS_MIB = 16.0
+# GET by id against the peer: the median of the per-round ratios, at every
+# concurrency measured.
+TARGET_PEER_RATIO = 2.0
+PEER_OF = {"get": "peer_get", "list": "peer_list"}
 
 CEILING_OF = {
     "get": "ref_pg_get", "post": "ref_pg_get", "patch": "ref_pg_get", "mix": "ref_pg_get",
     "list": "ref_pg_list", "listq": "ref_pg_listq",
+    "peer_get": "ref_pg_get", "peer_list": "ref_pg_list",
 }
 ORDER = ["ref_http", "ref_pg_get", "ref_pg_list", "ref_pg_listq", "ref_pg_list_pool",
          "ceiling_get", "ceiling_list", "ceiling_listq", "ceiling_list_pool",
-         "get", "list", "listq", "post", "patch", "mix"]
+         "get", "peer_get", "list", "peer_list", "listq", "post", "patch", "mix"]
 LABEL = {
     "ref_http": "nginx return 200",
     "ref_pg_get": "pgbench ms_get",
@@ -46,6 +56,8 @@ LABEL = {
     "ceiling_listq": "ceiling (list q)",
     "ceiling_list_pool": "ceiling list pool",
     "get": "GET by id",
+    "peer_get": "peer GET by id",
+    "peer_list": "peer GET list",
     "list": "GET list",
     "listq": "GET list q",
     "post": "POST",
@@ -131,6 +143,11 @@ def main():
             if kind == "list" and "ceiling_list_pool" in ceil:
                 f["ratio_pool"] = stats([rps(results[rnd]) / ceil["ceiling_list_pool"][rnd]
                                          for rnd in results if rnd in ceil["ceiling_list_pool"]])
+            peer = per.get((PEER_OF.get(kind), c), {})
+            peer_ratios = [rps(results[rnd]) / rps(peer[rnd]) for rnd in results
+                           if rnd in peer and rps(peer[rnd]) > 0]
+            if peer_ratios:
+                f["ratio_peer"] = stats(peer_ratios)
             figures.setdefault(str(c), {})[kind] = f
 
     workers = memory.get("workers", [])
@@ -158,6 +175,12 @@ def main():
         checks.append({"what": "list, c=64: ratio to its own combined ceiling",
                        "value": l_ratio, "target": ">= %.2f" % TARGET_LIST_RATIO,
                        "ok": l_ratio >= TARGET_LIST_RATIO})
+    for c in conns:
+        rp = figures.get(str(c), {}).get("get", {}).get("ratio_peer")
+        if rp is not None:
+            checks.append({"what": "GET by id, c=%d: service/peer (median of rounds)" % c,
+                           "value": rp["median"], "target": ">= %.1f" % TARGET_PEER_RATIO,
+                           "ok": rp["median"] >= TARGET_PEER_RATIO})
     if rss:
         checks.append({"what": "worker resident memory after the run (MiB, largest)",
                        "value": max(rss), "target": "<= %.0f" % TARGET_RSS_MIB,
@@ -204,11 +227,18 @@ def main():
                 lines.append("  %-18s %8s %8s %8s   %-19s" % (
                     "  vs list pool", "", "", "",
                     "%.3f (%.3f-%.3f)" % (rp["median"], rp["min"], rp["max"])))
+            if f.get("ratio_peer"):
+                rp = f["ratio_peer"]
+                lines.append("  %-18s %8s %8s %8s   %-19s" % (
+                    "  service/peer", "", "", "",
+                    "%.3f (%.3f-%.3f)" % (rp["median"], rp["min"], rp["max"])))
     lines.append("")
     lines.append("  (* pgbench: mean latency, not p50. post, patch and mix are given as ratios to "
                  "the GET ceiling; list and list q to their own. \"list pool\": pgbench list "
                  "with %s clients, the service's database connections, at every c; \"vs list "
-                 "pool\": the list's ratio to that ceiling.)" % meta.get("pool", "?"))
+                 "pool\": the list's ratio to that ceiling. \"service/peer\": the service's figure over "
+                 "the peer's (bench/peer/, Node + Fastify + pg behind the same nginx) in the same "
+                 "round.)" % meta.get("pool", "?"))
     lines.append("")
     lines.append("worker processes after the run (master pid %s, %.1f MiB):" % (
         memory.get("master", {}).get("pid"), memory.get("master", {}).get("VmRSS", 0) / 1024))
@@ -216,8 +246,13 @@ def main():
         lines.append("  pid %-8s VmRSS %5.1f MiB  (anon %5.1f, file %5.1f; peak %5.1f; %s threads)" % (
             w.get("pid"), w.get("VmRSS", 0) / 1024, w.get("RssAnon", 0) / 1024,
             w.get("RssFile", 0) / 1024, w.get("VmHWM", 0) / 1024, w.get("Threads", "?")))
+    for i, peer in enumerate(memory.get("peer", [])):
+        lines.append("  %-12s %-7s VmRSS %5.1f MiB  (anon %5.1f, file %5.1f; peak %5.1f; %s threads)" % (
+            "peer primary" if i == 0 else "peer worker", peer.get("pid"), peer.get("VmRSS", 0) / 1024,
+            peer.get("RssAnon", 0) / 1024, peer.get("RssFile", 0) / 1024,
+            peer.get("VmHWM", 0) / 1024, peer.get("Threads", "?")))
     lines.append("")
-    lines.append("targets (c = %d, medians):" % TARGET_C)
+    lines.append("targets (c = %d, medians; service/peer at each c):" % TARGET_C)
     for ch in checks:
         v = ch["value"]
         lines.append("  %-4s %-55s %8s  (target %s)" % (

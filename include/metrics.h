@@ -53,6 +53,15 @@ void metrics_request(const char *route_template, int status, double seconds);
 /* A worker thread took a request (+1) or finished it (-1). */
 void metrics_thread_busy(int delta);
 
+/* This worker process accepted (+1) or closed (-1) a FastCGI connection. */
+void metrics_connections(int delta);
+
+/* Whether another worker process that has started holds at least `by`
+ * FastCGI connections fewer than this one and has one of its `threads`
+ * threads free: a new connection is better left to it, and (by 2) a kept
+ * one better closed (src/fcgi_server.c, next_connection and serve_thread). */
+int metrics_other_process_lighter(int threads, int by);
+
 /* The master started a new worker process after one ended. */
 void metrics_worker_restarted(void);
 

@@ -4,10 +4,14 @@
  * copies what it needs out of the request environment before finishing it
  * (docs/design.md, "libfcgi 2.4.2": no pointer into the environment survives FCGX_Finish_r).
  *
- * No accept mutex: on Linux the kernel hands each connection to one
- * accept() caller (docs/design.md, "libfcgi 2.4.2"). Shutdown: SIGTERM is taken by sigwait in
- * the process's main thread, which sets `stopping` and wakes the threads
- * blocked in accept with SIGUSR2 (no SA_RESTART, FCGI_FAIL_ACCEPT_ON_INTR);
+ * nginx keeps its connections (fastcgi_keep_conn on), and FCGX_Accept_r
+ * would wait on an idle kept connection for its next request: so the threads
+ * of a process wait in epoll_wait on one set that holds the listening socket
+ * and every idle kept connection, each armed once, and hand libfcgi only a
+ * connection that has a request (next_connection, docs/design.md,
+ * "libfcgi 2.4.2"). Shutdown: SIGTERM is taken by sigwait in the process's
+ * main thread, which sets `stopping`, ends the idle kept connections and
+ * wakes the threads waiting in epoll_wait with SIGUSR2 (no SA_RESTART);
  * threads busy with a request are not signalled, they finish it first.
  *
  * Two things go around libfcgi for speed, each explained where it is done
@@ -17,6 +21,7 @@
  */
 #include "fcgi_server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fastcgi.h>
 #include <fcntl.h>
@@ -24,11 +29,13 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -583,10 +590,84 @@ struct thread_slot {
 	pthread_t thread;
 	const struct app *app;
 	int listen_fd;
-	atomic_int in_accept; /* blocked (or about to block) in FCGX_Accept_r */
+	int epoll_fd;         /* the process's: the listening socket and idle kept connections */
+	int threads;          /* of the process */
+	atomic_int in_accept; /* blocked (or about to block) waiting for work */
+	atomic_int serving;   /* the connection it serves, -1 for none */
 	atomic_int done;
 	int started;
 };
+
+/* New connections this process left in a row to a process holding fewer
+ * (next_connection). */
+#define ACCEPT_DEFERRALS_MAX 4
+static atomic_int deferrals;
+
+/* Watch fd for its next readiness, once: EPOLLONESHOT gives each event to
+ * one thread, and nothing more comes from fd until it is armed again. */
+static int arm(int epoll_fd, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fd};
+	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/*
+ * The next connection with a request waiting, or -1 (interrupted, or
+ * nothing to do). A thread never waits on one connection: it waits until
+ * the listening socket or any idle kept connection of this process is
+ * readable, so an idle kept connection holds no thread (docs/design.md,
+ * "libfcgi 2.4.2"). A new connection is accepted here and served at once:
+ * nginx writes its request as soon as it connects.
+ */
+static int next_connection(struct thread_slot *ts)
+{
+	struct epoll_event ev;
+	int n = epoll_wait(ts->epoll_fd, &ev, 1, -1);
+	if (n <= 0) {
+		if (n < 0 && errno != EINTR) {
+			log_warning("could not wait for FastCGI connections: %s", strerror(errno));
+			struct timespec ts_wait = {0, 10 * 1000 * 1000};
+			nanosleep(&ts_wait, NULL);
+		}
+		return -1;
+	}
+	if (ev.data.fd != ts->listen_fd)
+		return ev.data.fd;
+	/* Every process is woken for a new connection and the first to run
+	 * takes it, so one process could end up holding every kept
+	 * connection while another idles. A process holding more connections
+	 * than another one with a free thread leaves the connection to it, a
+	 * few times at most in a row (the other one may be slow to run). */
+	if (atomic_load(&deferrals) < ACCEPT_DEFERRALS_MAX &&
+	    metrics_other_process_lighter(ts->threads, 1)) {
+		atomic_fetch_add(&deferrals, 1);
+		if (arm(ts->epoll_fd, ts->listen_fd) != 0)
+			log_error("could not watch the FastCGI socket: %s", strerror(errno));
+		sched_yield();
+		return -1;
+	}
+	atomic_store(&deferrals, 0);
+	int fd = accept4(ts->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int err = errno;
+	if (fd >= 0)
+		metrics_connections(1);
+	/* EINVAL: the master shut the listening socket down to stop (SIGTERM
+	 * is on its way): it stays unarmed, or every thread would spin on it. */
+	if (fd >= 0 || err != EINVAL) {
+		if (arm(ts->epoll_fd, ts->listen_fd) != 0)
+			log_error("could not watch the FastCGI socket: %s", strerror(errno));
+	}
+	if (fd < 0 && err != EAGAIN && err != EINTR && err != ECONNABORTED && err != EINVAL) {
+		log_warning("could not accept a FastCGI connection: %s", strerror(err));
+		struct timespec ts_wait = {0, 10 * 1000 * 1000};
+		nanosleep(&ts_wait, NULL);
+	}
+	return fd;
+}
 
 static void *serve_thread(void *arg)
 {
@@ -598,27 +679,30 @@ static void *serve_thread(void *arg)
 		atomic_store(&ts->done, 1);
 		return NULL;
 	}
-	FCGX_InitRequest(&fr, ts->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	/* No listening socket of libfcgi's own: the connection is handed to
+	 * FCGX_Accept_r ready (ipcFd), and where it would go back to accept()
+	 * (the connection ended before a whole request) it fails instead. */
+	FCGX_InitRequest(&fr, -1, FCGI_FAIL_ACCEPT_ON_INTR);
 	while (!atomic_load(&stopping)) {
 		/* Set before checking `stopping`: the main thread signals every
 		 * thread whose flag is set until it leaves, so no wake-up is lost. */
 		atomic_store(&ts->in_accept, 1);
 		if (atomic_load(&stopping))
 			break;
-		int rc = FCGX_Accept_r(&fr);
+		int fd = next_connection(ts);
+		atomic_store(&ts->serving, fd);
 		atomic_store(&ts->in_accept, 0);
-		if (rc < 0) {
-			if (atomic_load(&stopping))
-				break;
-			/* EINVAL: the master shut the listening socket down to
-			 * stop; SIGTERM is on its way. */
-			if (rc != -EINTR) {
-				if (rc != -EINVAL)
-					log_warning("could not accept a FastCGI request: %s",
-					            strerror(-rc));
-				struct timespec ts_wait = {0, 10 * 1000 * 1000};
-				nanosleep(&ts_wait, NULL);
-			}
+		if (fd < 0)
+			continue;
+		/* keepConnection set: FCGX_Accept_r first finishes the previous
+		 * request, which must not close this connection; the request's
+		 * own FCGI_KEEP_CONN flag then decides. */
+		fr.ipcFd = fd;
+		fr.keepConnection = 1;
+		if (FCGX_Accept_r(&fr) < 0) {
+			/* nginx closed a kept connection; libfcgi closed ours */
+			metrics_connections(-1);
+			atomic_store(&ts->serving, -1);
 			continue;
 		}
 		metrics_thread_busy(1);
@@ -626,12 +710,67 @@ static void *serve_thread(void *arg)
 		finish(&fr);
 		metrics_thread_busy(-1);
 		arena_reset(w.arena);
+		/* Kept (nginx asked, and nothing failed): watched again for the
+		 * connection's next request; closed when stopping, or when
+		 * another process holds two fewer and has a thread free (nginx
+		 * reuses its most recent idle connections, so without this one
+		 * process could serve every request at low load; the new
+		 * connection nginx opens goes to the other, next_connection). */
+		if (fr.ipcFd >= 0) {
+			int kept = fr.ipcFd;
+			fr.ipcFd = -1;
+			if (atomic_load(&stopping) ||
+			    metrics_other_process_lighter(ts->threads, 2) ||
+			    arm(ts->epoll_fd, kept) != 0) {
+				close(kept);
+				metrics_connections(-1);
+			}
+		} else {
+			metrics_connections(-1);
+		}
+		atomic_store(&ts->serving, -1);
 	}
 	atomic_store(&ts->in_accept, 0);
 	FCGX_Free(&fr, 1);
 	worker_free(&w);
 	atomic_store(&ts->done, 1);
 	return NULL;
+}
+
+/*
+ * When the process stops: end every idle kept connection at once, so that
+ * nginx sends nothing more on them (it sees the connection close and answers
+ * from the other process, or 503 once no process accepts). The connections
+ * a thread is serving are left alone: their answers are still written, and
+ * the thread closes them after. The open descriptors are those of
+ * /proc/self/fd; the idle connections are the ones the epoll set holds.
+ */
+static void end_idle_connections(int epoll_fd, int listen_fd, struct thread_slot *slots,
+                                 int threads)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return;
+	int dir_fd = dirfd(d), ended = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || end == e->d_name || fd < 0 || fd == listen_fd ||
+		    fd == epoll_fd || fd == dir_fd)
+			continue;
+		int busy = 0;
+		for (int i = 0; i < threads && !busy; i++)
+			busy = slots[i].started && atomic_load(&slots[i].serving) == (int)fd;
+		/* Only a descriptor the epoll set holds is a kept connection. */
+		if (!busy && epoll_ctl(epoll_fd, EPOLL_CTL_DEL, (int)fd, NULL) == 0) {
+			shutdown((int)fd, SHUT_RDWR);
+			ended++;
+		}
+	}
+	closedir(d);
+	if (ended > 0)
+		log_info("ended %d idle FastCGI connections", ended);
 }
 
 static void wake(int sig)
@@ -650,7 +789,7 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = wake; /* no SA_RESTART: accept() returns EINTR */
+	sa.sa_handler = wake; /* no SA_RESTART: epoll_wait() returns EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	/* Die with the master: an orphaned worker would hold the socket. */
@@ -675,6 +814,16 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	 * docs/performance.md). */
 	mallopt(M_ARENA_MAX, 1);
 
+	/* The listening socket is watched by every thread of the process, and
+	 * accepted from without blocking (another process may take the
+	 * connection first). */
+	int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (epoll_fd < 0 ||
+	    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) != 0 ||
+	    arm(epoll_fd, listen_fd) != 0) {
+		log_error("could not watch the FastCGI socket: %s", strerror(errno));
+		return 1;
+	}
 	struct thread_slot *slots = calloc((size_t)threads, sizeof(*slots));
 	if (slots == NULL)
 		return 1;
@@ -685,6 +834,9 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	for (int i = 0; i < threads; i++) {
 		slots[i].app = app;
 		slots[i].listen_fd = listen_fd;
+		slots[i].epoll_fd = epoll_fd;
+		slots[i].threads = threads;
+		atomic_init(&slots[i].serving, -1);
 		if (pthread_create(&slots[i].thread, &attr, serve_thread, &slots[i]) == 0) {
 			slots[i].started = 1;
 			started++;
@@ -714,6 +866,7 @@ int fcgi_worker_process(const struct app *app, int listen_fd, int threads)
 	}
 	atomic_store(&stopping, 1);
 	FCGX_ShutdownPending();
+	end_idle_connections(epoll_fd, listen_fd, slots, threads);
 
 	/* Drain: wake idle threads until every thread has left. */
 	struct timespec start, now, tick = {0, 20 * 1000 * 1000};

@@ -76,6 +76,10 @@ struct shared_counters {
 	atomic_ullong db_reads_rerun;
 	atomic_ullong outbound[METRICS_OUTBOUND__COUNT][METRICS_OUTCOME__COUNT];
 	atomic_llong busy[METRICS_MAX_PROCESSES];
+	/* per slot: FastCGI connections held open, and whether a process
+	 * has started in it */
+	atomic_llong connections[METRICS_MAX_PROCESSES];
+	atomic_int started[METRICS_MAX_PROCESSES];
 	atomic_ullong worker_restarts;
 };
 
@@ -119,8 +123,11 @@ void metrics_set_slot(int slot)
 	my_slot = slot >= 0 && slot < METRICS_MAX_PROCESSES ? slot : 0;
 	/* A process that died in this slot never said its threads finished:
 	 * it has been reaped before this one was started. */
-	if (shm != NULL)
+	if (shm != NULL) {
 		atomic_store_explicit(&shm->busy[my_slot], 0, memory_order_relaxed);
+		atomic_store_explicit(&shm->connections[my_slot], 0, memory_order_relaxed);
+		atomic_store_explicit(&shm->started[my_slot], 1, memory_order_relaxed);
+	}
 }
 
 static size_t route_index(const char *t)
@@ -163,6 +170,27 @@ void metrics_thread_busy(int delta)
 {
 	if (shm != NULL)
 		atomic_fetch_add_explicit(&shm->busy[my_slot], delta, memory_order_relaxed);
+}
+
+void metrics_connections(int delta)
+{
+	if (shm != NULL)
+		atomic_fetch_add_explicit(&shm->connections[my_slot], delta, memory_order_relaxed);
+}
+
+int metrics_other_process_lighter(int threads, int by)
+{
+	if (shm == NULL)
+		return 0;
+	long long mine = atomic_load_explicit(&shm->connections[my_slot], memory_order_relaxed);
+	for (int i = 0; i < METRICS_MAX_PROCESSES; i++) {
+		if (i == my_slot || !atomic_load_explicit(&shm->started[i], memory_order_relaxed))
+			continue;
+		if (atomic_load_explicit(&shm->connections[i], memory_order_relaxed) + by <= mine &&
+		    atomic_load_explicit(&shm->busy[i], memory_order_relaxed) < threads)
+			return 1;
+	}
+	return 0;
 }
 
 void metrics_worker_restarted(void)

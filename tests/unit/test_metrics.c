@@ -213,6 +213,34 @@ static void test_counts_are_shared_with_forked_processes(void **state)
 	metrics_set_slot(0);
 }
 
+/* A new connection is left to a started process holding fewer connections
+ * with a thread free; never to a slot no process has started in, nor to a
+ * process whose threads are all busy. */
+static void test_lighter_process(void **state)
+{
+	(void)state;
+	metrics_set_slot(0);
+	assert_false(metrics_other_process_lighter(4, 1)); /* alone */
+	metrics_connections(2);
+	assert_false(metrics_other_process_lighter(4, 1)); /* slot 1: never started */
+	metrics_set_slot(1);
+	metrics_connections(1);
+	metrics_set_slot(0); /* started again: its count is 0 again */
+	metrics_connections(2);
+	assert_true(metrics_other_process_lighter(4, 1));  /* 2 against 1 */
+	assert_false(metrics_other_process_lighter(4, 2)); /* not 2 fewer */
+	metrics_connections(1);
+	assert_true(metrics_other_process_lighter(4, 2)); /* 3 against 1 */
+	metrics_connections(-1);
+	metrics_set_slot(1);
+	metrics_thread_busy(4);
+	metrics_set_slot(0);
+	metrics_connections(2);
+	assert_false(metrics_other_process_lighter(4, 1)); /* slot 1's threads all busy */
+	metrics_connections(-4);
+	assert_false(metrics_other_process_lighter(4, 1)); /* 0 against 1 */
+}
+
 static void test_a_small_buffer_is_refused(void **state)
 {
 	(void)state;
@@ -258,6 +286,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_the_other_series, fresh),
 	    cmocka_unit_test_setup(test_help_and_type_before_samples, fresh),
 	    cmocka_unit_test_setup(test_counts_are_shared_with_forked_processes, fresh),
+	    cmocka_unit_test_setup(test_lighter_process, fresh),
 	    cmocka_unit_test_setup(test_a_small_buffer_is_refused, fresh),
 	    cmocka_unit_test_setup(test_the_largest_text_fits, fresh),
 	    cmocka_unit_test(test_templates_match_the_routes),
