@@ -14,10 +14,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import mailapi
+from procfs import children
 
 STACK_VAR = mailapi.STACK_VAR
 STACK = mailapi.REPO / "scripts" / "stack.sh"
@@ -39,19 +39,6 @@ def status_of(pid):
     return uids, groups
 
 
-def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path("/proc/%s/stat" % d).read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == ppid and fields[0] != "Z":
-            out.append(int(d))
-    return out
 
 
 def stack_processes():

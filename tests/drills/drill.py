@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "api"))
 
 import mailapi  # noqa: E402  (the API suite's client, tokens and bodies)
+from procfs import children  # noqa: E402,F401  (also used as drill.children)
 
 REPO = mailapi.REPO
 STACK = REPO / "scripts" / "stack.sh"
@@ -118,20 +119,6 @@ def master_pid():
     return pid if exe == binary and alive(pid) else None
 
 
-def children(ppid):
-    """Live child processes of ppid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(rest[1]) == ppid and rest[0] != "Z":
-            out.append(int(d))
-    return sorted(out)
 
 
 def workers():

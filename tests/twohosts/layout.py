@@ -51,6 +51,11 @@ from pathlib import Path
 
 import requests
 
+# The API suite's helpers (this file also runs alone: `layout.py stop`).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
+import procfs  # noqa: E402
+from procfs import children  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 STACK_VAR = Path(os.environ.get("STACK_VAR") or (REPO / "var" / "test"))
@@ -184,33 +189,18 @@ http {
             os.kill(w, signal.SIGKILL)
 
 
-def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(rest[1]) == ppid and rest[0] != "Z":
-            out.append(int(d))
-    return out
 
 
 def group_members(pgid, exe):
     """Live processes of process group pgid whose executable is exe."""
     out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in procfs.pids():
+        fields = procfs.stat(pid)
         try:
-            with open("/proc/%s/stat" % d) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            if int(rest[2]) == pgid and rest[0] != "Z" and os.readlink("/proc/%s/exe" % d) == exe:
-                out.append(int(d))
-        except (OSError, IndexError, ValueError):
+            if (fields is not None and int(fields[2]) == pgid and fields[0] != "Z"
+                    and os.readlink("/proc/%d/exe" % pid) == exe):
+                out.append(pid)
+        except (OSError, ValueError):
             continue
     return out
 
