@@ -350,6 +350,13 @@ static err_t fresh_status(struct db *db)
 	return E_OK;
 }
 
+/* A statement runs alone on its first try, outside a transaction and on a
+ * connection nobody pinned: only then may a read be run again elsewhere. */
+static int runs_alone(struct db *db, int attempt)
+{
+	return attempt == 0 && db->pinned == 0 && PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+}
+
 /* Whether a read that failed with *e is run once more: only when the
  * connection was lost under it (classify gave the connection up, or the
  * server ended the session: 57P01 admin_shutdown, which
@@ -381,8 +388,7 @@ err_t db_exec(struct db *db, int stmt, int nparams, const char *const *values, c
 			return E_DB_UNAVAILABLE;
 		/* Taken before the statement: after a failure the status is the
 		 * failure's. Whether the statement only reads is asked on failure. */
-		int alone = attempt == 0 && db->pinned == 0 &&
-		            PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+		int alone = runs_alone(db, attempt);
 		int timed_out;
 		PGresult *res = await(db,
 		                      PQsendQueryPrepared(db->conn, db_statements[stmt].name,
@@ -413,8 +419,7 @@ err_t db_schema_latest(struct db *db, int wait_ms, char *out, size_t outlen)
 	for (int attempt = 0;; attempt++) {
 		if (fresh_status(db) != E_OK)
 			return E_DB_UNAVAILABLE;
-		int alone = attempt == 0 && db->pinned == 0 &&
-		            PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+		int alone = runs_alone(db, attempt);
 		/* Not a prepared statement: those are prepared on every connection,
 		 * and a database without the bookkeeping table (or without the grant
 		 * to read it) must only make this fail, not every connection. */
