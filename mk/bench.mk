@@ -1,5 +1,5 @@
 # mk/bench.mk - `make bench`: the benchmark (bench/run.sh, docs/performance.md).
-# BENCH_QUICK=1 make bench   a two-minute smoke run (one short round).
+# BENCH_QUICK=1 make bench   a three-minute smoke run (one short round).
 
 BENCH_TOOL := $(BUILD)/bench/statement-sql
 

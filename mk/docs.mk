@@ -19,5 +19,6 @@ docs: deps
 test-tools: deps
 	@scripts/npm-ci.sh tests/browser
 
-run start: docs
+# Every target that starts a stack serves the documentation page.
+run start bench soak: docs
 test: docs test-tools
