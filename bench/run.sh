@@ -37,7 +37,7 @@
 # the combined ceiling 1 / (1/nginx + 1/pgbench) at the same concurrency.
 #
 # Settings (environment):
-#   BENCH_QUICK=1        a ~2 minute smoke run: one round, 3 s runs, 1 s warm-up
+#   BENCH_QUICK=1        a ~3 minute smoke run: one round, 3 s runs, 1 s warm-up
 #   BENCH_ROUNDS         rounds (default 3)
 #   BENCH_DURATION       seconds per measurement (default 10)
 #   BENCH_WARMUP         seconds of warm-up before each (default 2)
