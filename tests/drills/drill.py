@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE.parent / "api"))
 
 import mailapi  # noqa: E402  (the API suite's client, tokens and bodies)
 from procfs import children  # noqa: E402,F401  (also used as drill.children)
+import psql_session  # noqa: E402
 
 REPO = mailapi.REPO
 STACK = REPO / "scripts" / "stack.sh"
@@ -298,44 +299,12 @@ CREATE TRIGGER drill_slow_update BEFORE UPDATE ON mail_server
         psql(drop)
 
 
-class Session:
+class Session(psql_session.PsqlSession):
     """A psql session kept open (as the superuser), for holding locks while
-    the service works: send() a statement, and wait for a marker line that
-    says it has run."""
+    the service works: run() a statement and wait until it has run."""
 
     def __init__(self):
-        cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-               "-h", str(PG_SOCK), "-p", str(PG_PORT), "-U", "postgres", "-d", "mailsrv"]
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.n = 0
-
-    def run(self, sql, timeout=30):
-        """Run sql and wait until it has completed; returns its output lines."""
-        self.n += 1
-        marker = "drill-marker-%d" % self.n
-        self.p.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo %s\n" % marker)
-        self.p.stdin.flush()
-        out = []
-        deadline = now() + timeout
-        while now() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                raise AssertionError("psql session ended: %s" % "".join(out)[-500:])
-            if line.strip() == marker:
-                return out
-            out.append(line)
-        raise AssertionError("psql session: no answer within %d s" % timeout)
-
-    def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("\\q\n")
-                self.p.stdin.flush()
-                self.p.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait()
+        super().__init__(PG_SOCK, PG_PORT)
 
 
 # ---------------------------------------------------------------- load

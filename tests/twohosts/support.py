@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 import layout
 import mailapi
+import psql_session
 
 PG_SOCK = os.environ.get("STACK_PG_SOCKET_DIR") or str(layout.STACK_VAR / "pg" / "run")
 PG_PORT = os.environ.get("STACK_PG_PORT", "55433")
@@ -99,43 +100,12 @@ def psql(sql, timeout=30):
     return [line.split("\t") for line in res.stdout.splitlines() if line]
 
 
-class PsqlSession:
+class PsqlSession(psql_session.PsqlSession):
     """One psql kept open as the superuser, for sampling often without a new
     connection each time: query() runs a statement and returns its rows."""
 
     def __init__(self):
-        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-               "-h", PG_SOCK, "-p", PG_PORT, "-U", "postgres", "-d", "mailsrv"]
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.n = 0
-
-    def query(self, sql, timeout=30):
-        self.n += 1
-        marker = "sample-marker-%d" % self.n
-        self.p.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo %s\n" % marker)
-        self.p.stdin.flush()
-        rows = []
-        deadline = now() + timeout
-        while now() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                raise AssertionError("the psql session ended: %s"
-                                     % mailapi.redact(" ".join(map(str, rows))[-300:]))
-            if line.strip() == marker:
-                return rows
-            rows.append(line.rstrip("\n").split("\t"))
-        raise AssertionError("the psql session did not answer within %d s" % timeout)
-
-    def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("\\q\n")
-                self.p.stdin.flush()
-                self.p.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait()
+        super().__init__(PG_SOCK, PG_PORT)
 
 
 # ---------------------------------------------------------------- access logs
